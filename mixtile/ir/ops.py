@@ -1,0 +1,484 @@
+"""Every op of mixtile, declared once: shape/dtype rule, unit, pipe, numpy semantics, cost.
+
+Vector and scalar arithmetic come from small tables below (one row per op), so adding
+an elementwise op is one row here plus one line per backend table.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mixtile.errors import TraceError
+from mixtile.ir.numeric import erf
+from mixtile.ir.registry import OpKind, define
+from mixtile.ir.types import (
+    INDEX, DType, MemSpace, Pipe, ReduceKind, ScalarType, TensorType, TileType, Unit,
+)
+
+P, M, C, T = OpKind.PURE, OpKind.MEMORY, OpKind.CONTROL, OpKind.TERMINATOR
+
+
+def _err(msg: str, fix: str | None = None):
+    raise TraceError(msg, fix=fix)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---------------------------------------------------------------- cost helpers
+
+def _vec_cost(op, tgt) -> int:
+    t = op.results[0].type if op.results else op.operands[0].type
+    nbytes = max(t.numel * 4, 32) if isinstance(t, TileType) else 32
+    return _cdiv(nbytes, tgt.vector_bytes_per_cycle) + 1
+
+
+def _scalar_cost(op, tgt) -> int:
+    return 1
+
+
+def _bytes_cost(attr: str):
+    def cost(op, tgt) -> int:
+        t = next(v.type for v in (op.results + op.operands) if isinstance(v.type, TileType))
+        return _cdiv(t.nbytes, getattr(tgt, attr)) + 8
+    return cost
+
+
+# ---------------------------------------------------------------- shape rules
+
+def _broadcast(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        _err(f"tile shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast",
+             "use equal shapes, or a 1 on the broadcast axis (row_sum keeps (M, 1); "
+             "reshape a vector to (1, N) or (M, 1))")
+
+
+def _elementwise_infer(types, attrs, out_dtype=None):
+    tiles = [t for t in types if isinstance(t, TileType)]
+    if not tiles:
+        _err("vector op needs at least one tile operand")
+    dtypes = {t.dtype for t in tiles}
+    if len(dtypes) > 1:
+        names = " and ".join(sorted(d.short for d in dtypes))
+        _err(f"operands have different dtypes ({names})",
+             "cast one side with .astype(...) so both match")
+    dt = tiles[0].dtype
+    for t in types:
+        if isinstance(t, TensorType):
+            _err("a GM tensor cannot be a vector operand", "mt.load(...) it into a tile first")
+    shape = _broadcast([t.shape for t in tiles])
+    return [TileType(out_dtype or dt, shape, MemSpace.ANY)]
+
+
+def _unary_infer(types, attrs):
+    t = types[0]
+    if not isinstance(t, TileType):
+        _err(f"expected a tile operand, got {t}")
+    if not t.dtype.is_float:
+        _err(f"{t.dtype.short} tile given to a float-only op", "cast with .astype(mt.f32) first")
+    return [TileType(t.dtype, t.shape, MemSpace.ANY)]
+
+
+# ---------------------------------------------------------------- vector elementwise
+
+def _gelu_tanh(x):
+    k = np.float32(math.sqrt(2.0 / math.pi))
+    return 0.5 * x * (1.0 + np.tanh(k * (x + np.float32(0.044715) * x * x * x)))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+UNARY = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1.0 / np.sqrt(x), "reciprocal": lambda x: 1.0 / x,
+    "abs": np.abs, "neg": np.negative, "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, np.float32(0)),
+    "sigmoid": _sigmoid, "silu": lambda x: x * _sigmoid(x),
+    "gelu_tanh": _gelu_tanh,
+    "gelu_erf": lambda x: 0.5 * x * (1.0 + erf(x * np.float32(1.0 / math.sqrt(2.0)))),
+}
+for _name, _fn in UNARY.items():
+    define(_name, P, Unit.VECTOR, Pipe.V, _unary_infer,
+           impl=(lambda f: lambda attrs, x: f(x))(_fn), cost=_vec_cost)
+
+BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "maximum": np.maximum, "minimum": np.minimum,
+}
+COMPARE = {
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal,
+}
+for _name, _fn in BINARY.items():
+    define(_name, P, Unit.VECTOR, Pipe.V, _elementwise_infer,
+           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_vec_cost)
+for _name, _fn in COMPARE.items():
+    define(_name, P, Unit.VECTOR, Pipe.V,
+           lambda types, attrs: _elementwise_infer(types, attrs, DType.BOOL),
+           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_vec_cost)
+
+
+def _select_infer(types, attrs):
+    c = types[0]
+    if not (isinstance(c, TileType) and c.dtype is DType.BOOL):
+        _err(f"select's condition must be a bool tile (a comparison), got {c}")
+    out = _elementwise_infer(types[1:], attrs)[0]
+    shape = _broadcast([c.shape, out.shape])
+    return [TileType(out.dtype, shape, MemSpace.ANY)]
+
+
+define("select", P, Unit.VECTOR, Pipe.V, _select_infer,
+       impl=lambda attrs, c, a, b: np.where(c, a, b), cost=_vec_cost)
+
+
+def _cast_infer(types, attrs):
+    t = types[0]
+    if not isinstance(t, TileType):
+        _err(f"astype needs a tile, got {t}")
+    return [TileType(attrs["dtype"], t.shape, MemSpace.ANY)]
+
+
+def _cast_impl(attrs, x):
+    return x  # the storage rounding to attrs["dtype"] happens when the result is stored
+
+
+define("cast", P, Unit.VECTOR, Pipe.V, _cast_infer, impl=_cast_impl, cost=_vec_cost)
+
+
+def _reduce_infer(types, attrs):
+    t = types[0]
+    if not isinstance(t, TileType):
+        _err(f"reduction needs a tile, got {t}")
+    axis = attrs["axis"]
+    if not -len(t.shape) <= axis < len(t.shape):
+        _err(f"axis {axis} out of range for a {len(t.shape)}-d tile")
+    shape = list(t.shape)
+    shape[axis] = 1
+    return [TileType(t.dtype, tuple(shape), MemSpace.ANY)]
+
+
+_REDUCE = {ReduceKind.SUM: np.sum, ReduceKind.MAX: np.max, ReduceKind.MIN: np.min}
+
+
+def _reduce_impl(attrs, x):
+    return _REDUCE[attrs["kind"]](x, axis=attrs["axis"], keepdims=True)
+
+
+define("reduce", P, Unit.VECTOR, Pipe.V, _reduce_infer, impl=_reduce_impl,
+       cost=lambda op, tgt: 2 * _vec_cost(op, tgt) + 8)
+
+
+def _full_infer(types, attrs):
+    return [TileType(attrs["dtype"], tuple(attrs["shape"]), attrs.get("space", MemSpace.ANY))]
+
+
+def _full_impl(attrs, *scalar):
+    dt: DType = attrs["dtype"]
+    value = scalar[0] if scalar else attrs["value"]
+    return np.full(tuple(attrs["shape"]), value, dtype=dt.compute_np)
+
+
+def _full_unit(op):
+    # zeros in L0C is the cube's "initialise the accumulator" flag, not vector work
+    return Unit.CUBE if op.results[0].type.space is MemSpace.L0C else Unit.VECTOR
+
+
+define("full", P, _full_unit, lambda op: Pipe.M if _full_unit(op) is Unit.CUBE else Pipe.V,
+       _full_infer, impl=_full_impl, cost=_vec_cost)
+
+
+def _arange_infer(types, attrs):
+    return [TileType(attrs["dtype"], (attrs["n"],), MemSpace.ANY)]
+
+
+define("arange", P, Unit.VECTOR, Pipe.V, _arange_infer,
+       impl=lambda attrs: np.arange(attrs["n"], dtype=attrs["dtype"].compute_np),
+       cost=_vec_cost)
+
+
+def _reshape_infer(types, attrs):
+    t = types[0]
+    shape = tuple(attrs["shape"])
+    if math.prod(shape) != t.numel:
+        _err(f"cannot reshape {list(t.shape)} ({t.numel} elements) to {list(shape)}")
+    return [TileType(t.dtype, shape, MemSpace.ANY)]
+
+
+define("reshape", P, Unit.VECTOR, Pipe.V, _reshape_infer,
+       impl=lambda attrs, x: x.reshape(tuple(attrs["shape"])), cost=lambda op, tgt: 1)
+
+
+def _bcast_infer(types, attrs):
+    t = types[0]
+    shape = tuple(attrs["shape"])
+    if _broadcast([t.shape, shape]) != shape:
+        _err(f"cannot broadcast {list(t.shape)} to {list(shape)}")
+    return [TileType(t.dtype, shape, MemSpace.ANY)]
+
+
+define("broadcast", P, Unit.VECTOR, Pipe.V, _bcast_infer,
+       impl=lambda attrs, x: np.broadcast_to(x, tuple(attrs["shape"])), cost=_vec_cost)
+
+
+def _transpose_infer(types, attrs):
+    t = types[0]
+    if len(t.shape) != 2:
+        _err(f"transpose needs a 2-d tile, got shape {list(t.shape)}")
+    return [TileType(t.dtype, (t.shape[1], t.shape[0]), MemSpace.ANY)]
+
+
+define("transpose", P, Unit.VECTOR, Pipe.V, _transpose_infer,
+       impl=lambda attrs, x: x.T, cost=_vec_cost)
+
+# ---------------------------------------------------------------- cube
+
+_MATMUL_IN = {DType.F16: DType.F32, DType.BF16: DType.F32, DType.F32: DType.F32,
+              DType.I8: DType.I32, DType.F8E4M3: DType.F32, DType.F8E5M2: DType.F32}
+
+
+def _matmul_infer(types, attrs):
+    a, b = types[0], types[1]
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, TileType) or len(t.shape) != 2:
+            _err(f"matmul operand {name} must be a 2-d tile, got {t}")
+    if a.dtype != b.dtype:
+        _err(f"matmul operands differ in dtype ({a.dtype.short} vs {b.dtype.short})",
+             "cast one operand so both match")
+    if a.dtype not in _MATMUL_IN:
+        _err(f"the cube has no {a.dtype.short} matmul",
+             f"use one of {', '.join(d.short for d in _MATMUL_IN)}")
+    m, ka = (a.shape[1], a.shape[0]) if attrs.get("a_trans") else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if attrs.get("b_trans") else b.shape
+    if ka != kb:
+        _err(f"matmul K mismatch: a gives K={ka}, b gives K={kb}",
+             "check the tile sizes, or pass b_trans=True for a [N, K] operand")
+    out = TileType(_MATMUL_IN[a.dtype], (m, n), MemSpace.ANY)
+    if len(types) > 2:
+        c = types[2]
+        if not isinstance(c, TileType) or c.shape != out.shape or c.dtype != out.dtype:
+            _err(f"matmul acc must be a {out.dtype.short} tile of shape {list(out.shape)}, "
+                 f"got {c}", "start it with mt.zeros((M, N), mt.f32)")
+    return [out]
+
+
+def _matmul_impl(attrs, a, b, acc=None):
+    if attrs.get("a_trans"):
+        a = a.T
+    if attrs.get("b_trans"):
+        b = b.T
+    if a.dtype.kind == "i":
+        r = a.astype(np.int32) @ b.astype(np.int32)
+    else:
+        r = a @ b
+    return r if acc is None else acc + r
+
+
+def _matmul_cost(op, tgt) -> int:
+    a = op.operands[0].type
+    m, n = op.results[0].type.shape
+    k = a.shape[0] if op.attrs.get("a_trans") else a.shape[1]
+    bm, bn, bk = tgt.cube_block
+    scale = {DType.F32: 4, DType.I8: 0.5}.get(a.dtype, 1)
+    return int(_cdiv(m, bm) * _cdiv(n, bn) * _cdiv(k, bk) * scale) + 4
+
+
+define("matmul", P, Unit.CUBE, Pipe.M, _matmul_infer, impl=_matmul_impl, cost=_matmul_cost,
+       doc="a @ b (+ acc), fp32 accumulate; attrs a_trans, b_trans")
+
+# ---------------------------------------------------------------- scalars
+
+def _scalar_infer(types, attrs):
+    for t in types:
+        if not isinstance(t, ScalarType):
+            _err(f"scalar op on {t}", "tile arithmetic uses the vector ops")
+    dts = {t.dtype for t in types}
+    if len(dts) > 1:
+        _err(f"scalar operands differ in type ({', '.join(sorted(d.short for d in dts))})")
+    return [types[0]]
+
+
+def _floordiv(a, b):
+    return a // b
+
+
+SCALAR_BINARY = {
+    "sadd": lambda a, b: a + b, "ssub": lambda a, b: a - b, "smul": lambda a, b: a * b,
+    "sdiv": lambda a, b: a / b, "sfloordiv": _floordiv, "smod": lambda a, b: a % b,
+    "smin": min, "smax": max,
+}
+SCALAR_COMPARE = {
+    "slt": lambda a, b: a < b, "sle": lambda a, b: a <= b, "sgt": lambda a, b: a > b,
+    "sge": lambda a, b: a >= b, "seq": lambda a, b: a == b, "sne": lambda a, b: a != b,
+}
+for _name, _fn in SCALAR_BINARY.items():
+    define(_name, P, Unit.SCALAR, Pipe.S, _scalar_infer,
+           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_scalar_cost)
+for _name, _fn in SCALAR_COMPARE.items():
+    define(_name, P, Unit.SCALAR, Pipe.S,
+           lambda types, attrs: (_scalar_infer(types, attrs), [ScalarType(DType.BOOL)])[1],
+           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_scalar_cost)
+
+
+def _sselect_infer(types, attrs):
+    return _scalar_infer(types[1:], attrs)
+
+
+define("sselect", P, Unit.SCALAR, Pipe.S, _sselect_infer,
+       impl=lambda attrs, c, a, b: a if c else b, cost=_scalar_cost)
+
+
+def _const_infer(types, attrs):
+    return [ScalarType(attrs["dtype"])]
+
+
+define("const", P, Unit.SCALAR, Pipe.S, _const_infer,
+       impl=lambda attrs: attrs["value"], cost=lambda op, tgt: 0)
+
+
+def _scast_infer(types, attrs):
+    return [ScalarType(attrs["dtype"])]
+
+
+define("scast", P, Unit.SCALAR, Pipe.S, _scast_infer,
+       impl=lambda attrs, x: float(x) if attrs["dtype"].is_float else int(x),
+       cost=_scalar_cost)
+
+
+def _dim_infer(types, attrs):
+    t = types[0]
+    if not isinstance(t, TensorType):
+        _err(f"dim of a non-tensor {t}")
+    return [INDEX]
+
+
+define("dim", P, Unit.SCALAR, Pipe.S, _dim_infer, cost=lambda op, tgt: 0,
+       doc="the runtime extent of a tensor axis; attrs axis")
+
+# ---------------------------------------------------------------- memory
+
+
+def _region_check(types, attrs, what: str):
+    t = types[0]
+    if not isinstance(t, TensorType):
+        _err(f"{what} needs a GM tensor, got {t}")
+    sizes, keep = attrs["sizes"], attrs["keep"]
+    if len(sizes) != len(t.shape) or len(keep) != len(t.shape):
+        _err(f"{what}: {len(sizes)} extents for a {len(t.shape)}-d tensor")
+    return t, tuple(s for s, k in zip(sizes, keep) if k)
+
+
+def _load_infer(types, attrs):
+    t, shape = _region_check(types, attrs, "load")
+    n_off = len(types) - 1
+    if n_off != len(t.shape):
+        _err(f"load: {n_off} offsets for a {len(t.shape)}-d tensor")
+    return [TileType(t.dtype, shape, attrs.get("space", MemSpace.ANY))]
+
+
+def _load_pipe(op):
+    return Pipe.MTE2
+
+
+define("load", M, Unit.MTE, _load_pipe, _load_infer, cost=_bytes_cost("mte2_bytes_per_cycle"),
+       doc="GM region -> tile; operands (tensor, *offsets); attrs sizes, keep, pad, space. "
+           "The region is clipped at the tensor's end; the rest of the tile holds `pad`.")
+
+
+def _store_infer(types, attrs):
+    t, shape = _region_check(types, attrs, "store")
+    tile = types[1]
+    if not isinstance(tile, TileType):
+        _err(f"store needs a tile, got {tile}")
+    if tile.shape != shape:
+        _err(f"store of a {list(tile.shape)} tile into a {list(shape)} region")
+    if tile.dtype != t.dtype:
+        _err(f"store of a {tile.dtype.short} tile into a {t.dtype.short} tensor",
+             f"cast first: .astype(mt.{t.dtype.short})")
+    return []
+
+
+def _store_pipe(op):
+    return Pipe.FIX if op.operands[1].type.space is MemSpace.L0C else Pipe.MTE3
+
+
+define("store", M, Unit.MTE, _store_pipe, _store_infer,
+       cost=_bytes_cost("mte3_bytes_per_cycle"),
+       doc="tile -> GM region; operands (tensor, tile, *offsets); attrs sizes, keep, atomic")
+
+
+def _fixpipe_infer(types, attrs):
+    t, shape = _region_check(types, attrs, "fixpipe")
+    acc = types[1]
+    if not isinstance(acc, TileType) or acc.shape != shape:
+        _err(f"fixpipe of {acc} into a {list(shape)} region")
+    if attrs["dtype"] != t.dtype:
+        _err(f"fixpipe writes {attrs['dtype'].short} into a {t.dtype.short} tensor")
+    return []
+
+
+define("fixpipe", M, Unit.MTE, Pipe.FIX, _fixpipe_infer,
+       cost=_bytes_cost("fix_bytes_per_cycle"),
+       doc="L0C -> GM writeback with epilogue: operands (tensor, acc, [bias], *offsets); "
+           "attrs sizes, keep, has_bias, relu, dtype, atomic")
+
+
+def _load_scalar_infer(types, attrs):
+    t = types[0]
+    if not isinstance(t, TensorType):
+        _err(f"scalar read from a non-tensor {t}")
+    if len(types) - 1 != len(t.shape):
+        _err(f"scalar read with {len(types) - 1} indices from a {len(t.shape)}-d tensor")
+    return [INDEX if t.dtype.is_int else ScalarType(DType.F32)]
+
+
+define("load_scalar", M, Unit.SCALAR, Pipe.S, _load_scalar_infer, cost=lambda op, tgt: 20,
+       doc="one element of a GM tensor as a scalar (ints become index values)")
+
+
+def _move_infer(types, attrs):
+    t = types[0]
+    if not isinstance(t, TileType):
+        _err(f"move needs a tile, got {t}")
+    return [TileType(t.dtype, t.shape, attrs["space"])]
+
+
+_MOVE_PIPE = {MemSpace.L0A: Pipe.MTE1, MemSpace.L0B: Pipe.MTE1, MemSpace.BT: Pipe.MTE1,
+              MemSpace.L1: Pipe.FIX, MemSpace.UB: Pipe.V}
+
+
+def _move_pipe(op):
+    return _MOVE_PIPE.get(op.attrs["space"], Pipe.MTE1)
+
+
+define("move", M, Unit.MTE, _move_pipe, _move_infer, cost=_bytes_cost("mte1_bytes_per_cycle"),
+       doc="tile -> the same tile in another on-chip space; attrs space")
+
+# ---------------------------------------------------------------- control
+
+
+def _spmd_infer(types, attrs):
+    if types != [INDEX]:
+        _err(f"spmd grid must be an index, got {types}")
+    return []
+
+
+define("spmd", C, Unit.CONTROL, None, _spmd_infer, n_regions=1,
+       doc="launch blocks: operand grid; region args (block index)")
+
+
+def _for_infer(types, attrs):
+    for t in types[:3]:
+        if t != INDEX:
+            _err(f"loop bounds must be index values, got {t}")
+    return list(types[3:])
+
+
+define("for", C, Unit.CONTROL, None, _for_infer, n_regions=1,
+       doc="operands (lb, ub, step, *inits); region args (iv, *carried); results carried")
+define("yield", T, Unit.CONTROL, None, lambda types, attrs: [])

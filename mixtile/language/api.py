@@ -1,0 +1,205 @@
+"""The DSL's functions: data movement, cube and vector ops, tile creation."""
+from __future__ import annotations
+
+from mixtile.errors import TraceError
+from mixtile.ir.types import AtomicKind, DType, MemSpace, ReduceKind
+from mixtile.language.tracer import (
+    Region, ScalarVal, TileVal, as_scalar, emit, user_loc,
+)
+
+
+def _tile(x, what: str) -> TileVal:
+    if not isinstance(x, TileVal):
+        raise TraceError(f"{what} must be a tile, got {type(x).__name__}", loc=user_loc(),
+                         fix="mt.load(...) GM data into a tile first" if not isinstance(
+                             x, ScalarVal) else None)
+    return x
+
+
+def _region(r, what: str) -> Region:
+    if not isinstance(r, Region):
+        raise TraceError(f"{what} needs a GM region such as x[m0:m0 + TM, k0:k0 + TK], "
+                         f"got {type(r).__name__}", loc=user_loc())
+    return r
+
+
+def load(region: Region, space: MemSpace | None = None, pad: float = 0.0) -> TileVal:
+    """GM region -> tile. Parts past the tensor's end are filled with `pad`.
+
+    `space` is inferred from the tile's uses when omitted (L1 for matmul operands,
+    UB for vector work)."""
+    r = _region(region, "mt.load")
+    if space is MemSpace.GM:
+        raise TraceError("mt.load cannot target GM", loc=user_loc())
+    attrs = {**r.attrs(), "pad": float(pad), "space": space or MemSpace.ANY}
+    return TileVal(emit("load", [r.tensor.value, *r.offsets], attrs).result)
+
+
+def _store(region, tile, atomic: AtomicKind) -> None:
+    r = _region(region, "mt.store")
+    t = _tile(tile, "the stored value")
+    if t.shape != r.shape:
+        raise TraceError(f"storing a {list(t.shape)} tile into {r.tensor.name}[...] whose "
+                         f"region is {list(r.shape)}", loc=user_loc(),
+                         fix="make the region's extents match the tile")
+    emit("store", [r.tensor.value, t.value, *r.offsets], {**r.attrs(), "atomic": atomic})
+
+
+def store(region: Region, tile: TileVal) -> None:
+    """tile -> GM region; only the in-bounds part is written."""
+    _store(region, tile, AtomicKind.NONE)
+
+
+def atomic_add(region: Region, tile: TileVal) -> None:
+    """GM region += tile, atomically (split-K partial sums)."""
+    _store(region, tile, AtomicKind.ADD)
+
+
+def move(tile: TileVal, space: MemSpace) -> TileVal:
+    """Copy a tile to another on-chip space (illegal paths are routed through GM)."""
+    t = _tile(tile, "mt.move")
+    return TileVal(emit("move", [t.value], {"space": space}).result)
+
+
+def matmul(a: TileVal, b: TileVal, acc: TileVal | None = None, a_trans: bool = False,
+           b_trans: bool = False) -> TileVal:
+    """Cube: a @ b (+ acc) with fp32 (int32 for int8) accumulation.
+
+    a_trans: a is [K, M]; b_trans: b is [N, K] (as a weight stored [out, in])."""
+    ops = [_tile(a, "matmul a").value, _tile(b, "matmul b").value]
+    if acc is not None:
+        ops.append(_tile(acc, "matmul acc").value)
+    return TileVal(emit("matmul", ops, {"a_trans": bool(a_trans),
+                                        "b_trans": bool(b_trans)}).result)
+
+
+def _shape(shape) -> tuple[int, ...]:
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    for d in shape:
+        if not isinstance(d, int) or d <= 0:
+            raise TraceError(f"tile shape {shape}: extents must be positive compile-time "
+                             "ints", loc=user_loc(), fix="pass tile sizes as mt.const")
+    return shape
+
+
+def full(shape, value: float, dtype: DType = DType.F32,
+         space: MemSpace | None = None) -> TileVal:
+    """A tile filled with `value` (compile-time number)."""
+    if isinstance(value, ScalarVal):
+        raise TraceError("mt.full takes a compile-time value", loc=user_loc(),
+                         fix="use mt.zeros(shape) + runtime_scalar")
+    v = float(value) if dtype.is_float else int(value)
+    return TileVal(emit("full", [], {"shape": _shape(shape), "dtype": dtype, "value": v,
+                                     "space": space or MemSpace.ANY}).result)
+
+
+def zeros(shape, dtype: DType = DType.F32, space: MemSpace | None = None) -> TileVal:
+    """A zero tile; as a matmul accumulator it lives in L0C."""
+    return full(shape, 0.0, dtype, space)
+
+
+def arange(n: int, dtype: DType = DType.I32) -> TileVal:
+    """[0, 1, ..., n-1] as a 1-d tile."""
+    return TileVal(emit("arange", [], {"n": _shape(n)[0], "dtype": dtype}).result)
+
+
+def _unary(name: str):
+    def f(x: TileVal) -> TileVal:
+        return TileVal(emit(name, [_tile(x, f"mt.{name}").value]).result)
+    f.__name__ = name
+    f.__doc__ = f"Elementwise {name} (vector)."
+    return f
+
+
+exp, log, sqrt, rsqrt = _unary("exp"), _unary("log"), _unary("sqrt"), _unary("rsqrt")
+reciprocal, tanh, relu = _unary("reciprocal"), _unary("tanh"), _unary("relu")
+sigmoid, silu = _unary("sigmoid"), _unary("silu")
+gelu_tanh, gelu_erf = _unary("gelu_tanh"), _unary("gelu_erf")
+
+
+def gelu(x: TileVal, approximate: bool = False) -> TileVal:
+    """GeLU, erf form (approximate=True: the tanh form)."""
+    return (gelu_tanh if approximate else gelu_erf)(x)
+
+
+def abs(x: TileVal) -> TileVal:  # noqa: A001
+    return TileVal(emit("abs", [_tile(x, "mt.abs").value]).result)
+
+
+def neg(x: TileVal) -> TileVal:
+    return -_tile(x, "mt.neg")
+
+
+def maximum(a, b) -> TileVal:
+    """Elementwise max of two tiles (or a tile and a scalar)."""
+    t = a if isinstance(a, TileVal) else _tile(b, "mt.maximum")
+    return t._bin("maximum", b if t is a else a, rev=t is not a)
+
+
+def minimum(a, b) -> TileVal:
+    t = a if isinstance(a, TileVal) else _tile(b, "mt.minimum")
+    return t._bin("minimum", b if t is a else a, rev=t is not a)
+
+
+def where(cond: TileVal, a, b) -> TileVal:
+    """Elementwise cond ? a : b (a and b tiles or scalars)."""
+    c = _tile(cond, "mt.where condition")
+    ref = a if isinstance(a, TileVal) else b
+    if not isinstance(ref, TileVal):
+        raise TraceError("mt.where needs a tile for a or b", loc=user_loc())
+    return TileVal(emit("select", [c.value, ref._operand(a), ref._operand(b)]).result)
+
+
+def _reduce(kind: ReduceKind, axis: int):
+    def f(x: TileVal) -> TileVal:
+        t = _tile(x, "reduction")
+        return TileVal(emit("reduce", [t.value], {"kind": kind, "axis": axis}).result)
+    return f
+
+
+row_sum, row_max, row_min = (_reduce(k, -1) for k in ReduceKind)
+col_sum, col_max, col_min = (_reduce(k, 0) for k in ReduceKind)
+row_sum.__doc__ = "Sum along the last axis, keeping it (an (M, N) tile gives (M, 1))."
+col_sum.__doc__ = "Sum along axis 0, keeping it (an (M, N) tile gives (1, N))."
+
+
+def reduce(x: TileVal, kind: ReduceKind, axis: int) -> TileVal:
+    return _reduce(kind, axis)(x)
+
+
+def broadcast_to(x: TileVal, shape) -> TileVal:
+    t = _tile(x, "mt.broadcast_to")
+    return TileVal(emit("broadcast", [t.value], {"shape": _shape(shape)}).result)
+
+
+def row_broadcast(x: TileVal, n: int) -> TileVal:
+    """(M, 1) -> (M, n)."""
+    t = _tile(x, "mt.row_broadcast")
+    return broadcast_to(t, (t.shape[0], n))
+
+
+def col_broadcast(x: TileVal, m: int) -> TileVal:
+    """(1, N) or (N,) -> (m, N)."""
+    t = _tile(x, "mt.col_broadcast")
+    return broadcast_to(t, (m, t.shape[-1]))
+
+
+def to_float(x) -> ScalarVal:
+    """An index value as an f32 scalar (e.g. a sequence length used in a mean)."""
+    s = as_scalar(x)
+    return ScalarVal(emit("scast", [s.value], {"dtype": DType.F32}).result)
+
+
+def smin(a, b):
+    """min of two index values (ints fold at trace time)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return min(a, b)
+    s = as_scalar(a) if isinstance(a, ScalarVal) else as_scalar(b)
+    return s._bin("smin", b if s is a else a, rev=s is not a)
+
+
+def smax(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    s = as_scalar(a) if isinstance(a, ScalarVal) else as_scalar(b)
+    return s._bin("smax", b if s is a else a, rev=s is not a)

@@ -1,0 +1,439 @@
+"""Tracing: the kernel body runs once on symbolic handles and records IR ops.
+
+Handles (`ScalarVal`, `TileVal`, `TensorVal`) wrap IR values and overload Python
+operators. Every op records the DSL source line of the user code that made it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+from mixtile.errors import Loc, TraceError
+from mixtile.ir.builder import make_op
+from mixtile.ir.core import Block, Op, Value
+from mixtile.ir.registry import OPS
+from mixtile.ir.types import INDEX, DType, ScalarType, TensorType, TileType
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def user_loc() -> Loc:
+    """The innermost stack frame outside the mixtile package: the user's DSL line."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+    if f is None:
+        return Loc("<unknown>", 0)
+    return Loc(f.f_code.co_filename, f.f_lineno)
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[Block] = []  # open blocks, innermost last
+        self.open: set[int] = set()  # ids of open blocks
+
+
+_state = _State()
+
+
+def current_block() -> Block:
+    if not _state.stack:
+        raise TraceError("mixtile ops can only be used inside a @mt.kernel body",
+                         loc=user_loc(), fix="call this inside a kernel being traced")
+    return _state.stack[-1]
+
+
+def push_block(b: Block) -> None:
+    _state.stack.append(b)
+    _state.open.add(id(b))
+
+
+def pop_block() -> Block:
+    b = _state.stack.pop()
+    _state.open.discard(id(b))
+    return b
+
+
+def _def_block(v: Value) -> Block | None:
+    if isinstance(v.owner, Block):
+        return v.owner
+    if isinstance(v.owner, Op):
+        return v.owner.parent
+    return None  # a kernel parameter
+
+
+def emit(name: str, operands: list[Value], attrs: dict[str, Any] | None = None,
+         regions: list[Block] | None = None, loc: Loc | None = None) -> Op:
+    """Create an op in the current block; check every operand is visible here."""
+    loc = loc or user_loc()
+    blk = current_block()
+    for v in operands:
+        db = _def_block(v)
+        if db is not None and id(db) not in _state.open:
+            dl = v.owner.loc if isinstance(v.owner, Op) else "a loop header"
+            raise TraceError(
+                f"a value defined inside a loop or spmd body (at {dl}) is used after "
+                "that body ended", loc=loc,
+                fix="to carry a value out of mt.range, assign it before the loop and "
+                    "reassign the same variable inside it")
+    op = make_op(OPS[name], operands, attrs, regions, loc)
+    blk.append(op)
+    return op
+
+
+# ---------------------------------------------------------------- scalars
+
+def _lin_of(v: Value) -> tuple[frozenset, int]:
+    return (frozenset({(id(v), 1)}), 0)
+
+
+def _lin_add(a, b, sign=1):
+    terms: dict[int, int] = dict(a[0])
+    for k, c in b[0]:
+        terms[k] = terms.get(k, 0) + sign * c
+    return (frozenset((k, c) for k, c in terms.items() if c), a[1] + sign * b[1])
+
+
+def _lin_scale(a, k: int):
+    return (frozenset((t, c * k) for t, c in a[0] if c * k), a[1] * k)
+
+
+def const_value(value: int | float | bool, dtype: DType | None = None) -> Value:
+    """A fresh `const` op at the top of the kernel (CSE merges duplicates later; a fresh
+    op per use keeps loop-carried redirection from touching unrelated uses)."""
+    if dtype is None:
+        dtype = DType.BOOL if isinstance(value, bool) else (
+            DType.I64 if isinstance(value, int) else DType.F32)
+    top = _state.stack[0]
+    op = make_op(OPS["const"], [], {"dtype": dtype, "value": value}, loc=user_loc())
+    op.parent = top
+    top.ops.insert(0, op)
+    return op.result
+
+
+class ScalarVal:
+    """A runtime scalar (an index or a float) during tracing."""
+
+    __slots__ = ("value", "lin")
+
+    def __init__(self, value: Value, lin=None) -> None:
+        self.value = value
+        # an affine form over atoms, for static extents like (m0 + TM) - m0
+        self.lin = lin if lin is not None else _lin_of(value)
+
+    @property
+    def dtype(self) -> DType:
+        return self.value.type.dtype
+
+    def _bin(self, name: str, other, rev: bool = False) -> ScalarVal:
+        o = as_scalar(other, self.dtype)
+        a, b = (o, self) if rev else (self, o)
+        if not isinstance(o, ScalarVal):
+            return NotImplemented
+        if a.dtype != b.dtype:
+            if {a.dtype, b.dtype} <= {DType.I64, DType.I32}:
+                pass
+            else:
+                raise TraceError(
+                    f"scalar arithmetic between {a.dtype.short} and {b.dtype.short}",
+                    loc=user_loc(), fix="convert one side with mt.to_float / mt.to_index")
+        op = emit(name, [a.value, b.value])
+        lin = None
+        if name == "sadd":
+            lin = _lin_add(a.lin, b.lin)
+        elif name == "ssub":
+            lin = _lin_add(a.lin, b.lin, -1)
+        elif name == "smul":
+            for x, y in ((a, b), (b, a)):
+                if not y.lin[0] and isinstance(y.lin[1], int):
+                    lin = _lin_scale(x.lin, y.lin[1])
+                    break
+        return ScalarVal(op.result, lin)
+
+    def __add__(self, o):
+        return self._bin("sadd", o)
+
+    def __radd__(self, o):
+        return self._bin("sadd", o, True)
+
+    def __sub__(self, o):
+        return self._bin("ssub", o)
+
+    def __rsub__(self, o):
+        return self._bin("ssub", o, True)
+
+    def __mul__(self, o):
+        if isinstance(o, TileVal):
+            return NotImplemented
+        return self._bin("smul", o)
+
+    def __rmul__(self, o):
+        return self._bin("smul", o, True)
+
+    def __truediv__(self, o):
+        if isinstance(o, TileVal):
+            return NotImplemented
+        return self._bin("sdiv", o)
+
+    def __rtruediv__(self, o):
+        return self._bin("sdiv", o, True)
+
+    def __floordiv__(self, o):
+        return self._bin("sfloordiv", o)
+
+    def __rfloordiv__(self, o):
+        return self._bin("sfloordiv", o, True)
+
+    def __mod__(self, o):
+        return self._bin("smod", o)
+
+    def __rmod__(self, o):
+        return self._bin("smod", o, True)
+
+    def __lt__(self, o):
+        return self._bin("slt", o)
+
+    def __le__(self, o):
+        return self._bin("sle", o)
+
+    def __gt__(self, o):
+        return self._bin("sgt", o)
+
+    def __ge__(self, o):
+        return self._bin("sge", o)
+
+    def __neg__(self):
+        return self._bin("ssub", 0, True)
+
+    def __bool__(self):
+        raise TraceError("a runtime value cannot drive a Python `if`/`while`",
+                         loc=user_loc(),
+                         fix="use mt.where/mt.select on values, mt.min/mt.max for bounds, or "
+                             "make it a compile-time constant (mt.const)")
+
+    def __index__(self):
+        raise TraceError("a runtime value cannot be used as a Python int",
+                         loc=user_loc(),
+                         fix="use mt.range(...) instead of range(...), and pass sizes "
+                             "as mt.const parameters")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"ScalarVal({self.value.type})"
+
+
+def as_scalar(x, dtype: DType = DType.I64):
+    """Python number -> ScalarVal (a shared const); handles pass through."""
+    if isinstance(x, ScalarVal):
+        return x
+    if isinstance(x, bool):
+        return ScalarVal(const_value(x, DType.BOOL))
+    if isinstance(x, int):
+        if dtype.is_float:
+            return ScalarVal(const_value(float(x), dtype), (frozenset(), float(x)))
+        return ScalarVal(const_value(x, DType.I64), (frozenset(), x))
+    if isinstance(x, float):
+        return ScalarVal(const_value(x, DType.F32), (frozenset(), x))
+    return x
+
+
+def index_operand(x, what: str) -> Value:
+    """An int or index ScalarVal -> an index Value."""
+    if isinstance(x, bool) or not isinstance(x, (int, ScalarVal)):
+        raise TraceError(f"{what} must be an int or an index value, got {x!r}",
+                         loc=user_loc())
+    s = as_scalar(x)
+    if s.value.type != INDEX:
+        raise TraceError(f"{what} must be an index value, got {s.value.type}",
+                         loc=user_loc(), fix="use integer arithmetic for offsets")
+    return s.value
+
+
+def static_diff(stop, start) -> int | None:
+    """stop - start when it is a compile-time int (affine forms cancel), else None."""
+    if isinstance(stop, int) and isinstance(start, int):
+        return stop - start
+    a = as_scalar(stop) if not isinstance(stop, ScalarVal) else stop
+    b = as_scalar(start) if not isinstance(start, ScalarVal) else start
+    d = _lin_add(a.lin, b.lin, -1)
+    return d[1] if not d[0] and isinstance(d[1], int) else None
+
+
+# ---------------------------------------------------------------- tiles
+
+class TileVal:
+    """An on-chip tile during tracing. Operators record vector ops."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Value) -> None:
+        self.value = value
+
+    @property
+    def type(self) -> TileType:
+        return self.value.type
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.type.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.value.type.dtype
+
+    def _operand(self, o) -> Value:
+        if isinstance(o, TileVal):
+            return o.value
+        if isinstance(o, ScalarVal):
+            return o.value
+        if isinstance(o, (int, float)) and not isinstance(o, bool):
+            if self.dtype.is_float:
+                return const_value(float(o), DType.F32)
+            return const_value(int(o), DType.I64)
+        raise TraceError(f"cannot combine a tile with {type(o).__name__}", loc=user_loc())
+
+    def _bin(self, name, o, rev=False) -> TileVal:
+        ov = self._operand(o)
+        ops = [ov, self.value] if rev else [self.value, ov]
+        return TileVal(emit(name, ops).result)
+
+    def __add__(self, o):
+        return self._bin("add", o)
+
+    def __radd__(self, o):
+        return self._bin("add", o, True)
+
+    def __sub__(self, o):
+        return self._bin("sub", o)
+
+    def __rsub__(self, o):
+        return self._bin("sub", o, True)
+
+    def __mul__(self, o):
+        return self._bin("mul", o)
+
+    def __rmul__(self, o):
+        return self._bin("mul", o, True)
+
+    def __truediv__(self, o):
+        return self._bin("div", o)
+
+    def __rtruediv__(self, o):
+        return self._bin("div", o, True)
+
+    def __lt__(self, o):
+        return self._bin("lt", o)
+
+    def __le__(self, o):
+        return self._bin("le", o)
+
+    def __gt__(self, o):
+        return self._bin("gt", o)
+
+    def __ge__(self, o):
+        return self._bin("ge", o)
+
+    def __neg__(self):
+        return TileVal(emit("neg", [self.value]).result)
+
+    def __abs__(self):
+        return TileVal(emit("abs", [self.value]).result)
+
+    def astype(self, dtype: DType) -> TileVal:
+        """Cast to `dtype` (rounded at the storage point)."""
+        if dtype == self.dtype:
+            return self
+        return TileVal(emit("cast", [self.value], {"dtype": dtype}).result)
+
+    def reshape(self, *shape) -> TileVal:
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        return TileVal(emit("reshape", [self.value], {"shape": tuple(shape)}).result)
+
+    @property
+    def T(self) -> TileVal:  # noqa: N802
+        return TileVal(emit("transpose", [self.value]).result)
+
+    def __bool__(self):
+        raise TraceError("a tile cannot drive a Python `if`", loc=user_loc(),
+                         fix="use mt.where(cond, a, b)")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"TileVal({self.value.type})"
+
+
+class TensorVal:
+    """A GM tensor parameter during tracing; index it to make a region or read a scalar."""
+
+    __slots__ = ("value", "name", "_dims")
+
+    def __init__(self, value: Value, name: str) -> None:
+        self.value = value
+        self.name = name
+        self._dims: dict[int, ScalarVal] = {}
+
+    @property
+    def type(self) -> TensorType:
+        return self.value.type
+
+    @property
+    def dtype(self) -> DType:
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.type.shape)
+
+    def dim(self, axis: int) -> int | ScalarVal:
+        d = self.type.shape[axis]
+        if isinstance(d, int):
+            return d
+        if axis not in self._dims:
+            blk = _state.stack[0]
+            op = make_op(OPS["dim"], [self.value], {"axis": axis}, loc=user_loc())
+            op.parent = blk
+            blk.ops.insert(0, op)
+            self._dims[axis] = ScalarVal(op.result)
+        return self._dims[axis]
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.dim(i) for i in range(self.ndim))
+
+    def __getitem__(self, idx) -> Region | ScalarVal:
+        from mixtile.language.region import make_region
+
+        return make_region(self, idx)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"TensorVal({self.name}: {self.type})"
+
+
+class Region:
+    """A rectangular GM region `x[a:b, c]` (extents static, offsets runtime)."""
+
+    __slots__ = ("tensor", "offsets", "sizes", "keep")
+
+    def __init__(self, tensor: TensorVal, offsets: list[Value], sizes: tuple[int, ...],
+                 keep: tuple[bool, ...]) -> None:
+        self.tensor = tensor
+        self.offsets = offsets
+        self.sizes = sizes
+        self.keep = keep
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(s for s, k in zip(self.sizes, self.keep) if k)
+
+    def attrs(self) -> dict:
+        return {"sizes": self.sizes, "keep": self.keep}
+
+
+def scalar_type_of(x) -> ScalarType | None:
+    return x.value.type if isinstance(x, ScalarVal) else None

@@ -1,0 +1,85 @@
+"""The target table: every machine number lives here, never inline."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mixtile.ir.types import MemSpace
+
+KiB = 1024
+_S = MemSpace
+
+# Data paths of A2/A3: cube<->vector data crosses only through GM.
+_A2_PATHS = frozenset({
+    (_S.GM, _S.L1), (_S.GM, _S.UB), (_S.UB, _S.GM), (_S.L1, _S.L0A), (_S.L1, _S.L0B),
+    (_S.L1, _S.BT), (_S.L0C, _S.L1), (_S.L0C, _S.GM),
+})
+# A5 adds the direct L0C->UB and UB->L1 paths.
+_A5_PATHS = _A2_PATHS | {(_S.L0C, _S.UB), (_S.UB, _S.L1)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Ascend generation: counts, capacities and legal data paths."""
+
+    name: str
+    clusters: int  # per launch domain (die)
+    aiv_per_cluster: int
+    capacity: dict[MemSpace, int] = field(hash=False)
+    legal_paths: frozenset[tuple[MemSpace, MemSpace]]
+    cube_block: tuple[int, int, int] = (16, 16, 16)  # M, N, K per cycle per AIC
+    align: int = 32  # byte alignment of on-chip buffers
+    flag_limit: int = 15  # cross-core flag sets without a matching wait
+    fixpipe_ops: frozenset[str] = frozenset({"bias", "relu", "cast", "atomic_add"})
+    # cost-model constants (cycles): bytes per cycle per pipe
+    mte2_bytes_per_cycle: int = 64
+    mte3_bytes_per_cycle: int = 64
+    mte1_bytes_per_cycle: int = 256
+    vector_bytes_per_cycle: int = 256
+    fix_bytes_per_cycle: int = 128
+
+    @property
+    def aic_count(self) -> int:
+        return self.clusters
+
+    @property
+    def aiv_count(self) -> int:
+        return self.clusters * self.aiv_per_cluster
+
+    def is_legal(self, src: MemSpace, dst: MemSpace) -> bool:
+        return (src, dst) in self.legal_paths
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_A2_CAP = {
+    _S.L1: 512 * KiB, _S.L0A: 64 * KiB, _S.L0B: 64 * KiB, _S.L0C: 128 * KiB,
+    _S.UB: 184 * KiB,  # 192 KiB physical, about 184 KiB usable
+    _S.BT: 1 * KiB,
+}
+
+A2 = Target("a2", clusters=24, aiv_per_cluster=2, capacity=_A2_CAP, legal_paths=_A2_PATHS)
+A3 = Target("a3", clusters=24, aiv_per_cluster=2, capacity=_A2_CAP, legal_paths=_A2_PATHS)
+A5 = Target(
+    "a5", clusters=18, aiv_per_cluster=2,
+    capacity={**_A2_CAP, _S.UB: 248 * KiB, _S.L0C: 256 * KiB},
+    legal_paths=_A5_PATHS,
+)  # per die; the chip has 2 dies x 18 clusters
+
+TARGETS = {t.name: t for t in (A2, A3, A5)}
+DEFAULT = A2
+
+
+def get_target(name: str | Target | None) -> Target:
+    """Resolve a target by name ("a2", "a3", "a5") or pass a Target through."""
+    from mixtile.errors import ArgumentError
+
+    if name is None:
+        return DEFAULT
+    if isinstance(name, Target):
+        return name
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ArgumentError(f"unknown target {name!r}",
+                            fix=f"use one of {sorted(TARGETS)}") from None
