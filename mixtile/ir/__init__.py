@@ -3,8 +3,18 @@ from mixtile.ir import ops as _ops  # noqa: F401  (declares every op)
 from mixtile.ir.core import Block, Kernel, Op, Param, Value
 from mixtile.ir.registry import OPS, OpDef, OpKind, lookup
 from mixtile.ir.types import (
-    INDEX, AtomicKind, CoreType, DType, MemSpace, Pipe, ReduceKind, Role, ScalarType,
-    TensorType, TileType, Unit,
+    INDEX,
+    AtomicKind,
+    CoreType,
+    DType,
+    MemSpace,
+    Pipe,
+    ReduceKind,
+    Role,
+    ScalarType,
+    TensorType,
+    TileType,
+    Unit,
 )
 
 __all__ = [

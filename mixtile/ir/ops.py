@@ -13,7 +13,15 @@ from mixtile.errors import TraceError
 from mixtile.ir.numeric import erf
 from mixtile.ir.registry import OpKind, define
 from mixtile.ir.types import (
-    INDEX, DType, MemSpace, Pipe, ReduceKind, ScalarType, TensorType, TileType, Unit,
+    INDEX,
+    DType,
+    MemSpace,
+    Pipe,
+    ReduceKind,
+    ScalarType,
+    TensorType,
+    TileType,
+    Unit,
 )
 
 P, M, C, T = OpKind.PURE, OpKind.MEMORY, OpKind.CONTROL, OpKind.TERMINATOR

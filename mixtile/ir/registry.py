@@ -39,10 +39,10 @@ class OpDef:
     name: str
     kind: OpKind
     unit: UnitFn
-    pipe: Pipe | Callable[["Op"], Pipe] | None
+    pipe: Pipe | Callable[[Op], Pipe] | None
     infer: InferFn
     impl: Callable[..., Any] | None = None
-    cost: Callable[["Op", Any], int] | None = None
+    cost: Callable[[Op, Any], int] | None = None
     n_regions: int = 0
     doc: str = ""
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 from mixtile.errors import TraceError
 from mixtile.ir.types import AtomicKind, DType, MemSpace, ReduceKind
 from mixtile.language.tracer import (
-    Region, ScalarVal, TileVal, as_scalar, emit, user_loc,
+    Region,
+    ScalarVal,
+    TileVal,
+    as_scalar,
+    emit,
+    user_loc,
 )
 
 

@@ -13,7 +13,14 @@ from mixtile.errors import TraceError
 from mixtile.ir.core import Block, replace_uses
 from mixtile.ir.types import INDEX
 from mixtile.language.tracer import (
-    ScalarVal, TileVal, as_scalar, emit, index_operand, pop_block, push_block, user_loc,
+    ScalarVal,
+    TileVal,
+    as_scalar,
+    emit,
+    index_operand,
+    pop_block,
+    push_block,
+    user_loc,
 )
 
 _HANDLES = (ScalarVal, TileVal)

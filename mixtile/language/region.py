@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from mixtile.errors import TraceError
 from mixtile.language.tracer import (
-    Region, ScalarVal, TensorVal, emit, index_operand, static_diff, user_loc,
+    Region,
+    ScalarVal,
+    TensorVal,
+    emit,
+    index_operand,
+    static_diff,
+    user_loc,
 )
 
 

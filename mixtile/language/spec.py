@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixtile.ir.types import DType, Dim, Role
+from mixtile.ir.types import Dim, DType, Role
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,355 @@
+"""PlanMemory: give every on-chip tile a byte offset in its space, by liveness.
+
+Per launch (each `spmd` region on its own: launches run one after another and reuse the
+cores' memory), ops are numbered in order, nested regions inline; a region op also gets
+an end position. A tile lives from its definition to its last use; a use inside a loop
+the value was defined outside of counts at the loop's end (the value is read on every
+iteration).
+
+Buffers: values that may share one buffer are coalesced first, then each buffer is placed
+first-fit (by start; if that overflows, by size) among the buffers live at the same time.
+- A loop's carried tile (block arg, the for's result, and the value written back at the
+  `yield`) is ONE buffer live across the whole loop and until the result's last use. The
+  init joins it when the loop is the init's last use; the yielded value joins it when it
+  is computed inside the body after the block arg's last read. (Otherwise the backend
+  copies: init -> buffer at loop entry, yielded value -> buffer at the yield.)
+- A result may take the buffer of an operand whose last use is that op (same space and
+  byte size; elementwise-like ops and the matmul accumulator, not transpose/broadcast).
+
+Output: op.attrs["addr"] on each op producing an on-chip tile, `for` ops get
+attrs["addrs"] (one per carried value, None for scalars), kernel.attrs["mem_peak"] =
+{MemSpace: bytes} (the highest byte used over all launches). A space whose live tiles
+exceed the target's capacity raises CapacityError at the op whose tile did not fit.
+"""
+from __future__ import annotations
+
+from mixtile.errors import UNKNOWN_LOC, CapacityError, InternalError
+from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.registry import OpKind
+from mixtile.ir.types import MemSpace, TileType
+from mixtile.passes.manager import PassContext, compiler_pass
+from mixtile.target import Target
+
+S = MemSpace
+PLANNED = (S.L1, S.L0A, S.L0B, S.L0C, S.UB, S.BT)
+_NOT_IN_PLACE = frozenset({"transpose", "broadcast", "reduce"})
+_FIX = "use smaller tile sizes (e.g. TM/TN/TK) or keep fewer tiles live"
+
+
+class _Member:
+    """One value's live interval inside a buffer; tag says how the value is born."""
+
+    __slots__ = ("start", "end", "value", "tag")
+
+    def __init__(self, start: int, end: int, value: Value | None, tag: tuple) -> None:
+        self.start, self.end, self.value, self.tag = start, end, value, tag
+
+
+class _Buf:
+    __slots__ = ("space", "members", "groups", "size", "start", "end", "addr", "seq")
+
+    def __init__(self, space: MemSpace, member: _Member, seq: int) -> None:
+        self.space = space
+        self.members = [member]
+        self.groups: set[tuple[Op, int]] = set()
+        self.size = self.start = self.end = self.addr = 0
+        self.seq = seq
+
+    def rep(self) -> Value:
+        """The value naming this buffer in messages: its earliest defined one."""
+        return min((m for m in self.members if m.value is not None),
+                   key=lambda m: m.start).value
+
+
+def _def_op(v: Value) -> Op:
+    return v.owner if isinstance(v.owner, Op) else v.owner.parent
+
+
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def _in_place_ok(op: Op, x: Value, y: Value) -> bool:
+    """May op write its result y over operand x (x dead after op)?"""
+    name = op.opdef.name
+    if name == "matmul":
+        return len(op.operands) > 2 and x is op.operands[2]
+    if op.opdef.kind is not OpKind.PURE or name in _NOT_IN_PLACE:
+        return False
+    tx, ty = x.type, y.type
+    return (type(tx) is TileType and tx.space is ty.space and tx.nbytes == ty.nbytes
+            and tx.dtype.itemsize == ty.dtype.itemsize and x in op.operands)
+
+
+class _Region:
+    """The plan of one launch (or of the kernel body outside launches)."""
+
+    def __init__(self, target: Target) -> None:
+        self.t = target
+        self.n = 0
+        self.at: dict[Op, int] = {}
+        self.end: dict[Op, int] = {}
+        self.defpos: dict[Value, int] = {}
+        self.order: list[Op] = []
+        self.uses: list[tuple[Value, int, tuple[Op, ...]]] = []
+        self.buf: dict[Value, _Buf] = {}
+        self.group: dict[tuple[Op, int], Value] = {}  # carried value -> its block arg
+
+    # ------------------------------------------------------------ liveness
+
+    def linearize(self, blk: Block, loops: tuple[Op, ...], skip_spmd: bool) -> None:
+        for op in blk.ops:
+            if skip_spmd and op.opdef.name == "spmd":
+                continue
+            p = self.at[op] = self.n
+            self.n += 1
+            self.order.append(op)
+            for v in op.operands:
+                self.uses.append((v, p, loops))
+            if op.regions:
+                inner = loops + (op,) if op.opdef.name == "for" else loops
+                for r in op.regions:
+                    for a in r.args:
+                        self.defpos[a] = p
+                    self.linearize(r, inner, skip_spmd)
+                e = self.end[op] = self.n
+                self.n += 1
+                for v in op.results:
+                    self.defpos[v] = e
+            else:
+                for v in op.results:
+                    self.defpos[v] = p
+
+    def intervals(self) -> None:
+        last: dict[Value, int] = {}
+        defpos, at, end = self.defpos, self.at, self.end
+        for v, u, loops in self.uses:
+            d = defpos.get(v)
+            if d is None:
+                continue
+            for lp in loops:  # outermost first: read on every iteration of that loop
+                if not at[lp] <= d < end[lp]:
+                    u = end[lp]
+                    break
+            if u > last.get(v, -1):
+                last[v] = u
+        seq = 0
+        for v, d in defpos.items():
+            t = v.type
+            if type(t) is not TileType:
+                continue
+            if t.space not in PLANNED:
+                if t.space is S.ANY:
+                    op = _def_op(v)
+                    raise InternalError(f"PlanMemory found a tile without a space ({t}) at "
+                                        f"`{op.name}`; InferSpaces must run first",
+                                        loc=op.loc, fix="run InferSpaces before PlanMemory")
+                continue
+            owner = v.owner
+            if isinstance(owner, Op):
+                tag = ("res", owner, v.index) if owner.regions else ("op", owner)
+            else:
+                f = owner.parent
+                tag = ("arg", f, v.index - 1) if f.opdef.name == "for" else ("arg", f, -1)
+            self.buf[v] = _Buf(t.space, _Member(d, max(d, last.get(v, d)), v, tag), seq)
+            seq += 1
+
+    # ------------------------------------------------------------ coalescing
+
+    def touch_ok(self, dying: _Member, born: _Member) -> bool:
+        kind, op = born.tag[0], born.tag[1]
+        if kind == "arg":
+            i = born.tag[2]
+            return i >= 0 and dying.value is op.operands[3 + i]
+        if kind == "back":
+            return dying.value is not None and dying.value is \
+                op.regions[0].ops[-1].operands[born.tag[2]]
+        if kind == "res":
+            return dying.tag[0] == "back" and dying.tag[1] is op and \
+                dying.tag[2] == born.tag[2]
+        return dying.value is not None and _in_place_ok(op, dying.value, born.value)
+
+    def compatible(self, a: _Buf, b: _Buf) -> bool:
+        if a.space is not b.space:
+            return False
+        fa = {f for f, _ in a.groups}
+        if any(f in fa for f, _ in b.groups):
+            return False  # two carried values of one loop never share a buffer
+        for x in a.members:
+            for y in b.members:
+                if x.start < y.end and y.start < x.end:
+                    return False
+                if x.end == y.start and not self.touch_ok(x, y):
+                    return False
+                if y.end == x.start and not self.touch_ok(y, x):
+                    return False
+        return True
+
+    def merge(self, a: _Buf, b: _Buf) -> _Buf:
+        if len(a.members) < len(b.members):
+            a, b = b, a
+        a.members.extend(b.members)
+        a.groups |= b.groups
+        a.seq = min(a.seq, b.seq)
+        for m in b.members:
+            if m.value is not None:
+                self.buf[m.value] = a
+        return a
+
+    def try_merge(self, a: _Buf, b: _Buf) -> bool:
+        if a is b:
+            return True
+        if not self.compatible(a, b):
+            return False
+        self.merge(a, b)
+        return True
+
+    def coalesce(self) -> None:
+        buf = self.buf
+        for op in self.order:
+            name = op.opdef.name
+            if name == "for":
+                body = op.regions[0]
+                yp, e = self.at[body.ops[-1]], self.end[op]
+                seen: set[Value] = set()
+                for i, (x, a, r) in enumerate(zip(op.operands[3:], body.args[1:], op.results,
+                                                      strict=False)):
+                    if a not in buf:
+                        continue
+                    g = self.merge(buf[a], buf[r])
+                    g.members.append(_Member(yp, e, None, ("back", op, i)))
+                    g.groups.add((op, i))
+                    self.group[(op, i)] = a  # merges replace buffers: look up through `a`
+                    if x in buf and x not in seen:
+                        seen.add(x)
+                        self.try_merge(buf[x], g)
+            elif name == "yield":
+                f = op.parent.parent if op.parent is not None else None
+                if f is None or f.opdef.name != "for":
+                    continue
+                for i, y in enumerate(op.operands):
+                    a = self.group.get((f, i))
+                    if a is not None and y in buf and self.at[f] < self.defpos[y] < self.end[f]:
+                        self.try_merge(buf[y], buf[a])
+            elif not op.regions and len(op.results) == 1 and op.results[0] in buf:
+                y = op.results[0]
+                xs = [x for x in op.operands if x in buf and _in_place_ok(op, x, y)]
+                xs.sort(key=lambda x: not buf[x].groups)
+                for x in xs:
+                    if self.try_merge(buf[x], buf[y]):
+                        break
+
+    # ------------------------------------------------------------ placement
+
+    def place(self) -> dict[MemSpace, int]:
+        bufs = {id(b): b for b in self.buf.values()}.values()
+        by_space: dict[MemSpace, list[_Buf]] = {}
+        for b in bufs:
+            b.size = _align(max(m.value.type.nbytes for m in b.members if m.value is not None),
+                            self.t.align)
+            b.start = min(m.start for m in b.members)
+            b.end = max(m.end for m in b.members)
+            by_space.setdefault(b.space, []).append(b)
+        peaks: dict[MemSpace, int] = {}
+        for space, group in by_space.items():
+            cap = self.t.capacity.get(space, 0)
+            by_start = sorted(group, key=lambda b: (b.start, -b.size, b.seq))
+            bad = _first_fit(by_start, cap)
+            if bad is not None:  # try again, largest first; else report the first plan
+                if _first_fit(sorted(group, key=lambda b: (-b.size, b.start, b.seq)), cap):
+                    _first_fit(by_start, cap)
+                    self.overflow(space, group, cap, bad)
+            peaks[space] = max(b.addr + b.size for b in group)
+        return peaks
+
+    def overflow(self, space: MemSpace, group: list[_Buf], cap: int, culprit: _Buf) -> None:
+        best, at = -1, 0
+        for b in group:
+            live = sum(c.size for c in group if c.start <= b.start <= c.end)
+            if live > best:
+                best, at = live, b.start
+        live = sorted((c for c in group if c.start <= at <= c.end), key=lambda c: -c.size)
+        rows = []
+        for c in live[:3]:
+            v = c.rep()
+            op = _def_op(v)
+            at_line = f" at {op.loc}" if op.loc != UNKNOWN_LOC else ""
+            rows.append(f"    {c.size} bytes ({_kib(c.size)}): {v.type.dtype.short} "
+                        f"{'x'.join(map(str, v.type.shape))} tile from `{op.name}`{at_line}")
+        op = _def_op(culprit.rep())
+        if op.loc == UNKNOWN_LOC:  # point at a line the user wrote when the culprit has none
+            op = next((o for o in (_def_op(c.rep()) for c in live) if o.loc != UNKNOWN_LOC),
+                      op)
+        if best > cap:
+            head = (f"{space.value} overflows: the tiles live at the peak need {best} bytes "
+                    f"({_kib(best)}) but {self.t.name} has {cap} bytes ({_kib(cap)}) of "
+                    f"{space.value}")
+        else:
+            need = culprit.addr + culprit.size
+            head = (f"{space.value} is too fragmented: the plan needs {need} bytes "
+                    f"({_kib(need)}) though at most {best} bytes ({_kib(best)}) are live at "
+                    f"once; {self.t.name} has {cap} bytes ({_kib(cap)})")
+        more = f" (of {len(live)})" if len(live) > 3 else ""
+        raise CapacityError(f"{head}\n  largest live tiles at the peak{more}:\n"
+                            + "\n".join(rows), loc=op.loc, fix=_FIX)
+
+    def write(self) -> None:
+        for v, b in self.buf.items():
+            owner = v.owner
+            if isinstance(owner, Op) and not owner.regions:
+                owner.attrs["addr"] = b.addr
+        for op in self.order:
+            if op.opdef.name == "for":
+                op.attrs["addrs"] = [self.buf[self.group[(op, i)]].addr
+                                     if (op, i) in self.group else None
+                                     for i in range(len(op.results))]
+
+
+def _first_fit(order: list[_Buf], cap: int) -> _Buf | None:
+    """Place buffers in `order` at the lowest offset free during their span; return the
+    first that ends beyond `cap` (all are placed anyway), else None."""
+    placed: list[_Buf] = []
+    bad = None
+    for b in order:
+        busy = sorted((p.addr, p.addr + p.size) for p in placed
+                      if p.start <= b.end and b.start <= p.end)
+        addr = 0
+        for lo, hi in busy:
+            if addr + b.size <= lo:
+                break
+            addr = max(addr, hi)
+        b.addr = addr
+        if addr + b.size > cap and bad is None:
+            bad = b
+        placed.append(b)
+    return bad
+
+
+def plan_block(blk: Block, target: Target, skip_spmd: bool = False) -> dict[MemSpace, int]:
+    """Plan the tiles of one block (a launch body); returns its peak bytes per space."""
+    r = _Region(target)
+    r.linearize(blk, (), skip_spmd)
+    r.intervals()
+    if not r.buf:
+        return {}
+    r.coalesce()
+    peaks = r.place()
+    r.write()
+    return peaks
+
+
+@compiler_pass("PlanMemory")
+def PlanMemory(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
+    """Assign on-chip byte offsets by liveness, per launch; check each space's capacity."""
+    peak: dict[MemSpace, int] = {}
+    regions = [(kernel.body, True)] + [(op.regions[0], False) for op in kernel.body.ops
+                                       if op.opdef.name == "spmd"]
+    for blk, skip in regions:
+        for space, n in plan_block(blk, ctx.target, skip).items():
+            peak[space] = max(peak.get(space, 0), n)
+    kernel.attrs["mem_peak"] = {s: peak[s] for s in PLANNED if s in peak}
+    return kernel

@@ -1,0 +1,147 @@
+"""`mixtile.compile`: trace, run the pass pipeline, cache the result (memory and disk)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixtile.errors import ArgumentError
+from mixtile.ir.core import Kernel
+from mixtile.ir.parser import parse_kernel
+from mixtile.ir.printer import print_kernel
+from mixtile.language.kernel import KernelFn
+from mixtile.passes import PassContext, PassManager
+from mixtile.runtime.pipeline import default_pipeline
+from mixtile.target import Target, get_target
+
+VERSION = "0.1.0"
+
+
+def _source_hash() -> str:
+    """A hash of mixtile's own sources, so a changed compiler never reuses stale entries."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(VERSION.encode())
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_SOURCE_HASH = _source_hash()
+
+_DEFAULTS = {
+    "dump_passes": False,  # write NN_after_<Pass> files into dump_dir
+    "dump_dir": "mixtile_dump",
+    "verify": True,  # verify the IR between passes
+    "keep_ir": True,  # keep the IR text after each pass (CompiledKernel.ir_after)
+    "skip": (),  # pass names to leave out (debugging)
+    "arch": "a2",  # the Ascend generation modelled: a2, a3, a5
+    "disk_cache": True,
+    "cache_dir": None,  # default ~/.cache/mixtile
+}
+
+
+@dataclass
+class CompiledKernel:
+    """A compiled kernel: final IR, the IR after each pass, timings, generated code."""
+
+    name: str
+    kernel: Kernel
+    target: Target
+    consts: dict[str, Any]
+    ir_after: dict[str, str] = field(default_factory=dict)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    compile_s: float = 0.0
+    from_cache: str = ""  # "", "memory" or "disk"
+
+    @property
+    def ir(self) -> str:
+        """The final, lowered IR as text."""
+        return print_kernel(self.kernel)
+
+    @property
+    def code(self) -> str:
+        """Generated code for the target. The simulator executes the lowered IR itself."""
+        return self.ir
+
+    def pass_report(self) -> str:
+        return "\n".join(f"{name:<16} {s * 1e3:8.3f} ms" for name, s in self.timings)
+
+
+_memory_cache: dict[tuple, CompiledKernel] = {}
+
+
+def _options(cfg: dict | None) -> dict:
+    cfg = dict(cfg or {})
+    unknown = set(cfg) - set(_DEFAULTS)
+    if unknown:
+        raise ArgumentError(f"unknown compile_cfg option(s) {sorted(unknown)}",
+                            fix=f"known options: {sorted(_DEFAULTS)}")
+    return {**_DEFAULTS, **cfg}
+
+
+def _freeze(x):
+    if isinstance(x, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple)):
+        return tuple(_freeze(v) for v in x)
+    return x
+
+
+def _cache_dir(opts) -> Path:
+    return Path(opts["cache_dir"] or os.path.join(os.path.expanduser("~"), ".cache",
+                                                  "mixtile"))
+
+
+def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> CompiledKernel:  # noqa: A001
+    """Trace `kfn` with the given constants and lower it through the pass pipeline."""
+    if not isinstance(kfn, KernelFn):
+        raise ArgumentError(f"mt.compile needs an @mt.kernel function, got {kfn!r}")
+    opts = _options(compile_cfg)
+    target = get_target(opts["arch"])
+    consts = kfn.resolve_consts(consts)
+    semantic = _freeze({k: v for k, v in opts.items()
+                        if k not in ("dump_passes", "dump_dir", "keep_ir", "disk_cache")})
+    mkey = (kfn, _freeze(consts), semantic)
+    hit = _memory_cache.get(mkey)
+    if hit is not None and not opts["dump_passes"]:
+        hit.from_cache = "memory"
+        return hit
+    t0 = time.perf_counter()
+    traced = kfn.trace(consts)
+    text0 = print_kernel(traced)
+    dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])
+                          .encode()).hexdigest()[:32]
+    path = _cache_dir(opts) / f"{kfn.name}-{dkey}.mtir"
+    if opts["disk_cache"] and not opts["dump_passes"] and path.exists():
+        try:
+            k = parse_kernel(path.read_text())
+            ck = CompiledKernel(kfn.name, k, target, consts, {}, [],
+                                time.perf_counter() - t0, "disk")
+            _memory_cache[mkey] = ck
+            return ck
+        except Exception:  # a stale or damaged cache entry: recompile
+            pass
+    ctx = PassContext(target=target, options=opts)
+    passes = [p for p in default_pipeline() if p.name not in set(opts["skip"])]
+    pm = PassManager(passes, ctx, verify=opts["verify"], keep_ir=opts["keep_ir"],
+                     dump_dir=opts["dump_dir"] if opts["dump_passes"] else None)
+    k = pm.run(traced)
+    ck = CompiledKernel(kfn.name, k, target, consts, dict(pm.ir_after), list(pm.timings),
+                        time.perf_counter() - t0)
+    if opts["disk_cache"]:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(print_kernel(k))
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only home: the memory cache still works
+    _memory_cache[mkey] = ck
+    return ck
+
+
+def clear_memory_cache() -> None:
+    _memory_cache.clear()

@@ -1,0 +1,140 @@
+"""`mixtile.run_jit`: check arguments, compile, execute on a target, compare with a golden."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from mixtile.errors import ArgumentError, UnsupportedError
+from mixtile.ir.types import DType, Role, TensorType
+from mixtile.language.kernel import KernelFn
+from mixtile.language.spec import ScalarSpec
+from mixtile.runtime.compiler import CompiledKernel, compile
+from mixtile.runtime.golden import RunResult, compare
+
+TORCH_DTYPE = {
+    DType.F32: torch.float32, DType.F16: torch.float16, DType.BF16: torch.bfloat16,
+    DType.F8E4M3: torch.float8_e4m3fn, DType.F8E5M2: torch.float8_e5m2,
+    DType.I8: torch.int8, DType.I32: torch.int32, DType.I64: torch.int64,
+    DType.BOOL: torch.bool,
+}
+TARGETS = ("sim", "auto", "cuda", "npu")
+
+
+def check_args(kfn: KernelFn, args: tuple) -> dict[str, int]:
+    """Check count, types, dtypes, ranks and shapes; return the symbolic dim bindings."""
+    if len(args) != len(kfn.order):
+        sig = ", ".join(kfn.order)
+        raise ArgumentError(f"kernel `{kfn.name}` takes {len(kfn.order)} runtime arguments "
+                            f"({sig}), got {len(args)}",
+                            fix="pass tensors in signature order; constants as keywords")
+    specs = dict(kfn.tensors) | dict(kfn.scalars)
+    dims: dict[str, tuple[int, str]] = {}
+    for name, a in zip(kfn.order, args):
+        spec = specs[name]
+        if isinstance(spec, ScalarSpec):
+            ok = isinstance(a, (int, float)) and not isinstance(a, bool)
+            if not ok or (isinstance(a, float) and not spec.dtype.is_float):
+                raise ArgumentError(f"argument `{name}` must be a Python "
+                                    f"{'number' if spec.dtype.is_float else 'int'}, "
+                                    f"got {type(a).__name__}")
+            continue
+        if not isinstance(a, torch.Tensor):
+            raise ArgumentError(f"argument `{name}` must be a torch.Tensor ({spec}), "
+                                f"got {type(a).__name__}")
+        want = TORCH_DTYPE[spec.dtype]
+        if a.dtype != want:
+            raise ArgumentError(f"argument `{name}` has dtype {a.dtype}, the kernel declares "
+                                f"{spec}", fix=f"pass {name}.to({want})")
+        if a.dim() != len(spec.dims):
+            raise ArgumentError(f"argument `{name}` has {a.dim()} dims {list(a.shape)}, the "
+                                f"kernel declares {len(spec.dims)}: {spec}")
+        for axis, (d, n) in enumerate(zip(spec.dims, a.shape)):
+            if isinstance(d, int) and d != n:
+                raise ArgumentError(f"argument `{name}` axis {axis} is {n}, the kernel "
+                                    f"declares a static {d}: {spec}")
+            if isinstance(d, str):
+                if n == 0:
+                    raise ArgumentError(f"argument `{name}` axis {axis} (`{d}`) is empty")
+                if d in dims and dims[d][0] != n:
+                    raise ArgumentError(
+                        f"dim `{d}` is {dims[d][0]} in `{dims[d][1]}` but {n} in `{name}`",
+                        fix="tensors sharing a dim name must agree on its size")
+                dims[d] = (n, name)
+    return {d: n for d, (n, _) in dims.items()}
+
+
+def _to_sim(a: torch.Tensor, dtype: DType) -> np.ndarray:
+    t = a.detach()
+    if dtype.is_float:
+        return t.to(torch.float32).contiguous().numpy()
+    return t.contiguous().numpy()
+
+
+def _resolve_target(target: str, args) -> str:
+    if target not in TARGETS:
+        raise ArgumentError(f"unknown target {target!r}", fix=f"use one of {TARGETS}")
+    if target == "auto":
+        return "sim"  # no hardware backend in this version
+    if target in ("cuda", "npu"):
+        raise UnsupportedError(f"target {target!r} has no backend in this version",
+                               fix='run on the simulator: target="sim"')
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.device.type != "cpu":
+            raise ArgumentError(f"target 'sim' needs CPU tensors, got one on {a.device}",
+                                fix="move the arguments with .cpu()")
+    return target
+
+
+def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None = None,
+            rtol: float | None = None, atol: float | None = None,
+            compile_cfg: dict | None = None, checks: bool = True, **consts) -> RunResult:
+    """Compile (cached) and run `kfn` on `args`; outputs are written into the Out/InOut
+    tensors. With `golden(*args) -> tensor | tuple`, compare each output (in parameter
+    order) with it and report pass/fail and the error figures."""
+    if not isinstance(kfn, KernelFn):
+        raise ArgumentError(f"run_jit needs an @mt.kernel function, got {kfn!r}")
+    check_args(kfn, args)
+    tgt = _resolve_target(target, args)
+    ck = compile(kfn, compile_cfg, **consts)
+    inputs_before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args] \
+        if golden is not None else None
+    t0 = time.perf_counter()
+    cycles = _run_sim(ck, kfn, args, checks)
+    run_s = time.perf_counter() - t0
+    res = RunResult(True, [], ck.compile_s, run_s, tgt, cycles)
+    if golden is not None:
+        want = golden(*inputs_before)
+        want = want if isinstance(want, (tuple, list)) else (want,)
+        outs = [(n, a) for n, a in zip(kfn.order, args)
+                if dict(kfn.tensors).get(n) is not None
+                and dict(kfn.tensors)[n].role in (Role.OUT, Role.INOUT)]
+        if len(want) != len(outs):
+            raise ArgumentError(f"golden returned {len(want)} tensors; kernel `{kfn.name}` "
+                                f"has {len(outs)} outputs ({', '.join(n for n, _ in outs)})")
+        res.comparisons = [compare(n, a, w, rtol, atol) for (n, a), w in zip(outs, want)]
+        res.passed = all(c.passed for c in res.comparisons)
+    return res
+
+
+def _run_sim(ck: CompiledKernel, kfn: KernelFn, args, checks: bool) -> dict:
+    from mixtile.simulator import simulate
+
+    k = ck.kernel
+    sim_args = {}
+    by_name = dict(zip(kfn.order, args))
+    for p in k.params:
+        if p.role is Role.SCRATCH:
+            continue
+        a = by_name[p.name]
+        if isinstance(p.value.type, TensorType):
+            sim_args[p.name] = _to_sim(a, p.value.type.dtype)
+        else:
+            sim_args[p.name] = a
+    result = simulate(k, sim_args, ck.target, checks=checks)
+    for name, arr in result.outputs.items():
+        t = by_name[name]
+        t.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(t.dtype))
+    return dict(result.cycles)

@@ -1,0 +1,27 @@
+"""The default pass pipeline, as one list read top to bottom."""
+from __future__ import annotations
+
+from mixtile.passes import (
+    CSE,
+    DCE,
+    ClassifyCores,
+    FuseEpilogue,
+    InferSpaces,
+    LegalizePaths,
+    PlanMemory,
+    Simplify,
+)
+
+
+def default_pipeline() -> list:
+    return [
+        Simplify,  # fold index math (sympy), dedupe equal expressions
+        CSE,
+        DCE,
+        InferSpaces,  # tiles get memory spaces; moves inserted
+        FuseEpilogue,  # bias/ReLU/cast into the L0C writeback
+        DCE,
+        LegalizePaths,  # illegal paths routed through legal spaces / GM workspace
+        ClassifyCores,  # AIC-only or AIV-only launch
+        PlanMemory,  # addresses by liveness; capacity check per space
+    ]

@@ -1,0 +1,146 @@
+"""`simulate`: bind arguments to GM buffers, compile the kernel, run it, collect results."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mixtile.errors import ArgumentError, UnsupportedError
+from mixtile.ir.core import Kernel, Param, Value
+from mixtile.ir.types import (
+    CoreType,
+    MemSpace,
+    Pipe,
+    Role,
+    ScalarType,
+    TensorType,
+    TileType,
+    Unit,
+)
+from mixtile.simulator.interp import Machine, compile_kernel
+from mixtile.simulator.memory import GMBuffer
+from mixtile.simulator.report import SimResult
+from mixtile.target import Target, get_target
+
+_CUBE_SPACES = frozenset({MemSpace.L1, MemSpace.L0A, MemSpace.L0B, MemSpace.L0C, MemSpace.BT})
+
+
+def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None = None,
+             checks: bool = True) -> SimResult:
+    """Run `kernel` on the CPU with numpy and return its outputs and cycle counts.
+
+    args: parameter name -> numpy array in compute form (float32 for float dtypes, values
+    representable in the param dtype; native ints otherwise) or a Python scalar. OUT arrays
+    are optional (they only give shapes); SCRATCH tensors are allocated here. Caller arrays
+    are never modified; outputs are returned only when the whole run succeeds.
+    With `checks`, capacity, data-path, GM bounds and uninitialised-read checks raise the
+    mixtile.errors classes with the op's line, the numbers, a fix and the block/core/op.
+    """
+    target = get_target(target)
+    with np.errstate(all="ignore"):
+        bound, buffers = bind_args(kernel, args, checks)
+        machine = Machine(target, launch_core(kernel), checks)
+        program = compile_kernel(kernel, target, checks)
+        program.run(bound, machine)
+    outputs = {p.name: buffers[p.name].data for p in kernel.params
+               if p.role in (Role.OUT, Role.INOUT)}
+    cores = [machine.cores[i] for i in sorted(machine.cores)]
+    core_cycles = {c.name: c.cycles_by_pipe() for c in cores}
+    totals = {p: sum(cc[p] for cc in core_cycles.values()) for p in Pipe}
+    return SimResult(outputs, totals, core_cycles, machine.blocks)
+
+
+def launch_core(kernel: Kernel) -> CoreType:
+    """kernel.attrs["core"], or a guess from the ops when ClassifyCores has not run."""
+    core = kernel.attrs.get("core", CoreType.NONE)
+    if core is CoreType.MIX:
+        raise UnsupportedError("the simulator runs one core type per kernel for now; this "
+                               "kernel is mixed cube/vector",
+                               fix="split the kernel, or simulate after a cube/vector split")
+    if core is not CoreType.NONE:
+        return core
+    for op in kernel.walk():
+        if op.opdef.unit_of(op) is Unit.CUBE:
+            return CoreType.AIC
+        if any(isinstance(v.type, TileType) and v.type.space in _CUBE_SPACES
+               for v in op.results):
+            return CoreType.AIC
+    return CoreType.AIV
+
+
+def _bind_shape(p: Param, arr: np.ndarray, sym: dict[str, int]) -> None:
+    t: TensorType = p.value.type
+    if arr.ndim != len(t.shape):
+        raise ArgumentError(f"argument `{p.name}` has {arr.ndim} dims {tuple(arr.shape)}, "
+                            f"the kernel expects {len(t.shape)} ({t})",
+                            fix="pass an array of the parameter's rank")
+    for d, (want, got) in enumerate(zip(t.shape, arr.shape, strict=False)):
+        if isinstance(want, str):
+            if sym.setdefault(want, got) != got:
+                raise ArgumentError(f"argument `{p.name}` dim {d} is {got}, but symbolic dim "
+                                    f"{want!r} is already {sym[want]}",
+                                    fix="pass arrays whose shared dims agree")
+        elif want != got:
+            raise ArgumentError(f"argument `{p.name}` dim {d} is {got}; the kernel expects "
+                                f"{want} ({t})", fix="pass an array of the declared shape")
+
+
+def _static_shape(p: Param, sym: dict[str, int]) -> tuple[int, ...]:
+    shape = []
+    for d in p.value.type.shape:
+        if isinstance(d, str):
+            if d not in sym:
+                raise ArgumentError(f"cannot size {p.role.value} tensor `{p.name}`: symbolic "
+                                    f"dim {d!r} is not given by any argument",
+                                    fix=f"pass an array for `{p.name}` to give its shape")
+            d = sym[d]
+        shape.append(d)
+    return tuple(shape)
+
+
+def bind_args(kernel: Kernel, args: dict[str, Any], checks: bool
+              ) -> tuple[dict[Value, Any], dict[str, GMBuffer]]:
+    """-> (param value -> GMBuffer or scalar, name -> GMBuffer). Never mutates `args`."""
+    names = {p.name for p in kernel.params}
+    extra = sorted(set(args) - names)
+    if extra:
+        raise ArgumentError(f"unknown arguments {extra} for kernel `{kernel.name}`",
+                            fix=f"the parameters are {sorted(names)}")
+    sym: dict[str, int] = {}
+    arrays: dict[str, np.ndarray] = {}
+    bound: dict[Value, Any] = {}
+    for p in kernel.params:
+        t = p.value.type
+        if isinstance(t, ScalarType):
+            if p.name not in args:
+                raise ArgumentError(f"missing scalar argument `{p.name}`",
+                                    fix=f"pass {p.name}=<{t}>")
+            v = args[p.name]
+            bound[p.value] = float(v) if t.dtype.is_float else int(v)
+            continue
+        if p.role is Role.SCRATCH:
+            if p.name in args:
+                raise ArgumentError(f"`{p.name}` is a SCRATCH workspace; the simulator "
+                                    "allocates it", fix=f"do not pass `{p.name}`")
+            continue
+        if p.name not in args:
+            if p.role is Role.OUT:
+                continue
+            raise ArgumentError(f"missing tensor argument `{p.name}` ({t})",
+                                fix=f"pass an array for `{p.name}`")
+        arrays[p.name] = a = np.asarray(args[p.name])
+        _bind_shape(p, a, sym)
+    buffers: dict[str, GMBuffer] = {}
+    for p in kernel.params:
+        t = p.value.type
+        if not isinstance(t, TensorType):
+            continue
+        if p.role is Role.IN:
+            buf = GMBuffer.wrap_input(p.name, t.dtype, arrays[p.name])
+        elif p.role is Role.INOUT:
+            buf = GMBuffer.copy_input(p.name, t.dtype, arrays[p.name])
+        else:
+            shape = arrays[p.name].shape if p.name in arrays else _static_shape(p, sym)
+            buf = GMBuffer.poisoned(p.name, t.dtype, p.role, shape, checks)
+        buffers[p.name] = bound[p.value] = buf
+    return bound, buffers

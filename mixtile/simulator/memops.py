@@ -1,0 +1,112 @@
+"""Closures for the ops the simulator implements itself: load, store, fixpipe, move,
+load_scalar and dim. Each rule takes (op, compiler) and returns `f(env, st)`.
+
+The GM side (clipping, bounds and uninitialised-read checks) lives in `memory.GMBuffer`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixtile.ir.core import Op
+from mixtile.ir.numeric import pad_value, round_to
+from mixtile.ir.types import AtomicKind, DType
+
+if TYPE_CHECKING:
+    from mixtile.simulator.interp import Compiler
+
+Rule = Callable[[Op, "Compiler"], Callable[[list, Any], None]]
+
+
+def _region(op: Op, c: Compiler, first_off: int):
+    t = c.slot(op.operands[0])
+    offs = tuple(c.slot(v) for v in op.operands[first_off:])
+    return t, offs, tuple(op.attrs["sizes"]), tuple(op.attrs["keep"])
+
+
+def _load(op: Op, c: Compiler):
+    t, offs, sizes, keep = _region(op, c, 1)
+    rt = op.results[0].type
+    pad = pad_value(rt.dtype, op.attrs.get("pad", 0.0))
+    shape, r, checks = rt.shape, c.slot(op.result), c.checks
+    if len(offs) == 2:
+        o0, o1 = offs
+
+        def load2(env, st):
+            env[r] = env[t].read([env[o0], env[o1]], sizes, keep, pad, shape, checks, op, st)
+        return load2
+
+    def load(env, st):
+        env[r] = env[t].read([env[o] for o in offs], sizes, keep, pad, shape, checks, op, st)
+    return load
+
+
+def _atomic(op: Op) -> bool:
+    return op.attrs.get("atomic", AtomicKind.NONE) is AtomicKind.ADD
+
+
+def _store(op: Op, c: Compiler):
+    t, offs, sizes, keep = _region(op, c, 2)
+    x, atomic, checks = c.slot(op.operands[1]), _atomic(op), c.checks
+
+    def store(env, st):
+        env[t].write([env[o] for o in offs], sizes, keep, env[x], atomic, checks, op, st)
+    return store
+
+
+def _fixpipe(op: Op, c: Compiler):
+    has_bias = bool(op.attrs.get("has_bias"))
+    t, offs, sizes, keep = _region(op, c, 3 if has_bias else 2)
+    acc = c.slot(op.operands[1])
+    bias = c.slot(op.operands[2]) if has_bias else None
+    relu, dt = bool(op.attrs.get("relu")), op.attrs["dtype"]
+    atomic, checks = _atomic(op), c.checks
+    acc_np = op.operands[1].type.dtype.compute_np
+    exact = dt.compute_np == acc_np and (dt is DType.F32 or not dt.is_float)
+
+    def fixpipe(env, st):
+        v = env[acc]
+        if bias is not None:
+            v = v + env[bias]
+        if relu:
+            v = np.maximum(v, 0)
+        if not (exact and v.dtype == acc_np):
+            v = round_to(dt, v)
+        env[t].write([env[o] for o in offs], sizes, keep, v, atomic, checks, op, st,
+                     "fixpipe")
+    return fixpipe
+
+
+def _move(op: Op, c: Compiler):
+    # a move keeps the dtype; tiles are never written in place, so sharing is safe
+    a, r = c.slot(op.operands[0]), c.slot(op.result)
+
+    def move(env, st):
+        env[r] = env[a]
+    return move
+
+
+def _load_scalar(op: Op, c: Compiler):
+    t = c.slot(op.operands[0])
+    idx = tuple(c.slot(v) for v in op.operands[1:])
+    r, checks = c.slot(op.result), c.checks
+
+    def load_scalar(env, st):
+        env[r] = env[t].read_scalar([env[i] for i in idx], checks, op, st)
+    return load_scalar
+
+
+def _dim(op: Op, c: Compiler):
+    t, r, axis = c.slot(op.operands[0]), c.slot(op.result), op.attrs["axis"]
+
+    def dim(env, st):
+        env[r] = env[t].data.shape[axis]
+    return dim
+
+
+RULES: dict[str, Rule] = {
+    "load": _load, "store": _store, "fixpipe": _fixpipe, "move": _move,
+    "load_scalar": _load_scalar, "dim": _dim,
+}

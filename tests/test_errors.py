@@ -1,0 +1,167 @@
+"""User mistakes: each raises a mixtile error naming the DSL line, the numbers and a fix."""
+import inspect
+
+import pytest
+import torch
+
+import mixtile as mt
+from tilelang_models.kernels import gemm as G
+
+
+def _line_of(fn, needle: str) -> int:
+    src, start = inspect.getsourcelines(fn)
+    for i, line in enumerate(src):
+        if needle in line:
+            return start + i
+    raise AssertionError(needle)
+
+
+def _no_compiler_frames(excinfo):
+    """The error is raised on purpose: a MixtileError, not a crash inside the compiler."""
+    assert isinstance(excinfo.value, mt.MixtileError)
+
+
+# ------------------------------------------------------------------ arguments
+
+def test_wrong_argument_count():
+    with pytest.raises(mt.ArgumentError, match=r"takes 3 runtime arguments \(x, w, y\), got 2"):
+        mt.run_jit(G.gemm, torch.zeros(4, 4).bfloat16(), torch.zeros(4, 4).bfloat16())
+
+
+def test_wrong_dtype_names_the_fix():
+    x = torch.zeros(4, 8)
+    with pytest.raises(mt.ArgumentError, match=r"(?s)`x` has dtype torch.float32.*bf16.*\.to\("):
+        mt.run_jit(G.gemm, x, torch.zeros(4, 8).bfloat16(), torch.zeros(4, 4))
+
+
+def test_inconsistent_symbolic_dim():
+    x, w = torch.zeros(4, 8).bfloat16(), torch.zeros(5, 9).bfloat16()
+    with pytest.raises(mt.ArgumentError, match=r"dim `K` is 8 in `x` but 9 in `w`"):
+        mt.run_jit(G.gemm, x, w, torch.zeros(4, 5))
+
+
+def test_wrong_rank_and_static_dim():
+    @mt.kernel
+    def k(x: mt.Tensor[16, "N", mt.f32], y: mt.Out[16, "N", mt.f32]):
+        pass
+
+    with pytest.raises(mt.ArgumentError, match=r"axis 0 is 8, the kernel declares a static 16"):
+        mt.run_jit(k, torch.zeros(8, 4), torch.zeros(8, 4))
+    with pytest.raises(mt.ArgumentError, match=r"has 1 dims"):
+        mt.run_jit(k, torch.zeros(16), torch.zeros(16, 4))
+
+
+def test_unknown_constant_and_target():
+    x = torch.zeros(4, 8).bfloat16()
+    with pytest.raises(mt.ArgumentError, match=r"no constant parameter\(s\) \['TQ'\]"):
+        mt.run_jit(G.gemm, x, x, torch.zeros(4, 4), TQ=3)
+    with pytest.raises(mt.ArgumentError, match="unknown target"):
+        mt.run_jit(G.gemm, x, x, torch.zeros(4, 4), target="tpu")
+
+
+# ------------------------------------------------------------------ tracing
+
+def test_shape_mismatch_names_the_line():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", "M", mt.f32], y: mt.Out["N", "M", mt.f32]):
+        for blk in mt.spmd(1):
+            a = mt.load(x[0:8, 0:16])
+            b = mt.load(x[0:8, 0:8])
+            mt.store(y[0:8, 0:16], a + b)  # BAD
+
+    with pytest.raises(mt.TraceError) as ei:
+        mt.compile(bad)
+    msg = str(ei.value)
+    assert f"{__file__}:{_line_of(bad.fn, '# BAD')}" in msg
+    assert "[8, 16] and [8, 8] do not broadcast" in msg and "fix:" in msg
+
+
+def test_python_if_on_runtime_value():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32]):
+        for blk in mt.spmd(2):
+            if blk > 0:  # BAD
+                pass
+
+    with pytest.raises(mt.TraceError, match="cannot drive a Python `if`") as ei:
+        mt.compile(bad)
+    assert f":{_line_of(bad.fn, '# BAD')}" in str(ei.value)
+
+
+def test_non_constant_tile_extent():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32]):
+        for blk in mt.spmd(2):
+            n = x.shape[0]
+            mt.store(y[0:n], mt.load(x[0:n]))
+
+    with pytest.raises(mt.TraceError, match="not a compile-time constant"):
+        mt.compile(bad)
+
+
+def test_store_dtype_mismatch_suggests_cast():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.bf16]):
+        for blk in mt.spmd(1):
+            mt.store(y[0:16], mt.load(x[0:16]))
+
+    with pytest.raises(mt.TraceError, match=r"(?s)f32 tile into a bf16 tensor.*astype\(mt.bf16\)"):
+        mt.compile(bad)
+
+
+def test_matmul_k_mismatch():
+    @mt.kernel
+    def bad(x: mt.Tensor["M", "K", mt.f16], y: mt.Out["M", "M", mt.f32]):
+        for blk in mt.spmd(1):
+            a = mt.load(x[0:16, 0:32])
+            mt.store(y[0:16, 0:16], mt.matmul(a, a))
+
+    with pytest.raises(mt.TraceError, match="K mismatch: a gives K=32, b gives K=16"):
+        mt.compile(bad)
+
+
+def test_value_escaping_loop_body():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32]):
+        for blk in mt.spmd(1):
+            for i in mt.range(0, 4):
+                t = mt.load(x[0:16])
+            mt.store(y[0:16], t)  # BAD
+
+    with pytest.raises(mt.TraceError, match="used after that body ended") as ei:
+        mt.compile(bad)
+    assert f":{_line_of(bad.fn, '# BAD')}" in str(ei.value)
+
+
+def test_loop_carried_type_change():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.bf16]):
+        for blk in mt.spmd(1):
+            acc = mt.zeros((16,))
+            for i in mt.range(0, 4):
+                acc = (acc + mt.load(x[0:16])).astype(mt.bf16)
+            mt.store(y[0:16], acc)
+
+    with pytest.raises(mt.TraceError, match="changes type inside mt.range"):
+        mt.compile(bad)
+
+
+def test_store_into_input_is_rejected():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32]):
+        for blk in mt.spmd(1):
+            mt.store(x[0:16], mt.load(x[0:16]) + 1.0)
+
+    with pytest.raises(mt.MixtileError, match=r"mt.Out or mt.InOut"):
+        mt.compile(bad)
+
+
+def test_mixed_kernel_is_reported_as_unsupported():
+    @mt.kernel
+    def mixed(x: mt.Tensor["M", "K", mt.bf16], y: mt.Out["M", "M", mt.f32]):
+        for blk in mt.spmd(1):
+            a = mt.load(x[0:16, 0:16])
+            mt.store(y[0:16, 0:16], mt.exp(mt.matmul(a, a, b_trans=True)))
+
+    with pytest.raises(mt.UnsupportedError, match="mixes cube work"):
+        mt.compile(mixed)

@@ -1,0 +1,1 @@
+"""Models and building-block kernels written in the mixtile language."""

@@ -1,0 +1,1 @@
+"""Building-block kernels: cube GEMMs with writeback epilogues, vector norms/activations."""

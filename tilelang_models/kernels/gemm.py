@@ -1,0 +1,88 @@
+"""Cube-only GEMM kernels: y = epilogue(x @ w^T), with the epilogue in the L0C writeback.
+
+x is [M, K], w is [N, K] (a weight stored [out, in]), y is [M, N]. Every epilogue here
+is one the FIXPIPE does on the way out of L0C, so each kernel runs on the AIC alone.
+"""
+import mixtile as mt
+
+
+@mt.kernel
+def gemm(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+         y: mt.Out["M", "N", mt.f32],
+         TM: mt.const = 64, TN: mt.const = 128, TK: mt.const = 128):
+    """y = x @ w^T in fp32."""
+    M, K = x.shape
+    N = w.shape[0]
+    gn = mt.cdiv(N, TN)
+    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+        m0 = blk // gn * TM
+        n0 = blk % gn * TN
+        acc = mt.zeros((TM, TN), mt.f32)
+        for k0 in mt.range(0, K, TK):
+            a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+            b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
+            acc = mt.matmul(a, b, acc=acc, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], acc)
+
+
+def _gemm_epilogue(out_dtype, with_bias: bool, relu: bool):
+    """Build a GEMM kernel with a bias / ReLU / cast epilogue (chosen at definition)."""
+
+    @mt.kernel
+    def gemm_ep(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                bias: mt.Tensor["N", mt.f32], y: mt.Out["M", "N", out_dtype],
+                TM: mt.const = 64, TN: mt.const = 128, TK: mt.const = 128):
+        M, K = x.shape
+        N = w.shape[0]
+        gn = mt.cdiv(N, TN)
+        for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+            m0 = blk // gn * TM
+            n0 = blk % gn * TN
+            acc = mt.zeros((TM, TN), mt.f32)
+            for k0 in mt.range(0, K, TK):
+                a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+                b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
+                acc = mt.matmul(a, b, acc=acc, b_trans=True)
+            h = acc
+            if with_bias:  # compile-time choice: specialised away while tracing
+                h = h + mt.load(bias[n0:n0 + TN])
+            if relu:
+                h = mt.relu(h)
+            mt.store(y[m0:m0 + TM, n0:n0 + TN], h.astype(out_dtype))
+
+    return gemm_ep
+
+
+gemm_bias = _gemm_epilogue(mt.f32, True, False)
+gemm_bias_relu = _gemm_epilogue(mt.f32, True, True)
+gemm_bias_relu_bf16 = _gemm_epilogue(mt.bf16, True, True)
+gemm_cast_bf16 = _gemm_epilogue(mt.bf16, False, False)
+gemm_cast_f16 = _gemm_epilogue(mt.f16, False, False)
+
+
+@mt.kernel
+def gemm_splitk(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                y: mt.InOut["M", "N", mt.f32],
+                TM: mt.const = 64, TN: mt.const = 128, TK: mt.const = 128,
+                SPLIT: mt.const = 4):
+    """y += x @ w^T with K split over SPLIT blocks, partial sums atomically added.
+
+    y must hold zeros (or a residual to add to) on entry."""
+    M, K = x.shape
+    N = w.shape[0]
+    gn = mt.cdiv(N, TN)
+    gmn = mt.cdiv(M, TM) * gn
+    kchunk = mt.cdiv(mt.cdiv(K, SPLIT), TK) * TK  # K per split, a multiple of TK
+    for blk in mt.spmd(gmn * SPLIT):
+        tile = blk % gmn
+        s = blk // gmn
+        m0 = tile // gn * TM
+        n0 = tile % gn * TN
+        k_lo = s * kchunk
+        k_hi = mt.smin(k_lo + kchunk, K)
+        acc = mt.zeros((TM, TN), mt.f32)
+        for k0 in mt.range(k_lo, k_hi, TK):
+            a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+            b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
+            acc = mt.matmul(a, b, acc=acc, b_trans=True)
+        mt.atomic_add(y[m0:m0 + TM, n0:n0 + TN], acc)
