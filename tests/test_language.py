@@ -191,3 +191,16 @@ def test_compile_exposes_ir_after_each_pass_and_caches(tmp_path):
     mt.runtime.compiler.clear_memory_cache()
     assert mt.compile(k).from_cache == "disk"
     assert math.isfinite(ck.compile_s)
+
+
+def test_input_changed_in_place_between_calls_is_seen(gen):
+    """Converted inputs are reused across calls only while the tensor is unchanged."""
+    from tilelang_models.kernels.vector import softmax
+
+    x = torch.randn(4, 20, generator=gen)
+    y = torch.empty(4, 20)
+    assert mt.run_jit(softmax, x, y, golden=lambda x, y: torch.softmax(x, -1)).passed
+    x.mul_(3.0)  # in place: same tensor object, new contents
+    assert mt.run_jit(softmax, x, y, golden=lambda x, y: torch.softmax(x, -1)).passed
+    x[0:2].add_(1.0)  # through a view
+    assert mt.run_jit(softmax, x, y, golden=lambda x, y: torch.softmax(x, -1)).passed

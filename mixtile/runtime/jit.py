@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -66,11 +67,26 @@ def check_args(kfn: KernelFn, args: tuple) -> dict[str, int]:
     return {d: n for d, (n, _) in dims.items()}
 
 
-def _to_sim(a: torch.Tensor, dtype: DType) -> np.ndarray:
+# Inputs converted to the simulator's compute form, reused while the tensor is unchanged:
+# torch bumps a tensor's version counter (shared by its views) on every in-place write.
+# (torch tensors compare elementwise, so entries are keyed by id and hold a weak reference.)
+_converted: dict[int, tuple] = {}
+
+
+def _to_sim(a: torch.Tensor, dtype: DType, reuse: bool) -> np.ndarray:
+    if reuse:
+        hit = _converted.get(id(a))
+        if hit is not None and hit[0]() is a and hit[1] == a._version:
+            return hit[2]
     t = a.detach()
-    if dtype.is_float:
-        return t.to(torch.float32).contiguous().numpy()
-    return t.contiguous().numpy()
+    arr = t.to(torch.float32).contiguous().numpy() if dtype.is_float else \
+        t.contiguous().numpy()
+    if reuse:
+        arr.flags.writeable = False
+        key = id(a)
+        _converted[key] = (weakref.ref(a, lambda _r: _converted.pop(key, None)), a._version,
+                           arr)
+    return arr
 
 
 def _resolve_target(target: str, args) -> str:
@@ -130,7 +146,7 @@ def _run_sim(ck: CompiledKernel, kfn: KernelFn, args, checks: bool) -> dict:
             continue
         a = by_name[p.name]
         if isinstance(p.value.type, TensorType):
-            sim_args[p.name] = _to_sim(a, p.value.type.dtype)
+            sim_args[p.name] = _to_sim(a, p.value.type.dtype, reuse=p.role is Role.IN)
         else:
             sim_args[p.name] = a
     result = simulate(k, sim_args, ck.target, checks=checks)
