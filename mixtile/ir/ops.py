@@ -14,6 +14,7 @@ from mixtile.ir.numeric import erf
 from mixtile.ir.registry import OpKind, define
 from mixtile.ir.types import (
     INDEX,
+    CoreType,
     DType,
     MemSpace,
     Pipe,
@@ -490,3 +491,41 @@ def _for_infer(types, attrs):
 define("for", C, Unit.CONTROL, None, _for_infer, n_regions=1,
        doc="operands (lb, ub, step, *inits); region args (iv, *carried); results carried")
 define("yield", T, Unit.CONTROL, None, lambda types, attrs: [])
+
+
+# ---------------------------------------------------------------- mixed kernels: per-core
+# programs and synchronisation (ExpandMixedKernel produces these; the simulator runs them)
+
+
+def _core_infer(types, attrs):
+    if attrs.get("core") not in (CoreType.AIC, CoreType.AIV):
+        _err(f"core region needs core=AIC or AIV, got {attrs.get('core')}")
+    return []
+
+
+define("core", C, Unit.CONTROL, None, _core_infer, n_regions=1,
+       doc="the program one core type runs for a block; attrs core (AIC/AIV). The AIV "
+           "region's block has one arg, the lane (0 or 1); the AIC region has none.")
+
+
+def _no_results(types, attrs):
+    return []
+
+
+def _flag_infer(types, attrs):
+    if not 0 <= attrs.get("flag", -1) < 16:
+        _err(f"flag id {attrs.get('flag')} out of range 0..15")
+    return []
+
+
+define("syncall", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 100,
+       doc="barrier over every core of the launch; attrs core_type (MIX/AIV/AIC), "
+           "mode (SyncMode). Orders arrival only: GM handoff also needs a fence.")
+define("fence", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 10,
+       doc="make this core's earlier GM writes visible before its later sync ops")
+define("set_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
+       doc="cross-core flag within a cluster: increments counter `flag` of core `to` "
+           "(attrs flag: int, to: CoreRole; AIV = both lanes)")
+define("wait_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
+       doc="blocks until this core's counter `flag` is > 0, then decrements it "
+           "(attrs flag: int)")

@@ -41,6 +41,7 @@ from mixtile.errors import UNKNOWN_LOC, Loc, VerifyError
 from mixtile.ir.core import Block, Kernel, Op, Value
 from mixtile.ir.types import (
     AtomicKind,
+    CoreRole,
     CoreType,
     DType,
     MemSpace,
@@ -48,13 +49,15 @@ from mixtile.ir.types import (
     ReduceKind,
     Role,
     ScalarType,
+    SyncMode,
     TensorType,
     TileType,
     Unit,
 )
 
 ENUM_CLASSES: dict[str, type[enum.Enum]] = {
-    c.__name__: c for c in (DType, MemSpace, Unit, Pipe, Role, CoreType, ReduceKind, AtomicKind)
+    c.__name__: c for c in (DType, MemSpace, Unit, Pipe, Role, CoreType, ReduceKind, AtomicKind,
+                            SyncMode, CoreRole)
 }
 
 

@@ -113,6 +113,23 @@ class ReduceKind(enum.Enum):
     MIN = "min"
 
 
+class SyncMode(enum.Enum):
+    """syncall: HARD is the hardware barrier (grid must equal the physical cores);
+    SOFT polls a zeroed GM workspace (grid <= cores, every participant resident)."""
+
+    HARD = "hard"
+    SOFT = "soft"
+
+
+class CoreRole(enum.Enum):
+    """One core of a cluster (AIV: both vector lanes), as a cross-core flag target."""
+
+    AIC = "AIC"
+    AIV0 = "AIV0"
+    AIV1 = "AIV1"
+    AIV = "AIV"
+
+
 class AtomicKind(enum.Enum):
     NONE = "none"
     ADD = "add"
