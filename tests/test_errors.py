@@ -165,3 +165,15 @@ def test_mixed_kernel_is_reported_as_unsupported():
 
     with pytest.raises(mt.UnsupportedError, match="mixes cube work"):
         mt.compile(mixed)
+
+
+def test_non_cpu_tensor_for_the_simulator():
+    x = torch.empty(4, 8, dtype=torch.bfloat16, device="meta")
+    with pytest.raises(mt.ArgumentError, match="needs CPU tensors, got one on meta"):
+        mt.run_jit(G.gemm, x, x, torch.empty(4, 4, device="meta"))
+
+
+def test_hardware_targets_say_what_is_missing():
+    x = torch.zeros(4, 8).bfloat16()
+    with pytest.raises(mt.UnsupportedError, match="no backend in this version"):
+        mt.run_jit(G.gemm, x, x, torch.zeros(4, 4), target="cuda")

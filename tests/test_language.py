@@ -204,3 +204,17 @@ def test_input_changed_in_place_between_calls_is_seen(gen):
     assert mt.run_jit(softmax, x, y, golden=lambda x, y: torch.softmax(x, -1)).passed
     x[0:2].add_(1.0)  # through a view
     assert mt.run_jit(softmax, x, y, golden=lambda x, y: torch.softmax(x, -1)).passed
+
+
+def test_specialize_dims_compiles_static_extents(gen):
+    from tilelang_models.kernels.gemm import gemm
+
+    x = torch.randn(20, 70, generator=gen).bfloat16()
+    w = torch.randn(30, 70, generator=gen).bfloat16()
+    y = torch.empty(20, 30)
+    ref = lambda x, w, y: x.float() @ w.float().T  # noqa: E731
+    assert mt.run_jit(gemm, x, w, y, golden=ref, compile_cfg=dict(specialize_dims=True))
+    ck = mt.compile(gemm, compile_cfg=dict(static_dims={"M": 20, "N": 30, "K": 70}))
+    assert "tensor<20x70xbf16>" in ck.ir and not any(op.name == "dim" for op in ck.kernel.walk())
+    generic = mt.compile(gemm)
+    assert "tensor<Mx" in generic.ir

@@ -39,6 +39,10 @@ _DEFAULTS = {
     "skip": (),  # pass names to leave out (debugging)
     "arch": "a2",  # the Ascend generation modelled: a2, a3, a5
     "disk_cache": True,
+    # {"M": 16, ...}: compile those symbolic dims as static extents (run_jit fills it
+    # from the arguments when specialize_dims=True); default: one kernel for all sizes
+    "static_dims": None,
+    "specialize_dims": False,
     "cache_dir": None,  # default ~/.cache/mixtile
 }
 
@@ -110,7 +114,7 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
         hit.from_cache = "memory"
         return hit
     t0 = time.perf_counter()
-    traced = kfn.trace(consts)
+    traced = kfn.trace(consts, opts["static_dims"])
     text0 = print_kernel(traced)
     dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])
                           .encode()).hexdigest()[:32]

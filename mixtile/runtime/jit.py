@@ -112,8 +112,10 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
     order) with it and report pass/fail and the error figures."""
     if not isinstance(kfn, KernelFn):
         raise ArgumentError(f"run_jit needs an @mt.kernel function, got {kfn!r}")
-    check_args(kfn, args)
+    dims = check_args(kfn, args)
     tgt = _resolve_target(target, args)
+    if compile_cfg and compile_cfg.get("specialize_dims"):
+        compile_cfg = {**compile_cfg, "static_dims": dims}
     ck = compile(kfn, compile_cfg, **consts)
     inputs_before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args] \
         if golden is not None else None
