@@ -34,10 +34,21 @@ def load(region: Region, space: MemSpace | None = None, pad: float = 0.0) -> Til
     `space` is inferred from the tile's uses when omitted (L1 for matmul operands,
     UB for vector work)."""
     r = _region(region, "mt.load")
-    if space is MemSpace.GM:
-        raise TraceError("mt.load cannot target GM", loc=user_loc())
+    _space(space, "mt.load", allow_none=True)
+    if isinstance(pad, bool) or not isinstance(pad, (int, float)):
+        raise TraceError(f"mt.load pad must be a compile-time number, got {pad!r}",
+                         loc=user_loc(), fix="e.g. pad=0.0 or pad=float('-inf')")
     attrs = {**r.attrs(), "pad": float(pad), "space": space or MemSpace.ANY}
     return TileVal(emit("load", [r.tensor.value, *r.offsets], attrs).result)
+
+
+def _space(space, what: str, allow_none: bool = False) -> None:
+    if space is None and allow_none:
+        return
+    if not isinstance(space, MemSpace) or space in (MemSpace.GM, MemSpace.ANY):
+        raise TraceError(f"{what}: {space!r} is not an on-chip memory space", loc=user_loc(),
+                         fix="use mt.L1, mt.L0A, mt.L0B, mt.L0C, mt.UB or mt.BT "
+                             "(GM is reached with mt.load / mt.store)")
 
 
 def _store(region, tile, atomic: AtomicKind) -> None:
@@ -63,6 +74,7 @@ def atomic_add(region: Region, tile: TileVal) -> None:
 def move(tile: TileVal, space: MemSpace) -> TileVal:
     """Copy a tile to another on-chip space (illegal paths are routed through GM)."""
     t = _tile(tile, "mt.move")
+    _space(space, "mt.move")
     return TileVal(emit("move", [t.value], {"space": space}).result)
 
 
@@ -90,9 +102,12 @@ def _shape(shape) -> tuple[int, ...]:
 def full(shape, value: float, dtype: DType = DType.F32,
          space: MemSpace | None = None) -> TileVal:
     """A tile filled with `value` (compile-time number)."""
-    if isinstance(value, ScalarVal):
-        raise TraceError("mt.full takes a compile-time value", loc=user_loc(),
-                         fix="use mt.zeros(shape) + runtime_scalar")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TraceError(f"mt.full takes a compile-time number, got {value!r}",
+                         loc=user_loc(), fix="use mt.zeros(shape) + runtime_scalar")
+    if not isinstance(dtype, DType):
+        raise TraceError(f"mt.full dtype must be an mt dtype, got {dtype!r}", loc=user_loc())
+    _space(space, "mt.full", allow_none=True)
     v = float(value) if dtype.is_float else int(value)
     return TileVal(emit("full", [], {"shape": _shape(shape), "dtype": dtype, "value": v,
                                      "space": space or MemSpace.ANY}).result)
@@ -150,8 +165,13 @@ def where(cond: TileVal, a, b) -> TileVal:
     """Elementwise cond ? a : b (a and b tiles or scalars)."""
     c = _tile(cond, "mt.where condition")
     ref = a if isinstance(a, TileVal) else b
-    if not isinstance(ref, TileVal):
-        raise TraceError("mt.where needs a tile for a or b", loc=user_loc())
+    if not isinstance(ref, TileVal):  # two scalars: the condition gives the shape
+        if isinstance(b, bool) or not isinstance(b, (int, float)):
+            raise TraceError("mt.where needs tiles or compile-time numbers for a and b",
+                             loc=user_loc())
+        ref = full(c.shape, b, DType.F32 if isinstance(a, float) or isinstance(b, float)
+                   else DType.I32)
+        b = ref
     return TileVal(emit("select", [c.value, ref._operand(a), ref._operand(b)]).result)
 
 
@@ -169,6 +189,10 @@ col_sum.__doc__ = "Sum along axis 0, keeping it (an (M, N) tile gives (1, N))."
 
 
 def reduce(x: TileVal, kind: ReduceKind, axis: int) -> TileVal:
+    """Reduce along `axis` (kept as 1) with mt.ReduceKind.SUM / MAX / MIN."""
+    if not isinstance(kind, ReduceKind) or isinstance(axis, bool) or not isinstance(axis, int):
+        raise TraceError(f"mt.reduce needs a ReduceKind and an int axis, got {kind!r}, "
+                         f"{axis!r}", loc=user_loc(), fix="e.g. mt.ReduceKind.SUM, axis=-1")
     return _reduce(kind, axis)(x)
 
 
@@ -191,12 +215,23 @@ def col_broadcast(x: TileVal, m: int) -> TileVal:
 
 def to_float(x) -> ScalarVal:
     """An index value as an f32 scalar (e.g. a sequence length used in a mean)."""
+    if not isinstance(x, (int, ScalarVal)) or isinstance(x, bool):
+        raise TraceError(f"mt.to_float takes an index value, got {type(x).__name__}",
+                         loc=user_loc(), fix="for a tile use .astype(mt.f32)")
     s = as_scalar(x)
     return ScalarVal(emit("scast", [s.value], {"dtype": DType.F32}).result)
 
 
+def _scalars(a, b, what: str) -> None:
+    for v in (a, b):
+        if not isinstance(v, (int, ScalarVal)) or isinstance(v, bool):
+            raise TraceError(f"{what} takes ints or index values, got {type(v).__name__}",
+                             loc=user_loc(), fix="for tiles use mt.minimum / mt.maximum")
+
+
 def smin(a, b):
     """min of two index values (ints fold at trace time)."""
+    _scalars(a, b, "mt.smin")
     if isinstance(a, int) and isinstance(b, int):
         return min(a, b)
     s = as_scalar(a) if isinstance(a, ScalarVal) else as_scalar(b)
@@ -204,6 +239,8 @@ def smin(a, b):
 
 
 def smax(a, b):
+    """max of two index values (ints fold at trace time)."""
+    _scalars(a, b, "mt.smax")
     if isinstance(a, int) and isinstance(b, int):
         return max(a, b)
     s = as_scalar(a) if isinstance(a, ScalarVal) else as_scalar(b)

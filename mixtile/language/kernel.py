@@ -7,7 +7,7 @@ from typing import Any
 
 from mixtile.errors import ArgumentError, TraceError
 from mixtile.ir.core import Block, Kernel, Param, Value
-from mixtile.ir.types import Role, ScalarType, TensorType
+from mixtile.ir.types import DType, Role, ScalarType, TensorType
 from mixtile.language import tracer
 from mixtile.language.spec import ScalarSpec, TensorSpec, const
 from mixtile.language.tracer import ScalarVal, TensorVal
@@ -77,18 +77,24 @@ class KernelFn:
                 v = Value(TensorType(spec.dtype, shape), None, 0, name)
                 params.append(Param(name, v, spec.role))
                 handles[name] = TensorVal(v, name)
-            else:
-                v = Value(ScalarType(spec.dtype), None, 0, name)
+            else:  # an int scalar is an index value (usable as an offset or a bound)
+                st_ = ScalarType(DType.I64 if spec.dtype.is_int else spec.dtype)
+                v = Value(st_, None, 0, name)
                 params.append(Param(name, v, Role.IN))
                 handles[name] = ScalarVal(v)
         st = tracer._state
         saved = (st.stack, st.open)
         st.stack, st.open = [], set()
+        st.pending = None
+        st.epoch += 1
         tracer.push_block(body)
         try:
             self.fn(**handles, **consts)
+            tracer.raise_pending()
         finally:
             st.stack, st.open = saved
+            st.pending = None
+            st.epoch += 1
         return Kernel(self.name, params, body, {})
 
     def __call__(self, *args, **kwargs):

@@ -12,6 +12,7 @@ import sys
 from mixtile.errors import TraceError
 from mixtile.ir.core import Block, replace_uses
 from mixtile.ir.types import INDEX
+from mixtile.language import tracer
 from mixtile.language.tracer import (
     ScalarVal,
     TileVal,
@@ -28,14 +29,30 @@ _HANDLES = (ScalarVal, TileVal)
 
 def spmd(grid):
     """`for blk in mt.spmd(n):` -- launch n blocks; `blk` is the block index."""
+    epoch = tracer._state.epoch
     g = index_operand(grid, "spmd grid")
     body = Block([INDEX], ["blk"])
     emit("spmd", [g], regions=[body])
     push_block(body)
     try:
         yield ScalarVal(body.args[0])
-    finally:
+    except GeneratorExit:
+        _closed_early(body, "mt.spmd", user_loc(), epoch)
+        return
+    pop_block()
+
+
+def _closed_early(body: Block, what: str, loc, epoch: int) -> None:
+    """The loop was left by `break` (or by an error in its body): note the error; it is
+    raised at the next op or at the end of tracing (a closing generator cannot raise)."""
+    if epoch != tracer._state.epoch:
+        return  # closed after its trace ended
+    if tracer._state.stack and tracer._state.stack[-1] is body:
         pop_block()
+    if tracer._state.pending is None:
+        tracer._state.pending = TraceError(
+            f"`break` inside {what} is not supported", loc=loc,
+            fix="bound the loop with a runtime stop value instead")
 
 
 def _handles(frame_locals: dict) -> dict[str, object]:
@@ -63,6 +80,7 @@ class range:  # noqa: N801 (mirrors the builtin it replaces)
 
     def _gen(self, frame):
         loc = user_loc()
+        epoch = tracer._state.epoch
         lb, ub, st = (index_operand(b, f"mt.range {n}")
                       for b, n in zip(self.bounds, ("start", "stop", "step")))
         before = _handles(frame.f_locals)
@@ -71,10 +89,9 @@ class range:  # noqa: N801 (mirrors the builtin it replaces)
         push_block(body)
         try:
             yield ScalarVal(body.args[0])
-        except GeneratorExit:  # `break` out of the body
-            pop_block()
-            raise TraceError("`break` inside mt.range is not supported", loc=loc,
-                             fix="bound the loop with a runtime stop value instead") from None
+        except GeneratorExit:  # `break` out of the body, or an error raised inside it
+            _closed_early(body, "mt.range", loc, epoch)
+            return
         after = frame.f_locals
         carried = []
         for name, h0 in before.items():
@@ -113,10 +130,16 @@ class range:  # noqa: N801 (mirrors the builtin it replaces)
                   regions=[body], loc=loc)
         for (_, _, h1), res in zip(carried, op.results):
             h1.value = res  # the name now holds the loop's final value
+            if isinstance(h1, ScalarVal):
+                h1.lin = (frozenset({(id(res), 1)}), 0)  # no longer body-affine
 
 
 def cdiv(a, b):
     """Ceiling division for ints and index values."""
     if isinstance(a, int) and isinstance(b, int):
         return -(-a // b)
+    for v in (a, b):
+        if not isinstance(v, (int, ScalarVal)) or isinstance(v, bool):
+            raise TraceError(f"mt.cdiv takes ints or index values, got {type(v).__name__}",
+                             loc=user_loc())
     return (as_scalar(a) + (b - 1)) // b

@@ -33,6 +33,10 @@ class _State(threading.local):
     def __init__(self) -> None:
         self.stack: list[Block] = []  # open blocks, innermost last
         self.open: set[int] = set()  # ids of open blocks
+        # an error found where it cannot be raised (a generator being closed by `break`);
+        # raised at the next op or at the end of tracing
+        self.pending: TraceError | None = None
+        self.epoch = 0  # bumped per trace: a generator closed after its trace ended is ignored
 
 
 _state = _State()
@@ -56,6 +60,13 @@ def pop_block() -> Block:
     return b
 
 
+def raise_pending() -> None:
+    err = _state.pending
+    if err is not None:
+        _state.pending = None
+        raise err
+
+
 def _def_block(v: Value) -> Block | None:
     if isinstance(v.owner, Block):
         return v.owner
@@ -68,6 +79,7 @@ def emit(name: str, operands: list[Value], attrs: dict[str, Any] | None = None,
          regions: list[Block] | None = None, loc: Loc | None = None) -> Op:
     """Create an op in the current block; check every operand is visible here."""
     loc = loc or user_loc()
+    raise_pending()
     blk = current_block()
     for v in operands:
         db = _def_block(v)
@@ -133,12 +145,12 @@ class ScalarVal:
         if not isinstance(o, ScalarVal):
             return NotImplemented
         if a.dtype != b.dtype:
-            if {a.dtype, b.dtype} <= {DType.I64, DType.I32}:
-                pass
-            else:
-                raise TraceError(
-                    f"scalar arithmetic between {a.dtype.short} and {b.dtype.short}",
-                    loc=user_loc(), fix="convert one side with mt.to_float / mt.to_index")
+            raise TraceError(
+                f"scalar arithmetic between {a.value.type} and {b.value.type}",
+                loc=user_loc(), fix="convert the index side with mt.to_float(...)")
+        if name == "sdiv" and not a.dtype.is_float:
+            raise TraceError("`/` on index values", loc=user_loc(),
+                             fix="use `//` for integer division (or mt.to_float for a float)")
         op = emit(name, [a.value, b.value])
         lin = None
         if name == "sadd":
@@ -292,6 +304,9 @@ class TileVal:
         if isinstance(o, (int, float)) and not isinstance(o, bool):
             if self.dtype.is_float:
                 return const_value(float(o), DType.F32)
+            if isinstance(o, float) and o != int(o):
+                raise TraceError(f"a {self.dtype.short} tile combined with the float {o}",
+                                 loc=user_loc(), fix="cast the tile first: .astype(mt.f32)")
             return const_value(int(o), DType.I64)
         raise TraceError(f"cannot combine a tile with {type(o).__name__}", loc=user_loc())
 
@@ -344,12 +359,17 @@ class TileVal:
 
     def astype(self, dtype: DType) -> TileVal:
         """Cast to `dtype` (rounded at the storage point)."""
+        if not isinstance(dtype, DType):
+            raise TraceError(f"astype needs an mt dtype (mt.f32, mt.bf16, ...), got {dtype!r}",
+                             loc=user_loc())
         if dtype == self.dtype:
             return self
         return TileVal(emit("cast", [self.value], {"dtype": dtype}).result)
 
     def reshape(self, *shape) -> TileVal:
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise TraceError(f"reshape needs positive int extents, got {shape}", loc=user_loc())
         return TileVal(emit("reshape", [self.value], {"shape": tuple(shape)}).result)
 
     @property
@@ -369,12 +389,11 @@ class TileVal:
 class TensorVal:
     """A GM tensor parameter during tracing; index it to make a region or read a scalar."""
 
-    __slots__ = ("value", "name", "_dims")
+    __slots__ = ("value", "name")
 
     def __init__(self, value: Value, name: str) -> None:
         self.value = value
         self.name = name
-        self._dims: dict[int, ScalarVal] = {}
 
     @property
     def type(self) -> TensorType:
@@ -392,13 +411,13 @@ class TensorVal:
         d = self.type.shape[axis]
         if isinstance(d, int):
             return d
-        if axis not in self._dims:
-            blk = _state.stack[0]
-            op = make_op(OPS["dim"], [self.value], {"axis": axis}, loc=user_loc())
-            op.parent = blk
-            blk.ops.insert(0, op)
-            self._dims[axis] = ScalarVal(op.result)
-        return self._dims[axis]
+        # a fresh op per call (CSE merges them): a loop-carried variable that starts as a
+        # dim must not capture the other uses of that dim
+        blk = _state.stack[0]
+        op = make_op(OPS["dim"], [self.value], {"axis": axis}, loc=user_loc())
+        op.parent = blk
+        blk.ops.insert(0, op)
+        return ScalarVal(op.result)
 
     @property
     def shape(self) -> tuple:

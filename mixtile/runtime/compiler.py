@@ -87,6 +87,13 @@ def _options(cfg: dict | None) -> dict:
 
 
 def _freeze(x):
+    """A hashable key that tells apart values that compare equal (0.0/-0.0, True/1)."""
+    if isinstance(x, bool):
+        return ("bool", x)
+    if isinstance(x, float):
+        return ("float", x.hex())
+    if isinstance(x, int):
+        return ("int", x)
     if isinstance(x, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
     if isinstance(x, (list, tuple)):

@@ -50,7 +50,8 @@ def compare(name: str, got: torch.Tensor, want: torch.Tensor, rtol: float | None
                           rtol, atol)
     diff = (g - w).abs()
     nan_mismatch = torch.isnan(g) != torch.isnan(w)
-    diff = torch.where(torch.isnan(g) & torch.isnan(w), torch.zeros_like(diff), diff)
+    same = (g == w) | (torch.isnan(g) & torch.isnan(w))  # equal infinities too
+    diff = torch.where(same, torch.zeros_like(diff), diff)
     bad = (diff > atol + rtol * w.abs()) | nan_mismatch
     n_bad = int(bad.sum())
     max_abs = float(diff.nan_to_num(float("inf")).max()) if diff.numel() else 0.0

@@ -126,6 +126,9 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
     if golden is not None:
         want = golden(*inputs_before)
         want = want if isinstance(want, (tuple, list)) else (want,)
+        if not all(isinstance(w, torch.Tensor) for w in want):
+            raise ArgumentError(f"golden must return a torch.Tensor or a tuple of them (one "
+                                f"per output), got {[type(w).__name__ for w in want]}")
         outs = [(n, a) for n, a in zip(kfn.order, args)
                 if dict(kfn.tensors).get(n) is not None
                 and dict(kfn.tensors)[n].role in (Role.OUT, Role.INOUT)]
