@@ -6,6 +6,16 @@ is one the FIXPIPE does on the way out of L0C, so each kernel runs on the AIC al
 import mixtile as mt
 
 
+def mainloop(x, w, m0, n0, k_lo, k_hi, TM, TN, TK):
+    """acc[TM, TN] = x[m0:, k_lo:k_hi] @ w[n0:, k_lo:k_hi]^T on the cube (traced inline)."""
+    acc = mt.zeros((TM, TN), mt.f32)
+    for k0 in mt.range(k_lo, k_hi, TK):
+        a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+        b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
+        acc = mt.matmul(a, b, acc=acc, b_trans=True)
+    return acc
+
+
 @mt.kernel
 def gemm(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
          y: mt.Out["M", "N", mt.f32],
@@ -17,11 +27,7 @@ def gemm(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
     for blk in mt.spmd(mt.cdiv(M, TM) * gn):
         m0 = blk // gn * TM
         n0 = blk % gn * TN
-        acc = mt.zeros((TM, TN), mt.f32)
-        for k0 in mt.range(0, K, TK):
-            a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
-            b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
-            acc = mt.matmul(a, b, acc=acc, b_trans=True)
+        acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         mt.store(y[m0:m0 + TM, n0:n0 + TN], acc)
 
 
@@ -38,12 +44,7 @@ def _gemm_epilogue(out_dtype, with_bias: bool, relu: bool):
         for blk in mt.spmd(mt.cdiv(M, TM) * gn):
             m0 = blk // gn * TM
             n0 = blk % gn * TN
-            acc = mt.zeros((TM, TN), mt.f32)
-            for k0 in mt.range(0, K, TK):
-                a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
-                b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
-                acc = mt.matmul(a, b, acc=acc, b_trans=True)
-            h = acc
+            h = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
             if with_bias:  # compile-time choice: specialised away while tracing
                 h = h + mt.load(bias[n0:n0 + TN])
             if relu:
@@ -80,9 +81,5 @@ def gemm_splitk(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16]
         n0 = tile % gn * TN
         k_lo = s * kchunk
         k_hi = mt.smin(k_lo + kchunk, K)
-        acc = mt.zeros((TM, TN), mt.f32)
-        for k0 in mt.range(k_lo, k_hi, TK):
-            a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
-            b = mt.load(w[n0:n0 + TN, k0:k0 + TK])
-            acc = mt.matmul(a, b, acc=acc, b_trans=True)
+        acc = mainloop(x, w, m0, n0, k_lo, k_hi, TM, TN, TK)
         mt.atomic_add(y[m0:m0 + TM, n0:n0 + TN], acc)
