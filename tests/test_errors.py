@@ -177,3 +177,33 @@ def test_hardware_targets_say_what_is_missing():
     x = torch.zeros(4, 8).bfloat16()
     with pytest.raises(mt.UnsupportedError, match="no backend in this version"):
         mt.run_jit(G.gemm, x, x, torch.zeros(4, 4), target="cuda")
+
+
+def test_equality_on_runtime_values_is_not_a_python_bool():
+    @mt.kernel
+    def bad(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32]):
+        for blk in mt.spmd(2):
+            if blk == 0:  # BAD
+                pass
+
+    with pytest.raises(mt.TraceError, match="cannot drive a Python `if`") as ei:
+        mt.compile(bad)
+    assert f":{_line_of(bad.fn, '# BAD')}" in str(ei.value)
+
+
+def test_tile_work_outside_spmd_and_nested_spmd():
+    @mt.kernel
+    def outside(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32]):
+        mt.store(y[0:16], mt.load(x[0:16]))
+
+    with pytest.raises(mt.TraceError, match="outside mt.spmd"):
+        mt.compile(outside)
+
+    @mt.kernel
+    def nested(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32]):
+        for blk in mt.spmd(2):
+            for b2 in mt.spmd(2):
+                pass
+
+    with pytest.raises(mt.TraceError, match="mt.spmd inside"):
+        mt.compile(nested)

@@ -218,3 +218,24 @@ def test_specialize_dims_compiles_static_extents(gen):
     assert "tensor<20x70xbf16>" in ck.ir and not any(op.name == "dim" for op in ck.kernel.walk())
     generic = mt.compile(gemm)
     assert "tensor<Mx" in generic.ir
+
+
+def test_tile_equality_and_scalar_operands_take_the_tile_dtype():
+    @mt.kernel
+    def k(x: mt.Tensor["N", mt.bf16], y: mt.Out[2, "N", mt.f32], T: mt.const = 32):
+        for blk in mt.spmd(mt.cdiv(x.shape[0], T)):
+            t = mt.load(x[blk * T:blk * T + T])
+            m = mt.maximum(t, 0.1)  # 0.1 becomes bf16(0.1) as the tile's operand
+            mt.store(y[0, blk * T:blk * T + T], m.astype(mt.f32))
+            eq = mt.where(t == 0.0, 1.0, 0.0)
+            mt.store(y[1, blk * T:blk * T + T], eq)
+
+    x = torch.tensor([0.0, -1.0, 0.5, 0.0, 2.0] * 8).bfloat16()
+    y = torch.empty(2, 40)
+
+    def ref(x, y):
+        b01 = torch.tensor(0.1).bfloat16()
+        return torch.stack([torch.maximum(x, b01).float(), (x == 0).float()])
+
+    res = mt.run_jit(k, x, y, golden=ref, rtol=0, atol=0)
+    assert res.passed, str(res)

@@ -29,7 +29,10 @@ def main(argv=None) -> int:
     bias = torch.randn(a.n, generator=g)
     y = torch.empty(a.m, a.n, dtype=torch.bfloat16)
     ck = mt.compile(gemm_bias_relu_bf16)
-    print("passes:\n" + ck.pass_report())
+    if ck.from_cache:
+        print(f"compiled kernel taken from the {ck.from_cache} cache")
+    else:
+        print("passes:\n" + ck.pass_report())
     res = mt.run_jit(gemm_bias_relu_bf16, x, w, bias, y, target="sim", golden=reference)
     print(res)
     print(json.dumps({"kernel": "gemm_bias_relu_bf16", "m": a.m, "n": a.n, "k": a.k,

@@ -179,8 +179,12 @@ def _reduce_impl(attrs, x):
     return _REDUCE[attrs["kind"]](x, axis=attrs["axis"], keepdims=True)
 
 
-define("reduce", P, Unit.VECTOR, Pipe.V, _reduce_infer, impl=_reduce_impl,
-       cost=lambda op, tgt: 2 * _vec_cost(op, tgt) + 8)
+def _reduce_cost(op, tgt) -> int:  # charged on the input tile, not the reduced result
+    return 2 * (_cdiv(max(op.operands[0].type.numel * 4, 32), tgt.vector_bytes_per_cycle)
+                + 1) + 8
+
+
+define("reduce", P, Unit.VECTOR, Pipe.V, _reduce_infer, impl=_reduce_impl, cost=_reduce_cost)
 
 
 def _full_infer(types, attrs):

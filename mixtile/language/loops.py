@@ -30,6 +30,9 @@ _HANDLES = (ScalarVal, TileVal)
 def spmd(grid):
     """`for blk in mt.spmd(n):` -- launch n blocks; `blk` is the block index."""
     epoch = tracer._state.epoch
+    if len(tracer._state.stack) != 1:
+        raise TraceError("mt.spmd inside a loop or another mt.spmd", loc=user_loc(),
+                         fix="launches go at the kernel's top level, one after another")
     g = index_operand(grid, "spmd grid")
     body = Block([INDEX], ["blk"])
     emit("spmd", [g], regions=[body])

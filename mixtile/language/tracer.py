@@ -10,11 +10,14 @@ import sys
 import threading
 from typing import Any
 
+import numpy as np
+
 from mixtile.errors import Loc, TraceError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Op, Value
+from mixtile.ir.numeric import round_to
 from mixtile.ir.registry import OPS
-from mixtile.ir.types import INDEX, DType, ScalarType, TensorType, TileType
+from mixtile.ir.types import INDEX, DType, ScalarType, TensorType, TileType, Unit
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -60,6 +63,9 @@ def pop_block() -> Block:
     return b
 
 
+_ON_CORE = (Unit.CUBE, Unit.VECTOR, Unit.MTE)
+
+
 def raise_pending() -> None:
     err = _state.pending
     if err is not None:
@@ -91,6 +97,9 @@ def emit(name: str, operands: list[Value], attrs: dict[str, Any] | None = None,
                 fix="to carry a value out of mt.range, assign it before the loop and "
                     "reassign the same variable inside it")
     op = make_op(OPS[name], operands, attrs, regions, loc)
+    if len(_state.stack) == 1 and op.opdef.unit_of(op) in _ON_CORE:
+        raise TraceError(f"`{name}` outside mt.spmd: tile work runs on cores, which only a "
+                         "launch has", loc=loc, fix="put it inside `for blk in mt.spmd(n):`")
     blk.append(op)
     return op
 
@@ -216,6 +225,12 @@ class ScalarVal:
     def __ge__(self, o):
         return self._bin("sge", o)
 
+    def __eq__(self, o):  # noqa: D105  (records a comparison, as the other operators do)
+        return self._bin("seq", o)
+
+    def __ne__(self, o):
+        return self._bin("sne", o)
+
     def __neg__(self):
         return self._bin("ssub", 0, True)
 
@@ -302,8 +317,8 @@ class TileVal:
         if isinstance(o, ScalarVal):
             return o.value
         if isinstance(o, (int, float)) and not isinstance(o, bool):
-            if self.dtype.is_float:
-                return const_value(float(o), DType.F32)
+            if self.dtype.is_float:  # the scalar operand takes the tile's dtype
+                return const_value(float(round_to(self.dtype, np.float32([o]))[0]), DType.F32)
             if isinstance(o, float) and o != int(o):
                 raise TraceError(f"a {self.dtype.short} tile combined with the float {o}",
                                  loc=user_loc(), fix="cast the tile first: .astype(mt.f32)")
@@ -350,6 +365,12 @@ class TileVal:
 
     def __ge__(self, o):
         return self._bin("ge", o)
+
+    def __eq__(self, o):
+        return self._bin("eq", o)
+
+    def __ne__(self, o):
+        return self._bin("ne", o)
 
     def __neg__(self):
         return TileVal(emit("neg", [self.value]).result)

@@ -1,6 +1,7 @@
 """`mixtile.compile`: trace, run the pass pipeline, cache the result (memory and disk)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -70,6 +71,11 @@ class CompiledKernel:
         """Generated code for the target. The simulator executes the lowered IR itself."""
         return self.ir
 
+    def __repr__(self) -> str:
+        return (f"<CompiledKernel {self.name} target={self.target.name} "
+                f"core={self.kernel.core.value} compile={self.compile_s * 1e3:.1f} ms"
+                f"{' from ' + self.from_cache + ' cache' if self.from_cache else ''}>")
+
     def pass_report(self) -> str:
         return "\n".join(f"{name:<16} {s * 1e3:8.3f} ms" for name, s in self.timings)
 
@@ -116,11 +122,11 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
     semantic = _freeze({k: v for k, v in opts.items()
                         if k not in ("dump_passes", "dump_dir", "keep_ir", "disk_cache")})
     mkey = (kfn, _freeze(consts), semantic)
+    t0 = time.perf_counter()
     hit = _memory_cache.get(mkey)
     if hit is not None and not opts["dump_passes"]:
-        hit.from_cache = "memory"
-        return hit
-    t0 = time.perf_counter()
+        return dataclasses.replace(hit, from_cache="memory",
+                                   compile_s=time.perf_counter() - t0)
     traced = kfn.trace(consts, opts["static_dims"])
     text0 = print_kernel(traced)
     dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])

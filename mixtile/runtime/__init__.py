@@ -1,0 +1,1 @@
+"""The runtime: compile (with caches), run_jit, golden comparison, the pipeline."""
