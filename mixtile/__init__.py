@@ -12,9 +12,13 @@ from mixtile import errors
 from mixtile.errors import (
     ArgumentError,
     CapacityError,
+    DeadlockError,
+    FlagOverflowError,
     IllegalPathError,
     MixtileError,
     OutOfBoundsError,
+    RaceError,
+    SyncallError,
     TraceError,
     UninitializedReadError,
     UnsupportedError,
@@ -39,7 +43,8 @@ __version__ = "0.1.0"
 __all__ = [
     *_lang_all, "errors", "ArgumentError", "CapacityError", "IllegalPathError",
     "MixtileError", "OutOfBoundsError", "TraceError", "UninitializedReadError",
-    "UnsupportedError", "VerifyError", "AtomicKind", "DType", "MemSpace", "ReduceKind",
+    "UnsupportedError", "VerifyError", "DeadlockError", "FlagOverflowError", "RaceError",
+    "SyncallError", "AtomicKind", "DType", "MemSpace", "ReduceKind",
     "CompiledKernel", "compile", "RunResult", "run_jit", "A2", "A3", "A5", "Target",
     "get_target", "f32", "f16", "bf16", "f8e4m3", "f8e5m2", "i8", "i32", "i64", "bool_",
     "GM", "L1", "L0A", "L0B", "L0C", "UB", "BT",

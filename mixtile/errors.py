@@ -81,3 +81,19 @@ class UnsupportedError(MixtileError):
 
 class InternalError(MixtileError):
     """A bug in mixtile itself (please report it with the kernel)."""
+
+
+class DeadlockError(MixtileError):
+    """No core can make progress: every unfinished core waits on a flag or a barrier."""
+
+
+class RaceError(MixtileError):
+    """Two cores access overlapping GM elements (one writes) with no order between them."""
+
+
+class FlagOverflowError(MixtileError):
+    """A cross-core flag was set more times than the hardware counts without a wait."""
+
+
+class SyncallError(MixtileError):
+    """A syncall the launch can never complete (grid vs physical cores, wrong core type)."""

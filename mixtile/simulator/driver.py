@@ -5,24 +5,16 @@ from typing import Any
 
 import numpy as np
 
-from mixtile.errors import ArgumentError, UnsupportedError
+from mixtile.errors import ArgumentError
 from mixtile.ir.core import Kernel, Param, Value
-from mixtile.ir.types import (
-    CoreType,
-    MemSpace,
-    Pipe,
-    Role,
-    ScalarType,
-    TensorType,
-    TileType,
-    Unit,
-)
+from mixtile.ir.types import Pipe, Role, ScalarType, TensorType
 from mixtile.simulator.interp import Machine, compile_kernel
 from mixtile.simulator.memory import GMBuffer
 from mixtile.simulator.report import SimResult
+from mixtile.simulator.sched import launch_core
 from mixtile.target import Target, get_target
 
-_CUBE_SPACES = frozenset({MemSpace.L1, MemSpace.L0A, MemSpace.L0B, MemSpace.L0C, MemSpace.BT})
+__all__ = ["bind_args", "launch_core", "simulate"]
 
 
 def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None = None,
@@ -33,8 +25,10 @@ def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None =
     representable in the param dtype; native ints otherwise) or a Python scalar. OUT arrays
     are optional (they only give shapes); SCRATCH tensors are allocated here. Caller arrays
     are never modified; outputs are returned only when the whole run succeeds.
-    With `checks`, capacity, data-path, GM bounds and uninitialised-read checks raise the
-    mixtile.errors classes with the op's line, the numbers, a fix and the block/core/op.
+    Every core of every cluster runs as a deterministic cooperative task (`sched`).
+    With `checks`, capacity, data-path, GM bounds, uninitialised-read, GM race and flag
+    overflow checks raise the mixtile.errors classes with the op's line, the numbers, a fix
+    and the block/core/op. Deadlocks and impossible syncalls are always errors.
     """
     target = get_target(target)
     with np.errstate(all="ignore"):
@@ -44,28 +38,10 @@ def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None =
         program.run(bound, machine)
     outputs = {p.name: buffers[p.name].data for p in kernel.params
                if p.role in (Role.OUT, Role.INOUT)}
-    cores = [machine.cores[i] for i in sorted(machine.cores)]
+    cores = machine.sorted_cores()
     core_cycles = {c.name: c.cycles_by_pipe() for c in cores}
     totals = {p: sum(cc[p] for cc in core_cycles.values()) for p in Pipe}
     return SimResult(outputs, totals, core_cycles, machine.blocks)
-
-
-def launch_core(kernel: Kernel) -> CoreType:
-    """kernel.attrs["core"], or a guess from the ops when ClassifyCores has not run."""
-    core = kernel.attrs.get("core", CoreType.NONE)
-    if core is CoreType.MIX:
-        raise UnsupportedError("the simulator runs one core type per kernel for now; this "
-                               "kernel is mixed cube/vector",
-                               fix="split the kernel, or simulate after a cube/vector split")
-    if core is not CoreType.NONE:
-        return core
-    for op in kernel.walk():
-        if op.opdef.unit_of(op) is Unit.CUBE:
-            return CoreType.AIC
-        if any(isinstance(v.type, TileType) and v.type.space in _CUBE_SPACES
-               for v in op.results):
-            return CoreType.AIC
-    return CoreType.AIV
 
 
 def _bind_shape(p: Param, arr: np.ndarray, sym: dict[str, int]) -> None:

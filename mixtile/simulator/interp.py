@@ -6,22 +6,28 @@ opdef impl, attrs, rounding and static check results bound at compile time. A bl
 a plain loop over its closures; cycle costs are summed per block at compile time and added
 once per block execution (times the trip count for a `for` body).
 
-Per-core state (`CoreState`: name, current block, cycle counters) lives in objects, never in
-globals. The `spmd` closure runs blocks sequentially, block b on core b % count; a later
-version can instead drive one generator per core (closures returning a wait token for
-flags/barriers, runners turned into generators) without changing the op closures.
+Ops that may wait (wait_flag, syncall, and a `for` / `core` region holding one) compile to
+generator functions instead; a block holding one becomes a generator runner that calls its
+other closures plainly and `yield from`s the waiting ones. Programs without such ops keep
+the plain fast path. The `spmd` closure compiles its region once per core type (a mixed
+kernel: the AIC program and the AIV program, each with the scalar ops outside the `core`
+regions) and hands the launch to `sched.Launch`, which runs every core of every cluster as
+a cooperative task. Per-core state lives in objects (`CoreState` per physical core for the
+cycle counters, `sched.Task` per block and core), never in globals.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from mixtile.errors import InternalError, MixtileError, TraceError, UnsupportedError
 from mixtile.ir.core import Block, Kernel, Op, Value
 from mixtile.ir.registry import OpKind
-from mixtile.ir.types import CoreType, DType, Pipe, ReduceKind, TileType
-from mixtile.simulator import memops
+from mixtile.ir.types import CoreType, DType, Pipe, ReduceKind, TileType, Unit
+from mixtile.simulator import memops, syncops
 from mixtile.simulator.checks import raiser, static_error
+from mixtile.simulator.sched import Launch, check_syncalls, launch_core, reject_mixed_op
 from mixtile.target import Target
 
 PIPES: list[Pipe] = list(Pipe)
@@ -37,15 +43,17 @@ _NARROW = frozenset({DType.F16, DType.BF16, DType.F8E4M3, DType.F8E5M2})
 
 
 class CoreState:
-    """One core's run-time state: its name, the block it runs, and cycles per pipe."""
+    """One physical core's state: its name and cycles per pipe (the host's also the block
+    it runs). Tasks (`sched.Task`) running on the core share its cycle counters."""
 
-    __slots__ = ("block", "cycles", "machine", "name")
+    __slots__ = ("block", "cycles", "machine", "name", "tracker")
 
     def __init__(self, name: str, machine: Machine) -> None:
         self.name = name
         self.block: int | None = None
         self.cycles = [0] * len(PIPES)
         self.machine = machine
+        self.tracker = None  # no race tracking outside a launch
 
     def where(self, opname: str) -> str:
         """The run-time context of an error: "block 3, core AIC3, op load"."""
@@ -59,29 +67,31 @@ class CoreState:
 
 
 class Machine:
-    """Run-time state of one launch: the target, the core states, blocks run so far."""
+    """Run-time state of one kernel run: the target, the physical cores used, blocks run."""
 
     def __init__(self, target: Target, core_type: CoreType, checks: bool) -> None:
         self.target = target
         self.checks = checks
-        if core_type is CoreType.AIC:
-            self.prefix, self.count = "AIC", target.aic_count
-        elif core_type is CoreType.AIV:
-            self.prefix, self.count = "AIV", target.aiv_count
-        else:
-            raise UnsupportedError(f"the simulator cannot run a {core_type.value} kernel yet",
-                                   fix="split cube and vector work into separate kernels")
-        self.cores: dict[int, CoreState] = {}
+        if core_type not in (CoreType.AIC, CoreType.AIV, CoreType.MIX):
+            raise UnsupportedError(f"the simulator cannot run a {core_type.value} kernel",
+                                   fix="give the kernel cube or vector work")
+        self.core_type = core_type
+        self.cores: dict[str, CoreState] = {}
         self.host = CoreState("host", self)
         self.blocks = 0
 
-    def core_for(self, block: int) -> CoreState:
-        """The core that runs `block` (block b runs on core b % count; later waves reuse)."""
-        i = block % self.count
-        st = self.cores.get(i)
+    def core(self, name: str) -> CoreState:
+        """The state of physical core `name` ("AIC3", "AIV7"), created on first use."""
+        st = self.cores.get(name)
         if st is None:
-            st = self.cores[i] = CoreState(f"{self.prefix}{i}", self)
+            st = self.cores[name] = CoreState(name, self)
         return st
+
+    def sorted_cores(self) -> list[CoreState]:
+        """The cores used, AICs then AIVs, each by index."""
+        def key(name: str) -> tuple[str, int]:
+            return name[:3], int(name[3:])
+        return [self.cores[n] for n in sorted(self.cores, key=key)]
 
 
 def _add_cost(st: CoreState, cost: Cost, times: int = 1) -> None:
@@ -99,6 +109,30 @@ def _runner(fns: list[Fn], owners: dict[Fn, Op]) -> Fn:
         try:
             for f in fns:
                 f(env, st)
+        except MixtileError:
+            raise
+        except Exception as e:
+            op = owners.get(f)
+            if op is None:
+                raise
+            raise InternalError(f"simulating {op.name} failed: {type(e).__name__}: {e}",
+                                loc=op.loc, where=st.where(op.name)) from e
+    return run
+
+
+def _gen_runner(fns: list[Fn], owners: dict[Fn, Op]) -> Callable:
+    """`_runner` for a block with waiting ops: a generator function that yields their
+    wait tokens; the other closures stay plain calls."""
+    items = tuple((f, inspect.isgeneratorfunction(f)) for f in fns)
+
+    def run(env: list, st: Any):
+        f = None
+        try:
+            for f, waits in items:
+                if waits:
+                    yield from f(env, st)
+                else:
+                    f(env, st)
         except MixtileError:
             raise
         except Exception as e:
@@ -131,12 +165,21 @@ class Program:
 
 
 class Compiler:
-    """Compiles one kernel for one target; `compile()` returns a Program."""
+    """Compiles one kernel for one target; `compile()` returns a Program.
+
+    While compiling a mixed launch, `role` is the core type whose program is being built
+    (a `core` region of the other type is left out) and `in_core` says whether the op is
+    inside a `core` region.
+    """
 
     def __init__(self, kernel: Kernel, target: Target, checks: bool) -> None:
         self.kernel = kernel
         self.target = target
         self.checks = checks
+        self.launch_kind = launch_core(kernel)
+        self.role: CoreType | None = None
+        self.in_spmd = False
+        self.in_core = False
         self.slots: dict[Value, int] = {}
         self.consts: dict[int, Any] = {}
 
@@ -149,14 +192,15 @@ class Compiler:
     def compile(self) -> Program:
         for p in self.kernel.params:
             self.slot(p.value)
-        run, cost = self.block(self.kernel.body)
+        run, cost, _ = self.block(self.kernel.body)
         template: list = [None] * len(self.slots)
         for s, x in self.consts.items():
             template[s] = x
         return Program(self.kernel, run, self.slots, template, cost)
 
-    def block(self, blk: Block) -> tuple[Fn, Cost]:
-        """Compile a block's ops (its terminator excluded) -> (runner, static cost)."""
+    def block(self, blk: Block) -> tuple[Fn, Cost, bool]:
+        """Compile a block's ops (its terminator excluded) -> (runner, static cost, waits):
+        `waits` says the runner is a generator function (the block holds a waiting op)."""
         for a in blk.args:
             self.slot(a)
         fns: list[Fn] = []
@@ -173,10 +217,14 @@ class Compiler:
             if f is not None:
                 fns.append(f)
                 owners[f] = op
-        return _runner(fns, owners), tuple((i, c) for i, c in enumerate(cost) if c)
+        static = tuple((i, c) for i, c in enumerate(cost) if c)
+        if any(inspect.isgeneratorfunction(f) for f in fns):
+            return _gen_runner(fns, owners), static, True
+        return _runner(fns, owners), static, False
 
     def op(self, op: Op) -> Fn | None:
-        """Compile one op into a closure (None for a constant, folded into the template)."""
+        """Compile one op into a closure (None for a constant, folded into the template,
+        and for the `core` region another core type runs)."""
         for v in op.results:
             self.slot(v)
         if self.checks:
@@ -184,6 +232,9 @@ class Compiler:
             if pending is not None:
                 return raiser(op, pending)
         name = op.name
+        if self.role is not None and not self.in_core and op.opdef.unit_of(op) not in (
+                Unit.SCALAR, Unit.CONTROL):
+            reject_mixed_op(op)
         if name == "const":
             self.consts[self.slot(op.result)] = op.opdef.impl(op.attrs)
             return None
@@ -191,8 +242,17 @@ class Compiler:
             return self.for_op(op)
         if name == "spmd":
             return self.spmd_op(op)
+        if name == "core":
+            return self.core_op(op)
         rule = memops.RULES.get(name)
         if rule is not None:
+            return rule(op, self)
+        rule = syncops.RULES.get(name)
+        if rule is not None:
+            if not self.in_spmd:
+                raise UnsupportedError(f"{name} outside the spmd launch: only the cores of a "
+                                       "launch synchronise", loc=op.loc,
+                                       fix="move it into the spmd region")
             return rule(op, self)
         if op.opdef.kind is OpKind.PURE and op.opdef.impl is not None:
             return self.pure_op(op)
@@ -241,7 +301,7 @@ class Compiler:
         lb, ub, step = (self.slot(v) for v in op.operands[:3])
         inits = [self.slot(v) for v in op.operands[3:]]
         body_blk = op.regions[0]
-        body, cost = self.block(body_blk)
+        body, cost, waits = self.block(body_blk)
         iv, *args = (self.slot(a) for a in body_blk.args)
         term = body_blk.ops[-1] if body_blk.ops else None
         if term is None or term.name != "yield":
@@ -251,7 +311,7 @@ class Compiler:
         loc, carried = op.loc, list(zip(args, ys, strict=False))
         one = carried[0] if len(carried) == 1 else None
 
-        def run_for(env, st):
+        def trips(env, st) -> range:
             lo, hi, stp = env[lb], env[ub], env[step]
             if stp <= 0:
                 raise TraceError(f"for loop step is {stp} (bounds {lo}..{hi}); the step must "
@@ -262,6 +322,25 @@ class Compiler:
                 _add_cost(st, cost, len(rng))
             for s, i in zip(args, inits, strict=False):
                 env[s] = env[i]
+            return rng
+
+        def carry(env) -> None:
+            vals = [env[y] for _, y in carried]
+            for (s, _), x in zip(carried, vals, strict=False):
+                env[s] = x
+
+        if waits:
+            def run_for_waiting(env, st):
+                for i in trips(env, st):
+                    env[iv] = i
+                    yield from body(env, st)
+                    carry(env)
+                for s, a in zip(outs, args, strict=False):
+                    env[s] = env[a]
+            return run_for_waiting
+
+        def run_for(env, st):
+            rng = trips(env, st)
             if one is not None:
                 a0, y0 = one
                 for i in rng:
@@ -273,30 +352,64 @@ class Compiler:
                     env[iv] = i
                     body(env, st)
                     if carried:
-                        vals = [env[y] for _, y in carried]
-                        for (s, _), x in zip(carried, vals, strict=False):
-                            env[s] = x
+                        carry(env)
             for s, a in zip(outs, args, strict=False):
                 env[s] = env[a]
         return run_for
 
+    def core_op(self, op: Op) -> Fn | None:
+        """A `core` region: this role's program runs it; the other role skips it."""
+        if self.role is None:
+            raise UnsupportedError("a core region in a kernel that is not mixed",
+                                   loc=op.loc, fix='set kernel.attrs["core"] = CoreType.MIX')
+        if op.attrs["core"] is not self.role:
+            return None
+        blk = op.regions[0]
+        self.in_core = True
+        try:
+            body, cost, waits = self.block(blk)
+        finally:
+            self.in_core = False
+        lane = self.slot(blk.args[0]) if blk.args else None
+
+        if waits:
+            def run_core_waiting(env, st):
+                if lane is not None:
+                    env[lane] = st.lane
+                _add_cost(st, cost)
+                yield from body(env, st)
+            return run_core_waiting
+
+        def run_core(env, st):
+            if lane is not None:
+                env[lane] = st.lane
+            _add_cost(st, cost)
+            body(env, st)
+        return run_core
+
     def spmd_op(self, op: Op) -> Fn:
         grid = self.slot(op.operands[0])
         blk = op.regions[0]
-        body, cost = self.block(blk)
         arg = self.slot(blk.args[0])
+        kind = self.launch_kind
+        roles = [CoreType.AIC, CoreType.AIV] if kind is CoreType.MIX else [kind]
+        programs = {}
+        self.in_spmd = True
+        try:
+            for role in roles:
+                self.role = role if kind is CoreType.MIX else None
+                programs[role] = self.block(blk)
+        finally:
+            self.in_spmd, self.role = False, None
+        syncalls = [o for o in blk.walk() if o.name == "syncall"]
+        flags = any(o.name in ("set_flag", "wait_flag") for o in blk.walk())
+        checks, target = self.checks, self.target
 
         def run_spmd(env, st):
-            m = st.machine
             n = env[grid]
-            for b in range(n):
-                core = m.core_for(b)
-                core.block = b
-                benv = env.copy()
-                benv[arg] = b
-                _add_cost(core, cost)
-                body(benv, core)
-                m.blocks += 1
+            if syncalls:
+                check_syncalls(syncalls, n, kind, target)
+            Launch(st.machine, kind, n, programs, env, arg, checks, flags).run()
         return run_spmd
 
 

@@ -3,8 +3,10 @@
 A `GMBuffer` holds one kernel tensor in *compute form* (float32 for every float dtype,
 the int/bool dtype itself otherwise). OUT and SCRATCH tensors start poisoned (NaN for
 floats); with checks on they also keep a per-element `written` mask, so a read of an
-element nothing wrote raises UninitializedReadError. IN tensors wrap the caller's array
-in a read-only view: loads of a full in-bounds region return views without copying.
+element nothing wrote raises UninitializedReadError, and every access of a non-IN tensor
+is reported to the launch's race detector (`race.RaceTracker`, via `st.tracker`).
+IN tensors wrap the caller's array in a read-only view: loads of a full in-bounds region
+return views without copying.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 from mixtile.errors import OutOfBoundsError, UninitializedReadError, VerifyError
 from mixtile.ir.numeric import round_to
 from mixtile.ir.types import DType, Role
+from mixtile.simulator.race import ATOMIC, READ, WRITE
 
 _KEEP_RULE = ("for a kept (sliced) dim 0 <= offset <= extent; the part past the end is "
               "padded on load and dropped on store")
@@ -148,8 +151,12 @@ class GMBuffer:
     def read(self, offs, sizes, keep, pad, tile_shape, checks: bool, op, st) -> np.ndarray:
         """Load a region as a compute-form tile; the clipped-off part holds `pad`."""
         gm, tl, full, empty = self.resolve(offs, sizes, keep, checks, "load", op, st)
-        if checks and self.written is not None and not empty:
-            self.check_written(gm, "load", op, st)
+        if checks and not empty and not self.view_ok:
+            tracker = st.tracker
+            if tracker is not None:  # IN tensors are never written: their reads never race
+                tracker.access(self, gm, READ, op, st)
+            if self.written is not None:
+                self.check_written(gm, "load", op, st)
         if full:
             part = self.data[gm]
             return part if self.view_ok else part.copy()
@@ -167,6 +174,8 @@ class GMBuffer:
         gm, tl, full, empty = self.resolve(offs, sizes, keep, checks, what, op, st)
         if empty:
             return
+        if checks and st.tracker is not None:
+            st.tracker.access(self, gm, ATOMIC if atomic_add else WRITE, op, st)
         part = tile if full else tile[tl]
         if atomic_add:
             if checks and self.written is not None:
@@ -184,6 +193,8 @@ class GMBuffer:
                 if not 0 <= i < shape[d]:
                     self._oob(idx, (1,) * len(idx), (False,) * len(idx), d,
                               "load_scalar", op, st)
+            if not self.view_ok and st.tracker is not None:
+                st.tracker.access(self, tuple(idx), READ, op, st)
             if self.written is not None and not self.written[tuple(idx)]:
                 self.check_written(tuple(idx), "load_scalar", op, st)
         v = self.data[tuple(idx)]
