@@ -112,12 +112,16 @@ def _runner(fns: list[Fn], owners: dict[Fn, Op]) -> Fn:
         except MixtileError:
             raise
         except Exception as e:
-            op = owners.get(f)
-            if op is None:
-                raise
-            raise InternalError(f"simulating {op.name} failed: {type(e).__name__}: {e}",
-                                loc=op.loc, where=st.where(op.name)) from e
+            _reraise_internal(e, owners.get(f), st)
     return run
+
+
+def _reraise_internal(e: Exception, op: Op | None, st: Any) -> None:
+    """A non-mixtile exception inside an op's closure is a simulator bug: locate it."""
+    if op is None:
+        raise e
+    raise InternalError(f"simulating {op.name} failed: {type(e).__name__}: {e}",
+                        loc=op.loc, where=st.where(op.name)) from e
 
 
 def _gen_runner(fns: list[Fn], owners: dict[Fn, Op]) -> Callable:
@@ -136,11 +140,7 @@ def _gen_runner(fns: list[Fn], owners: dict[Fn, Op]) -> Callable:
         except MixtileError:
             raise
         except Exception as e:
-            op = owners.get(f)
-            if op is None:
-                raise
-            raise InternalError(f"simulating {op.name} failed: {type(e).__name__}: {e}",
-                                loc=op.loc, where=st.where(op.name)) from e
+            _reraise_internal(e, owners.get(f), st)
     return run
 
 
