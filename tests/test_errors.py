@@ -156,17 +156,6 @@ def test_store_into_input_is_rejected():
         mt.compile(bad)
 
 
-def test_mixed_kernel_is_reported_as_unsupported():
-    @mt.kernel
-    def mixed(x: mt.Tensor["M", "K", mt.bf16], y: mt.Out["M", "M", mt.f32]):
-        for blk in mt.spmd(1):
-            a = mt.load(x[0:16, 0:16])
-            mt.store(y[0:16, 0:16], mt.exp(mt.matmul(a, a, b_trans=True)))
-
-    with pytest.raises(mt.UnsupportedError, match="mixes cube work"):
-        mt.compile(mixed)
-
-
 def test_non_cpu_tensor_for_the_simulator():
     x = torch.empty(4, 8, dtype=torch.bfloat16, device="meta")
     with pytest.raises(mt.ArgumentError, match="needs CPU tensors, got one on meta"):

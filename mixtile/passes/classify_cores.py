@@ -32,6 +32,8 @@ def core_of(op: Op) -> CoreType:
 
 
 def classify_cores(kernel: Kernel, ctx) -> Kernel:
+    if kernel.attrs.get("core") is CoreType.MIX:  # ExpandMixedKernel made per-core programs
+        return kernel
     first: dict[CoreType, Op] = {}
     for op in kernel.walk():
         c = core_of(op)

@@ -5,6 +5,7 @@ from mixtile.passes import (
     CSE,
     DCE,
     ClassifyCores,
+    ExpandMixedKernel,
     FuseEpilogue,
     InferSpaces,
     LegalizePaths,
@@ -22,6 +23,8 @@ def default_pipeline() -> list:
         FuseEpilogue,  # bias/ReLU/cast into the L0C writeback
         DCE,
         LegalizePaths,  # illegal paths routed through legal spaces / GM workspace
+        ExpandMixedKernel,  # cube + vector launch -> per-core programs, flags, lane split
+        DCE,
         ClassifyCores,  # AIC-only or AIV-only launch
         PlanMemory,  # addresses by liveness; capacity check per space
     ]

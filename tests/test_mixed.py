@@ -1,0 +1,123 @@
+"""Mixed cube+vector kernels in automatic mode: AIC/AIV expansion, the GM crossing with
+flags, the UP_DOWN lane split, golden-checked against torch; broken twins rejected."""
+import pytest
+import torch
+
+import mixtile as mt
+from mixtile.ir.types import CoreType, TileType
+from tilelang_models.kernels import mixed as X
+
+F = torch.nn.functional
+SHAPES = [(64, 256, 128), (100, 300, 200), (2, 130, 40), (130, 700, 64)]  # 130x700: 30 blocks
+
+
+def _inputs(gen, m, n, k):
+    x = torch.randn(m, k, generator=gen).bfloat16()
+    w = (torch.randn(n, k, generator=gen) / k ** 0.5).bfloat16()
+    return x, w, torch.randn(n, generator=gen)
+
+
+def _mm(x, w):
+    return x.float() @ w.float().T
+
+
+ACTS = {"silu": (X.gemm_bias_silu, F.silu),
+        "gelu_tanh": (X.gemm_bias_gelu_tanh, lambda h: F.gelu(h, approximate="tanh")),
+        "gelu_erf": (X.gemm_bias_gelu_erf, F.gelu)}
+
+
+@pytest.mark.parametrize("act", sorted(ACTS))
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_bias_activation(gen, act, m, n, k):
+    kern, f = ACTS[act]
+    x, w, b = _inputs(gen, m, n, k)
+    y = torch.empty(m, n, dtype=torch.bfloat16)
+    res = mt.run_jit(kern, x, w, b, y, golden=lambda x, w, b, y: f(_mm(x, w) + b).bfloat16())
+    assert res.passed, str(res)
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_residual(gen, m, n, k):
+    x, w, _ = _inputs(gen, m, n, k)
+    r = torch.randn(m, n, generator=gen).bfloat16()
+    y = torch.empty(m, n, dtype=torch.bfloat16)
+    res = mt.run_jit(X.gemm_residual, x, w, r, y,
+                     golden=lambda x, w, r, y: (_mm(x, w) + r.float()).bfloat16())
+    assert res.passed, str(res)
+
+
+@pytest.mark.parametrize("m,i,k", [(64, 128, 128), (37, 100, 90), (130, 200, 64)])
+def test_gemm_swiglu_merged_weight(gen, m, i, k):
+    x, w, _ = _inputs(gen, m, 2 * i, k)
+    y = torch.empty(m, i, dtype=torch.bfloat16)
+
+    def ref(x, w, y):
+        h = _mm(x, w)
+        return (F.silu(h[:, :i]) * h[:, i:]).bfloat16()
+
+    res = mt.run_jit(X.gemm_swiglu, x, w, y, golden=ref)
+    assert res.passed, str(res)
+
+
+def test_expanded_structure():
+    k = mt.compile(X.gemm_bias_silu).kernel
+    assert k.attrs["core"] is CoreType.MIX
+    cores = [op for op in k.walk() if op.name == "core"]
+    assert [c.attrs["core"] for c in cores] == [CoreType.AIC, CoreType.AIV]
+    names = [op.name for op in k.walk()]
+    assert names.count("set_flag") == 2 and names.count("wait_flag") == 2
+    assert "fence" in names
+    aiv_tiles = [r.type for op in cores[1].regions[0].walk() for r in op.results
+                 if isinstance(r.type, TileType) and len(r.type.shape) == 2]
+    assert aiv_tiles and all(t.shape[0] == 16 for t in aiv_tiles)  # TM=32 halved per lane
+
+
+def _broken(kern, drop: str):
+    """Compile `kern`, then remove every `drop` op from its lowered IR."""
+    ck = mt.compile(kern)
+    for op in list(ck.kernel.walk()):
+        if op.name == drop:
+            op.parent.ops.remove(op)
+    return ck
+
+
+@pytest.mark.parametrize("drop,err", [("fence", mt.RaceError), ("wait_flag", mt.RaceError),
+                                      ("set_flag", mt.DeadlockError)])
+def test_protocol_without_fence_or_wait_is_caught_by_the_simulator(gen, drop, err):
+    from mixtile.simulator import simulate
+
+    ck = _broken(X.gemm_bias_silu, drop)
+    x, w, b = _inputs(gen, 130, 700, 64)
+    args = {"x": x.float().numpy(), "w": w.float().numpy(), "bias": b.numpy()}
+    with pytest.raises(err):
+        simulate(ck.kernel, args, ck.target)
+
+
+def test_odd_row_tile_is_unsupported_with_a_fix():
+    with pytest.raises(mt.UnsupportedError, match="odd row count") as ei:
+        mt.compile(X.gemm_bias_silu, TM=17)
+    assert "fix:" in str(ei.value)
+
+
+def test_row_reduction_across_the_lane_split_is_rejected():
+    @mt.kernel
+    def colsum(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+               y: mt.Out[1, "N", mt.f32], TM: mt.const = 32, TN: mt.const = 64):
+        for blk in mt.spmd(1):
+            acc = mt.matmul(mt.load(x[0:TM, 0:32]), mt.load(w[0:TN, 0:32]), b_trans=True)
+            mt.store(y[0:1, 0:TN], mt.col_sum(mt.exp(acc)))  # BAD
+
+    with pytest.raises(mt.UnsupportedError, match="collapses the axis split"):
+        mt.compile(colsum)
+
+
+def test_cube_and_vector_work_in_one_loop_is_unsupported():
+    @mt.kernel
+    def k(x: mt.Tensor["M", "K", mt.bf16], y: mt.Out["M", "M", mt.f32]):
+        for blk in mt.spmd(1):
+            for i in mt.range(0, 2):
+                a = mt.load(x[0:16, 0:16])
+                mt.store(y[0:16, 0:16], mt.exp(mt.matmul(a, a, b_trans=True)))
+
+    with pytest.raises(mt.UnsupportedError, match="inside one loop"):
+        mt.compile(k)

@@ -1,0 +1,64 @@
+"""Mixed cube + vector kernels in automatic mode: a cube GEMM whose epilogue needs the
+vector cores (the L0C writeback cannot do it). The compiler splits each into an AIC and
+an AIV program, moves the accumulator through a per-cluster GM slot with flags, and
+halves the epilogue's rows between the two AIV lanes (UP_DOWN). Row tiles TM must be even.
+"""
+import mixtile as mt
+from tilelang_models.kernels.gemm import mainloop
+
+
+def _epilogue_kernel(act):
+    """y = act(x @ w^T + bias) in bf16; `act` is traced into the vector program."""
+
+    @mt.kernel
+    def gemm_bias_act(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                      bias: mt.Tensor["N", mt.f32], y: mt.Out["M", "N", mt.bf16],
+                      TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
+        M, K = x.shape
+        N = w.shape[0]
+        gn = mt.cdiv(N, TN)
+        for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+            m0 = blk // gn * TM
+            n0 = blk % gn * TN
+            acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
+            h = act(acc + mt.load(bias[n0:n0 + TN]))
+            mt.store(y[m0:m0 + TM, n0:n0 + TN], h.astype(mt.bf16))
+
+    return gemm_bias_act
+
+
+gemm_bias_silu = _epilogue_kernel(mt.silu)
+gemm_bias_gelu_tanh = _epilogue_kernel(mt.gelu_tanh)
+gemm_bias_gelu_erf = _epilogue_kernel(mt.gelu_erf)
+
+
+@mt.kernel
+def gemm_residual(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                  res: mt.Tensor["M", "N", mt.bf16], y: mt.Out["M", "N", mt.bf16],
+                  TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
+    """y = x @ w^T + res (a residual add: a second GM input on the vector side)."""
+    M, K = x.shape
+    N = w.shape[0]
+    gn = mt.cdiv(N, TN)
+    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+        m0 = blk // gn * TM
+        n0 = blk % gn * TN
+        acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
+        r = mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (acc + r).astype(mt.bf16))
+
+
+@mt.kernel
+def gemm_swiglu(x: mt.Tensor["M", "K", mt.bf16], w_gu: mt.Tensor["N2", "K", mt.bf16],
+                y: mt.Out["M", "I", mt.bf16],
+                TM: mt.const = 32, TN: mt.const = 64, TK: mt.const = 128):
+    """y = silu(x @ Wg^T) * (x @ Wu^T) with the merged weight w_gu = [Wg; Wu] ([2I, K])."""
+    M, K = x.shape
+    I = y.shape[1]
+    gn = mt.cdiv(I, TN)
+    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+        m0 = blk // gn * TM
+        n0 = blk % gn * TN
+        g = mainloop(x, w_gu, m0, n0, 0, K, TM, TN, TK)
+        u = mainloop(x, w_gu, m0, I + n0, 0, K, TM, TN, TK)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(mt.bf16))
