@@ -111,13 +111,17 @@ def test_row_reduction_across_the_lane_split_is_rejected():
         mt.compile(colsum)
 
 
-def test_cube_and_vector_work_in_one_loop_is_unsupported():
+def test_cube_and_vector_work_in_one_loop(gen):
     @mt.kernel
-    def k(x: mt.Tensor["M", "K", mt.bf16], y: mt.Out["M", "M", mt.f32]):
+    def k(x: mt.Tensor["M", "K", mt.bf16], y: mt.InOut["M", "M", mt.f32]):
         for blk in mt.spmd(1):
-            for i in mt.range(0, 2):
+            for i in mt.range(0, 3):
                 a = mt.load(x[0:16, 0:16])
-                mt.store(y[0:16, 0:16], mt.exp(mt.matmul(a, a, b_trans=True)))
+                t = mt.load(y[0:16, 0:16])
+                mt.store(y[0:16, 0:16], t + mt.exp(mt.matmul(a, a, b_trans=True)))
 
-    with pytest.raises(mt.UnsupportedError, match="inside one loop"):
-        mt.compile(k)
+    x = (torch.randn(16, 16, generator=gen) / 4).bfloat16()
+    y = torch.randn(16, 16, generator=gen)
+    ref = lambda x, y: y + 3 * torch.exp(_mm(x, x))  # noqa: E731
+    res = mt.run_jit(k, x, y, golden=ref, rtol=1e-5, atol=1e-4)
+    assert res.passed, str(res)

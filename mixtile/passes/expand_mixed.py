@@ -42,19 +42,24 @@ from mixtile.ir.types import (
 from mixtile.passes.classify_cores import core_of
 
 AIC, AIV, NONE = CoreType.AIC, CoreType.AIV, CoreType.NONE
+_ROLE = {AIC: CoreRole.AIC, AIV: CoreRole.AIV}
 
 
 def _side(op: Op) -> CoreType:
+    """AIC, AIV, NONE (scalar), or MIX for a loop holding both kinds of work."""
     if not op.regions:
         return core_of(op)
     sides = {_side(o) for r in op.regions for o in r.ops} - {NONE}
-    if len(sides) > 1:
-        raise UnsupportedError(
-            "cube and vector work inside one loop needs a pipelined mixed loop, which "
-            "this version does not build", loc=op.loc,
-            fix="keep the loop on the cube (e.g. the K loop of a GEMM) and do the vector "
-                "work after it")
+    if len(sides) > 1 or CoreType.MIX in sides:
+        return CoreType.MIX
     return sides.pop() if sides else NONE
+
+
+def _value_side(v: Value) -> CoreType:
+    t = v.type
+    if isinstance(t, TileType):
+        return AIV if t.space is MemSpace.UB else AIC
+    return NONE
 
 
 def _const(kernel: Kernel, value: int) -> Value:
@@ -71,34 +76,37 @@ def _emit(blk: Block, name: str, operands, attrs=None, loc=None) -> Op:
     return op
 
 
+class _Crossing:
+    """One value moved between the cube and the vector side through a GM slot."""
+
+    def __init__(self, ws: Value, store: Op, flag: int) -> None:
+        self.ws, self.store, self.flag = ws, store, flag  # flag: READY; flag + 1: FREE
+        self.producer = AIC if store.operands[1].type.space is MemSpace.L0C else AIV
+        self.consumer = AIV if self.producer is AIC else AIC
+
+
 class _Expander:
     def __init__(self, kernel: Kernel, spmd: Op, target) -> None:
         self.k, self.spmd, self.t = kernel, spmd, target
         self.body = spmd.regions[0]
         ws = {p.value for p in kernel.params if p.role is Role.SCRATCH}
-        self.cross_st = [op for op in self.body.ops if op.name == "store"
-                         and op.operands[0] in ws and op.operands[1].type.space is MemSpace.L0C]
-        self.cross_ld = [op for op in self.body.walk() if op.name == "load"
-                         and op.operands[0] in ws]
-        for op in self.body.walk():
-            if op.name == "store" and op.operands[0] in ws and op not in self.cross_st:
-                raise UnsupportedError(
-                    "a vector->cube crossing (or one inside a loop) needs manual mode, "
-                    "which this version does not have", loc=op.loc)
-        self.flag_of = {op.operands[0]: 2 * i for i, op in enumerate(self.cross_st)}
-        if len(self.flag_of) > 8:
-            raise UnsupportedError("more than 8 cube->vector crossings in one launch",
-                                   loc=self.cross_st[8].loc)
-        rows = {op.operands[1].type.shape[0] for op in self.cross_st}
+        stores = [op for op in self.body.walk() if op.name == "store" and op.operands[0] in ws]
+        if len(stores) > 8:
+            raise UnsupportedError("more than 8 cube<->vector crossings in one launch "
+                                   "(16 cross-core flags)", loc=stores[8].loc)
+        self.cross = {op.operands[0]: _Crossing(op.operands[0], op, 2 * i)
+                      for i, op in enumerate(stores)}
+        rows = {op.operands[1].type.shape[0] for op in stores}
         if len(rows) != 1:
-            raise UnsupportedError(f"crossing tiles have different row counts {sorted(rows)}",
-                                   loc=self.cross_st[0].loc)
+            raise UnsupportedError(
+                f"tiles crossing between cube and vector have different row counts "
+                f"{sorted(rows)}; the UP_DOWN split needs one", loc=stores[0].loc)
         self.R = rows.pop()
         if self.R % 2:
             raise UnsupportedError(
-                f"the cube result has {self.R} rows: an UP_DOWN split of an odd row count "
-                "is not supported in this version", loc=self.cross_st[0].loc,
-                fix="use an even row tile (e.g. TM=16)")
+                f"the crossing tile has {self.R} rows: an UP_DOWN split of an odd row count "
+                "is not supported in this version", loc=stores[0].loc,
+                fix="use an even row tile (pad the rows, e.g. TM=16)")
         self.h = self.R // 2
 
     def run(self) -> None:
@@ -107,55 +115,95 @@ class _Expander:
         grid = self.spmd.operands[0]
         gp = make_op(OPS["smin"], [grid, clusters], loc=self.spmd.loc)
         top = k.body
-        at = top.ops.index(self.spmd)
         gp.parent = top
-        top.ops.insert(at, gp)
+        top.ops.insert(top.ops.index(self.spmd), gp)
         for p in k.params:  # one workspace slot per cluster
-            if p.role is Role.SCRATCH and p.value in self.flag_of:
+            if p.value in self.cross:
                 ty = p.value.type
                 p.value.type = TensorType(ty.dtype, (t.clusters, *ty.shape[1:]))
         nb = Block([INDEX], ["c"])
-        c = nb.args[0]
-        # the cube program
-        ra = Block()
-        la = self._loop(ra, c, grid, clusters)
-        vmap = {self.body.args[0]: la.args[0]}
-        for op in self.body.ops:
-            if _side(op) is AIV:
-                continue
-            new = self._clone(la, op, vmap, None)
-            if op in self.cross_st:
-                new.operands[2] = c
-                _emit(la, "fence", [], loc=op.loc)
-                _emit(la, "set_flag", [], {"flag": self.flag_of[op.operands[0]],
-                                           "to": CoreRole.AIV}, loc=op.loc)
-        for op in self.cross_st:
-            _emit(la, "wait_flag", [], {"flag": self.flag_of[op.operands[0]] + 1},
-                  loc=op.loc)
-        _emit(la, "yield", [])
-        nb.append(make_op(OPS["core"], [], {"core": AIC}, [ra], self.spmd.loc))
-        # the vector program, split UP_DOWN over the two lanes
-        rv = Block([INDEX], ["lane"])
-        lv = self._loop(rv, c, grid, clusters)
-        half = _const(k, self.h)
-        lo = _emit(lv, "smul", [rv.args[0], half]).result
-        vmap = {self.body.args[0]: lv.args[0]}
-        split = _Split(self.R, self.h, lo, c)
-        for op in self.body.ops:
-            if _side(op) is AIC:
-                continue
-            flag = self.flag_of.get(op.operands[0]) if op in self.cross_ld else None
-            if flag is not None:
-                _emit(lv, "wait_flag", [], {"flag": flag}, loc=op.loc)
-            new = self._clone(lv, op, vmap, split)
-            if flag is not None:
-                new.operands[1] = c  # this cluster's slot
-                _emit(lv, "set_flag", [], {"flag": flag + 1, "to": CoreRole.AIC}, loc=op.loc)
-        _emit(lv, "yield", [])
-        nb.append(make_op(OPS["core"], [], {"core": AIV}, [rv], self.spmd.loc))
+        self.c = nb.args[0]
+        for side in (AIC, AIV):
+            region = Block([INDEX], ["lane"]) if side is AIV else Block()
+            body = self._loop(region, self.c, grid, clusters)
+            split = None
+            if side is AIV:
+                half = _const(k, self.h)
+                lo = _emit(body, "smul", [region.args[0], half]).result
+                split = _Split(self.R, self.h, lo)
+            self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split)
+            _emit(body, "yield", [])
+            nb.append(make_op(OPS["core"], [], {"core": side}, [region], self.spmd.loc))
         new_spmd = make_op(OPS["spmd"], [gp.result], regions=[nb], loc=self.spmd.loc)
         new_spmd.parent = top
         top.ops[top.ops.index(self.spmd)] = new_spmd
+
+    def _clone_ops(self, ops: list[Op], dst: Block, side: CoreType, vmap: dict, split) -> None:
+        """Clone the ops of `side` (and scalar ops) into dst; add the crossing protocol.
+        A producer waits for its slot to be free again at the end of the enclosing block."""
+        frees: list[_Crossing] = []
+        for op in ops:
+            if op.name == "yield":
+                for x in frees:
+                    _emit(dst, "wait_flag", [], {"flag": x.flag + 1}, loc=x.store.loc)
+                frees = []
+                kept = [v for i, v in enumerate(op.operands) if self._keep_carry(op, i, side)]
+                _emit(dst, "yield", [vmap.get(v, v) for v in kept], loc=op.loc)
+                continue
+            s = _side(op)
+            if s not in (side, NONE, CoreType.MIX):
+                continue
+            if op.name == "for" and (s is CoreType.MIX or any(
+                    o.name in ("load", "store") and o.operands[0] in self.cross
+                    for o in op.regions[0].walk())):
+                self._clone_loop(op, dst, side, vmap, split)
+                continue
+            x = self.cross.get(op.operands[0]) if op.name in ("load", "store") and \
+                op.operands else None
+            if x is not None and op.name == "load":
+                _emit(dst, "wait_flag", [], {"flag": x.flag}, loc=op.loc)
+            new = self._clone(dst, op, vmap, split)
+            if x is None:
+                continue
+            if op.name == "store":
+                new.operands[2] = self.c  # this cluster's slot
+                _emit(dst, "fence", [], loc=op.loc)
+                _emit(dst, "set_flag", [], {"flag": x.flag, "to": _ROLE[x.consumer]},
+                      loc=op.loc)
+                frees.append(x)
+            else:
+                new.operands[1] = self.c
+                _emit(dst, "set_flag", [], {"flag": x.flag + 1, "to": _ROLE[x.producer]},
+                      loc=op.loc)
+        for x in frees:  # the block ends without a yield (the persistent loop's body)
+            _emit(dst, "wait_flag", [], {"flag": x.flag + 1}, loc=x.store.loc)
+
+    @staticmethod
+    def _carry_side(loop: Op, i: int) -> CoreType:
+        return _value_side(loop.results[i])
+
+    def _keep_carry(self, yield_op: Op, i: int, side: CoreType) -> bool:
+        loop = yield_op.parent.parent
+        return self._carry_side(loop, i) in (side, NONE)
+
+    def _clone_loop(self, op: Op, dst: Block, side: CoreType, vmap: dict, split) -> None:
+        """A loop with cube and vector work: each side runs the same iterations with the
+        carried values of its own side (and the scalar ones)."""
+        keep = [i for i in range(len(op.results)) if self._carry_side(op, i) in (side, NONE)]
+        operands = [vmap.get(v, v) for v in op.operands[:3]]
+        operands += [vmap.get(op.operands[3 + i], op.operands[3 + i]) for i in keep]
+        body = op.regions[0]
+        nb = Block([INDEX] + [v.type for v in operands[3:]],
+                   [body.args[0].hint] + [body.args[1 + i].hint for i in keep])
+        vmap[body.args[0]] = nb.args[0]
+        for j, i in enumerate(keep):
+            vmap[body.args[1 + i]] = nb.args[1 + j]
+        self._clone_ops(body.ops, nb, side, vmap, split)
+        new = make_op(op.opdef, operands, dict(op.attrs), [nb], op.loc)
+        for j, i in enumerate(keep):
+            new.results[j].type = nb.args[1 + j].type
+            vmap[op.results[i]] = new.results[j]
+        dst.append(new)
 
     def _loop(self, region: Block, c: Value, grid: Value, step: Value) -> Block:
         body = Block([INDEX], ["blk"])
@@ -190,8 +238,8 @@ class _Expander:
 class _Split:
     """Rewrites vector ops so each lane works on h = R/2 of the R rows."""
 
-    def __init__(self, R: int, h: int, lo: Value, slot: Value) -> None:
-        self.R, self.h, self.lo, self.slot = R, h, lo, slot
+    def __init__(self, R: int, h: int, lo: Value) -> None:
+        self.R, self.h, self.lo = R, h, lo
 
     def _is_split(self, t) -> bool:
         return isinstance(t, TileType) and len(t.shape) == 2 and t.shape[0] in (self.R,
@@ -239,7 +287,8 @@ def expand_mixed_kernel(kernel: Kernel, ctx) -> Kernel:
         sides = {_side(o) for o in op.regions[0].ops}
         ws = {p.value for p in kernel.params if p.role is Role.SCRATCH}
         crosses = any(o.name == "store" and o.operands[0] in ws for o in op.regions[0].walk())
-        if AIC in sides and AIV in sides and crosses:  # else ClassifyCores explains
+        mixed = CoreType.MIX in sides or (AIC in sides and AIV in sides)
+        if mixed and crosses:  # else ClassifyCores explains
             _Expander(kernel, op, ctx.target).run()
             expanded = True
     if expanded:
