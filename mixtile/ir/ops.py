@@ -533,3 +533,12 @@ define("set_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
 define("wait_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
        doc="blocks until this core's counter `flag` is > 0, then decrements it "
            "(attrs flag: int)")
+
+
+def _split_infer(types, attrs):
+    return []
+
+
+define("split_aiv", C, Unit.CONTROL, None, _split_infer, n_regions=1,
+       doc="vector work divided between the two AIV lanes; attrs mode (SplitMode); the "
+           "region's block has one arg, the lane id")

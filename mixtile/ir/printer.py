@@ -49,6 +49,7 @@ from mixtile.ir.types import (
     ReduceKind,
     Role,
     ScalarType,
+    SplitMode,
     SyncMode,
     TensorType,
     TileType,
@@ -57,7 +58,7 @@ from mixtile.ir.types import (
 
 ENUM_CLASSES: dict[str, type[enum.Enum]] = {
     c.__name__: c for c in (DType, MemSpace, Unit, Pipe, Role, CoreType, ReduceKind, AtomicKind,
-                            SyncMode, CoreRole)
+                            SyncMode, CoreRole, SplitMode)
 }
 
 

@@ -121,6 +121,14 @@ class SyncMode(enum.Enum):
     SOFT = "soft"
 
 
+class SplitMode(enum.Enum):
+    """How a split_aiv region divides vector work between the two AIV lanes."""
+
+    UP_DOWN = "up_down"  # each lane takes half of the tile rows (lane 0 the first half)
+    LEFT_RIGHT = "left_right"  # each lane takes half of the columns
+    NONE = "none"  # both lanes run the whole body; the program divides work by lane id
+
+
 class CoreRole(enum.Enum):
     """One core of a cluster (AIV: both vector lanes), as a cross-core flag target."""
 

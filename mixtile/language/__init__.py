@@ -41,6 +41,15 @@ from mixtile.language.api import (
 )
 from mixtile.language.kernel import KernelFn, kernel
 from mixtile.language.loops import cdiv, range, spmd
+from mixtile.language.mixed import (
+    aic_gather,
+    aiv_shard,
+    fence,
+    split_aiv,
+    syncall,
+    target,
+    workspace,
+)
 from mixtile.language.spec import InOut, Out, Scalar, Tensor, const
 
 __all__ = [
@@ -49,5 +58,7 @@ __all__ = [
     "maximum", "minimum", "move", "neg", "reciprocal", "reduce", "relu", "row_broadcast",
     "row_max", "row_min", "row_sum", "rsqrt", "sigmoid", "silu", "smax", "smin", "sqrt",
     "store", "tanh", "to_float", "where", "zeros", "KernelFn", "kernel", "cdiv", "range",
-    "spmd", "InOut", "Out", "Scalar", "Tensor", "const",
+    "spmd", "aic_gather", "aiv_shard", "fence", "split_aiv", "syncall", "target", "workspace",
+    "InOut",
+    "Out", "Scalar", "Tensor", "const",
 ]

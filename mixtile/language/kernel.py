@@ -11,6 +11,7 @@ from mixtile.ir.types import DType, Role, ScalarType, TensorType
 from mixtile.language import tracer
 from mixtile.language.spec import ScalarSpec, TensorSpec, const
 from mixtile.language.tracer import ScalarVal, TensorVal
+from mixtile.target import get_target
 
 
 class KernelFn:
@@ -62,8 +63,8 @@ class KernelFn:
                 out[name] = default
         return out
 
-    def trace(self, consts: dict[str, Any], static_dims: dict[str, int] | None = None
-              ) -> Kernel:
+    def trace(self, consts: dict[str, Any], static_dims: dict[str, int] | None = None,
+              target=None) -> Kernel:
         """Run the body once on symbolic handles; return the kernel IR."""
         static_dims = static_dims or {}
         body = Block()
@@ -87,12 +88,16 @@ class KernelFn:
         st.stack, st.open = [], set()
         st.pending = None
         st.epoch += 1
+        saved_target, st.target = st.target, target or get_target(None)
+        st.scratch = []
         tracer.push_block(body)
         try:
             self.fn(**handles, **consts)
             tracer.raise_pending()
+            params += st.scratch
         finally:
             st.stack, st.open = saved
+            st.target = saved_target
             st.pending = None
             st.epoch += 1
         return Kernel(self.name, params, body, {})

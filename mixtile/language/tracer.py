@@ -39,6 +39,8 @@ class _State(threading.local):
         # an error found where it cannot be raised (a generator being closed by `break`);
         # raised at the next op or at the end of tracing
         self.pending: TraceError | None = None
+        self.target = None  # the Target being compiled for (mt.target())
+        self.scratch: list = []  # mt.workspace parameters of the kernel being traced
         self.epoch = 0  # bumped per trace: a generator closed after its trace ended is ignored
 
 

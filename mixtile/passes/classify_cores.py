@@ -31,8 +31,37 @@ def core_of(op: Op) -> CoreType:
     return CoreType.NONE
 
 
+def _check_syncall_grids(kernel: Kernel, target) -> None:
+    """A hard syncall needs grid == the cores of its type, a soft one grid <= them; checked
+    here when the grid is a compile-time constant (the simulator checks it at launch)."""
+    from mixtile.errors import SyncallError
+    from mixtile.ir.types import SyncMode
+
+    core = kernel.attrs.get("core", CoreType.NONE)
+    cores = target.aiv_count if core is CoreType.AIV else target.clusters
+    for op in kernel.body.ops:
+        if op.name != "spmd":
+            continue
+        g = op.operands[0].op
+        if g is None or g.name != "const":
+            continue
+        grid = g.attrs["value"]
+        for s in op.regions[0].walk():
+            if s.name != "syncall":
+                continue
+            hard = s.attrs["mode"] is SyncMode.HARD
+            if (hard and grid != cores) or (not hard and grid > cores):
+                rule = "equal to" if hard else "at most"
+                raise SyncallError(
+                    f"{s.attrs['mode'].value} syncall in a launch of {grid} blocks on "
+                    f"{cores} {'AIV cores' if core is CoreType.AIV else 'clusters'}: the grid "
+                    f"must be {rule} {cores}, or the chip hangs (AICore timeout)", loc=s.loc,
+                    fix="launch mt.spmd(mt.target().clusters) and loop over the work inside")
+
+
 def classify_cores(kernel: Kernel, ctx) -> Kernel:
     if kernel.attrs.get("core") is CoreType.MIX:  # ExpandMixedKernel made per-core programs
+        _check_syncall_grids(kernel, ctx.target)
         return kernel
     first: dict[CoreType, Op] = {}
     for op in kernel.walk():
@@ -49,4 +78,11 @@ def classify_cores(kernel: Kernel, ctx) -> Kernel:
                 "atomic add), or split the work into a cube kernel and a vector kernel")
     kernel.attrs["core"] = (CoreType.AIC if CoreType.AIC in first else
                             CoreType.AIV if CoreType.AIV in first else CoreType.NONE)
+    if any(op.name == "split_aiv" for op in kernel.walk()):
+        op = next(op for op in kernel.walk() if op.name == "split_aiv")
+        raise UnsupportedError("split_aiv divides vector work of a mixed kernel between the "
+                               "AIV lanes of a cluster; this kernel has no cube work",
+                               loc=op.loc, fix="drop the split_aiv region: a vector-only "
+                               "kernel already runs on all AIV cores")
+    _check_syncall_grids(kernel, ctx.target)
     return kernel

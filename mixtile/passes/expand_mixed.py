@@ -62,6 +62,12 @@ def _value_side(v: Value) -> CoreType:
     return NONE
 
 
+def _routes(kernel: Kernel) -> set[Value]:
+    """The GM workspaces LegalizePaths made for cube<->vector routes."""
+    names = set(kernel.attrs.get("gm_routes", ()))
+    return {p.value for p in kernel.params if p.role is Role.SCRATCH and p.name in names}
+
+
 def _const(kernel: Kernel, value: int) -> Value:
     op = make_op(OPS["const"], [], {"dtype": DType.I64, "value": value})
     op.parent = kernel.body
@@ -89,7 +95,7 @@ class _Expander:
     def __init__(self, kernel: Kernel, spmd: Op, target) -> None:
         self.k, self.spmd, self.t = kernel, spmd, target
         self.body = spmd.regions[0]
-        ws = {p.value for p in kernel.params if p.role is Role.SCRATCH}
+        ws = _routes(kernel)
         stores = [op for op in self.body.walk() if op.name == "store" and op.operands[0] in ws]
         if len(stores) > 8:
             raise UnsupportedError("more than 8 cube<->vector crossings in one launch "
@@ -113,10 +119,16 @@ class _Expander:
         k, t = self.k, self.t
         clusters = _const(k, t.clusters)
         grid = self.spmd.operands[0]
-        gp = make_op(OPS["smin"], [grid, clusters], loc=self.spmd.loc)
+        # a persistent launch (min(G, C) blocks looping over the G) unless a barrier needs
+        # every block resident: then the grid stays G (one iteration per block)
+        has_sync = any(o.name == "syncall" for o in self.body.walk())
         top = k.body
-        gp.parent = top
-        top.ops.insert(top.ops.index(self.spmd), gp)
+        launch = grid
+        if not has_sync:
+            gp = make_op(OPS["smin"], [grid, clusters], loc=self.spmd.loc)
+            gp.parent = top
+            top.ops.insert(top.ops.index(self.spmd), gp)
+            launch = gp.result
         for p in k.params:  # one workspace slot per cluster
             if p.value in self.cross:
                 ty = p.value.type
@@ -127,6 +139,7 @@ class _Expander:
             region = Block([INDEX], ["lane"]) if side is AIV else Block()
             body = self._loop(region, self.c, grid, clusters)
             split = None
+            self.lane = region.args[0] if side is AIV else None
             if side is AIV:
                 half = _const(k, self.h)
                 lo = _emit(body, "smul", [region.args[0], half]).result
@@ -134,7 +147,7 @@ class _Expander:
             self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split)
             _emit(body, "yield", [])
             nb.append(make_op(OPS["core"], [], {"core": side}, [region], self.spmd.loc))
-        new_spmd = make_op(OPS["spmd"], [gp.result], regions=[nb], loc=self.spmd.loc)
+        new_spmd = make_op(OPS["spmd"], [launch], regions=[nb], loc=self.spmd.loc)
         new_spmd.parent = top
         top.ops[top.ops.index(self.spmd)] = new_spmd
 
@@ -152,6 +165,15 @@ class _Expander:
                 continue
             s = _side(op)
             if s not in (side, NONE, CoreType.MIX):
+                continue
+            if op.name == "split_aiv":
+                if s not in (AIV, NONE):
+                    raise UnsupportedError("a cube op inside a split_aiv region: the region "
+                                           "is vector work on the two AIV lanes", loc=op.loc,
+                                           fix="move the matmul out of the region")
+                if side is AIV:  # inline, the region's lane id is this AIV's lane
+                    vmap[op.regions[0].args[0]] = self.lane
+                    self._clone_ops(op.regions[0].ops, dst, side, vmap, None)
                 continue
             if op.name == "for" and (s is CoreType.MIX or any(
                     o.name in ("load", "store") and o.operands[0] in self.cross
@@ -285,7 +307,7 @@ def expand_mixed_kernel(kernel: Kernel, ctx) -> Kernel:
     expanded = False
     for op in [o for o in kernel.body.ops if o.name == "spmd"]:
         sides = {_side(o) for o in op.regions[0].ops}
-        ws = {p.value for p in kernel.params if p.role is Role.SCRATCH}
+        ws = _routes(kernel)
         crosses = any(o.name == "store" and o.operands[0] in ws for o in op.regions[0].walk())
         mixed = CoreType.MIX in sides or (AIC in sides and AIV in sides)
         if mixed and crosses:  # else ClassifyCores explains

@@ -70,6 +70,9 @@ class _Legalizer:
         cores = self.t.aiv_count  # enough slots for either core type
         ws = Value(TensorType(t.dtype, (cores, *t.shape)), None, 0, f"ws{self.n_ws}")
         self.k.params.append(Param(f"ws{self.n_ws}", ws, Role.SCRATCH))
+        # ExpandMixedKernel turns these routes (not the kernel's own workspaces) into
+        # flag-guarded crossings
+        self.k.attrs["gm_routes"] = (*self.k.attrs.get("gm_routes", ()), f"ws{self.n_ws}")
         self.n_ws += 1
         blk = self._blk_index(op)
         slot = make_op(OPS["smod"], [blk, self._const(cores)], loc=op.loc)

@@ -127,7 +127,7 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
     if hit is not None and not opts["dump_passes"]:
         return dataclasses.replace(hit, from_cache="memory",
                                    compile_s=time.perf_counter() - t0)
-    traced = kfn.trace(consts, opts["static_dims"])
+    traced = kfn.trace(consts, opts["static_dims"], target)
     text0 = print_kernel(traced)
     dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])
                           .encode()).hexdigest()[:32]

@@ -1,0 +1,127 @@
+"""DSL for mixed cube/vector kernels: lane splits, explicit crossings, barriers, target.
+
+In automatic mode nothing here is needed: cube and vector ops written together are
+split by the compiler. These functions make the structure explicit where the kernel
+needs it (a merge phase after a barrier, work divided by lane id).
+"""
+from __future__ import annotations
+
+from mixtile.errors import TraceError, UnsupportedError
+from mixtile.ir.core import Block, Param, Value
+from mixtile.ir.types import (
+    INDEX,
+    CoreType,
+    DType,
+    MemSpace,
+    Role,
+    SplitMode,
+    SyncMode,
+    TensorType,
+)
+from mixtile.language import tracer
+from mixtile.language.tracer import (
+    ScalarVal,
+    TensorVal,
+    TileVal,
+    emit,
+    pop_block,
+    push_block,
+    user_loc,
+)
+from mixtile.target import Target
+
+
+class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:`)
+    """Divide the enclosed vector work between the two AIV lanes of a cluster.
+
+    SplitMode.UP_DOWN (the automatic default: each lane takes half of every tile's rows)
+    needs no region, so values flow out of it; SplitMode.NONE runs the body on both lanes
+    with `lane` (0 or 1) for the program to divide the work; its values stay inside.
+    """
+
+    def __init__(self, n: int = 2, mode: SplitMode = SplitMode.UP_DOWN) -> None:
+        if n != 2:
+            raise TraceError(f"split_aiv({n}): a cluster has 2 AIV lanes", loc=user_loc())
+        if not isinstance(mode, SplitMode):
+            raise TraceError(f"split_aiv mode must be an mt.SplitMode, got {mode!r}",
+                             loc=user_loc())
+        if mode is SplitMode.LEFT_RIGHT:
+            raise UnsupportedError("SplitMode.LEFT_RIGHT is not supported in this version",
+                                   loc=user_loc(), fix="use UP_DOWN, or NONE with the lane id")
+        self.mode = mode
+        self.body: Block | None = None
+
+    def __enter__(self):
+        if self.mode is SplitMode.UP_DOWN:
+            return None
+        self.body = Block([INDEX], ["lane"])
+        emit("split_aiv", [], {"mode": self.mode}, regions=[self.body])
+        push_block(self.body)
+        return ScalarVal(self.body.args[0])
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.body is not None and tracer._state.stack and \
+                tracer._state.stack[-1] is self.body:
+            pop_block()
+        return False
+
+
+def aiv_shard(x: TileVal) -> TileVal:
+    """Explicit cube -> vector crossing: the tile, on the vector lanes (UB)."""
+    return _cross(x, MemSpace.UB, "aiv_shard")
+
+
+def aic_gather(x: TileVal) -> TileVal:
+    """Explicit vector -> cube crossing: the lanes' halves, gathered on the cube (L1)."""
+    return _cross(x, MemSpace.L1, "aic_gather")
+
+
+def _cross(x, space: MemSpace, what: str) -> TileVal:
+    if not isinstance(x, TileVal):
+        raise TraceError(f"mt.{what} needs a tile, got {type(x).__name__}", loc=user_loc())
+    return TileVal(emit("move", [x.value], {"space": space}).result)
+
+
+def syncall(core_type: CoreType = CoreType.MIX, mode: SyncMode = SyncMode.HARD) -> None:
+    """Barrier over every core of `core_type` in the launch. HARD needs the launch grid to
+    equal the cluster count (mt.target().clusters); SOFT needs grid <= clusters. A barrier
+    orders arrival only: call mt.fence() first to hand GM data across it."""
+    if not isinstance(core_type, CoreType) or core_type is CoreType.NONE:
+        raise TraceError(f"syncall core_type must be mt.CoreType.MIX, AIV or AIC, got "
+                         f"{core_type!r}", loc=user_loc())
+    if not isinstance(mode, SyncMode):
+        raise TraceError(f"syncall mode must be an mt.SyncMode, got {mode!r}", loc=user_loc())
+    emit("syncall", [], {"core_type": core_type, "mode": mode})
+
+
+def fence() -> None:
+    """Make this core's earlier GM writes visible to its later synchronisation."""
+    emit("fence", [])
+
+
+def workspace(shape, dtype, name: str | None = None) -> TensorVal:
+    """A GM scratch tensor of static `shape` the kernel owns (the runtime allocates it; it
+    starts unwritten): e.g. per-block partial results handed across a syncall."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                            for d in shape):
+        raise TraceError(f"mt.workspace shape must be positive compile-time ints, got {shape}",
+                         loc=user_loc(), fix="size it with mt.const values or mt.target()")
+    if not isinstance(dtype, DType):
+        raise TraceError(f"mt.workspace dtype must be an mt dtype, got {dtype!r}",
+                         loc=user_loc())
+    st = tracer._state
+    name = name or f"scratch{len(st.scratch)}"
+    v = Value(TensorType(dtype, shape), None, 0, name)
+    st.scratch.append(Param(name, v, Role.SCRATCH))
+    return TensorVal(v, name)
+
+
+def target() -> Target:
+    """The target being compiled for (clusters, aiv_count, capacities): size launches
+    portably, e.g. `mt.spmd(mt.target().clusters)` for a hard syncall."""
+    t = tracer._state.target
+    if t is None:
+        raise TraceError("mt.target() is only available while a kernel is traced",
+                         loc=user_loc())
+    return t
