@@ -11,17 +11,23 @@ into a persistent launch of min(G, clusters) blocks, each running its share of t
 on one cluster:
 
     spmd(min(G, C)) ^(c):
-      core AIC          { for blk in range(c, G, C): cube ops; store ws[c]; fence;
-                          set_flag(READY -> AIV); wait_flag(FREE) }
-      core AIV ^(lane): { for blk in range(c, G, C): wait_flag(READY); load my half of
-                          ws[c]; set_flag(FREE -> AIC); vector ops on my half }
+      core AIC          { for blk in range(c, G, C): cube ops; wait_flag(FREE);
+                          store ws[slot]; fence; set_flag(READY -> AIV)
+                          ...; wait_flag(FREE) (drain) }
+      core AIV ^(lane): { set_flag(FREE -> AIC) (credit);
+                          for blk in range(c, G, C): wait_flag(READY); load my half of
+                          ws[slot]; set_flag(FREE -> AIC); vector ops on my half }
 
-The workspace slot is the cluster's, so it is reused only after both vector lanes have
-read it (FREE counts once both lanes set it), and a block never waits on another cluster.
+Each crossing has a ring of `pipeline_depth` slots per cluster (slot = c * depth + the
+iteration's parity); with one FREE credit the producer runs at most one crossing ahead,
+so its k-th write is ordered after the consumer's (k-1)-th read whatever the slot
+(FREE from the AIVs counts once both lanes set it). A block never waits on another
+cluster. Loops holding both kinds of work run on both sides with each side's carried
+values; a vector->cube crossing is the mirror image.
 The vector program is split UP_DOWN: every 2-d tile with the crossing tile's row count R
 keeps R/2 rows per lane (lane 0 the first half); GM regions move by lane * R/2 rows.
-Not in this version: vector->cube crossings, crossings inside loops (software
-pipelining), odd R, and cube and vector work in one loop; each is an UnsupportedError.
+A launch holding a syncall keeps its grid (every block resident). Not in this version:
+odd R and more than 8 crossings (16 flags); each is an UnsupportedError.
 """
 from __future__ import annotations
 
@@ -129,10 +135,12 @@ class _Expander:
             gp.parent = top
             top.ops.insert(top.ops.index(self.spmd), gp)
             launch = gp.result
-        for p in k.params:  # one workspace slot per cluster
+        self.depth = depth = self.k.attrs.get("_depth", 2)
+        self.depth_v = _const(k, depth)
+        for p in k.params:  # a ring of `depth` slots per cluster
             if p.value in self.cross:
                 ty = p.value.type
-                p.value.type = TensorType(ty.dtype, (t.clusters, *ty.shape[1:]))
+                p.value.type = TensorType(ty.dtype, (t.clusters * depth, *ty.shape[1:]))
         nb = Block([INDEX], ["c"])
         self.c = nb.args[0]
         for side in (AIC, AIV):
@@ -144,22 +152,31 @@ class _Expander:
                 half = _const(k, self.h)
                 lo = _emit(body, "smul", [region.args[0], half]).result
                 split = _Split(self.R, self.h, lo)
-            self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split)
+            self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split,
+                            (body.args[0], self.c, clusters))
             _emit(body, "yield", [])
+            loop_op = region.ops.pop()  # put the credits before the loop, drains after it
+            for x in self.cross.values():
+                if x.consumer is side:  # one FREE credit: the producer may run 1 ahead
+                    _emit(region, "set_flag", [], {"flag": x.flag + 1,
+                                                   "to": _ROLE[x.producer]}, loc=x.store.loc)
+            region.append(loop_op)
+            for x in self.cross.values():
+                if x.producer is side:  # take back the last credit: counters end at zero
+                    _emit(region, "wait_flag", [], {"flag": x.flag + 1}, loc=x.store.loc)
             nb.append(make_op(OPS["core"], [], {"core": side}, [region], self.spmd.loc))
         new_spmd = make_op(OPS["spmd"], [launch], regions=[nb], loc=self.spmd.loc)
         new_spmd.parent = top
         top.ops[top.ops.index(self.spmd)] = new_spmd
 
-    def _clone_ops(self, ops: list[Op], dst: Block, side: CoreType, vmap: dict, split) -> None:
-        """Clone the ops of `side` (and scalar ops) into dst; add the crossing protocol.
-        A producer waits for its slot to be free again at the end of the enclosing block."""
-        frees: list[_Crossing] = []
+    def _clone_ops(self, ops: list[Op], dst: Block, side: CoreType, vmap: dict, split,
+                   loop: tuple[Value, Value, Value]) -> None:
+        """Clone the ops of `side` (and scalar ops) into dst, adding the crossing protocol:
+        the producer waits FREE before it writes a slot, stores, fences and sets READY;
+        the consumer waits READY, loads and sets FREE. `loop` is the innermost enclosing
+        loop's (iv, lb, step) in the new program: its iteration parity picks the ring slot."""
         for op in ops:
             if op.name == "yield":
-                for x in frees:
-                    _emit(dst, "wait_flag", [], {"flag": x.flag + 1}, loc=x.store.loc)
-                frees = []
                 kept = [v for i, v in enumerate(op.operands) if self._keep_carry(op, i, side)]
                 _emit(dst, "yield", [vmap.get(v, v) for v in kept], loc=op.loc)
                 continue
@@ -173,7 +190,7 @@ class _Expander:
                                            fix="move the matmul out of the region")
                 if side is AIV:  # inline, the region's lane id is this AIV's lane
                     vmap[op.regions[0].args[0]] = self.lane
-                    self._clone_ops(op.regions[0].ops, dst, side, vmap, None)
+                    self._clone_ops(op.regions[0].ops, dst, side, vmap, None, loop)
                 continue
             if op.name == "for" and (s is CoreType.MIX or any(
                     o.name in ("load", "store") and o.operands[0] in self.cross
@@ -182,23 +199,34 @@ class _Expander:
                 continue
             x = self.cross.get(op.operands[0]) if op.name in ("load", "store") and \
                 op.operands else None
-            if x is not None and op.name == "load":
-                _emit(dst, "wait_flag", [], {"flag": x.flag}, loc=op.loc)
-            new = self._clone(dst, op, vmap, split)
             if x is None:
+                self._clone(dst, op, vmap, split)
                 continue
+            slot = self._slot(dst, loop)
             if op.name == "store":
-                new.operands[2] = self.c  # this cluster's slot
+                _emit(dst, "wait_flag", [], {"flag": x.flag + 1}, loc=op.loc)
+                new = self._clone(dst, op, vmap, split)
+                new.operands[2] = slot
                 _emit(dst, "fence", [], loc=op.loc)
                 _emit(dst, "set_flag", [], {"flag": x.flag, "to": _ROLE[x.consumer]},
                       loc=op.loc)
-                frees.append(x)
             else:
-                new.operands[1] = self.c
+                _emit(dst, "wait_flag", [], {"flag": x.flag}, loc=op.loc)
+                new = self._clone(dst, op, vmap, split)
+                new.operands[1] = slot
                 _emit(dst, "set_flag", [], {"flag": x.flag + 1, "to": _ROLE[x.producer]},
                       loc=op.loc)
-        for x in frees:  # the block ends without a yield (the persistent loop's body)
-            _emit(dst, "wait_flag", [], {"flag": x.flag + 1}, loc=x.store.loc)
+
+    def _slot(self, dst: Block, loop) -> Value:
+        """This cluster's ring slot for the current iteration: c * depth + parity."""
+        if self.depth == 1:
+            return self.c
+        iv, lb, step = loop
+        d = _emit(dst, "ssub", [iv, lb]).result
+        q = _emit(dst, "sfloordiv", [d, step]).result
+        par = _emit(dst, "smod", [q, self.depth_v]).result
+        base = _emit(dst, "smul", [self.c, self.depth_v]).result
+        return _emit(dst, "sadd", [base, par]).result
 
     @staticmethod
     def _carry_side(loop: Op, i: int) -> CoreType:
@@ -220,7 +248,7 @@ class _Expander:
         vmap[body.args[0]] = nb.args[0]
         for j, i in enumerate(keep):
             vmap[body.args[1 + i]] = nb.args[1 + j]
-        self._clone_ops(body.ops, nb, side, vmap, split)
+        self._clone_ops(body.ops, nb, side, vmap, split, (nb.args[0], operands[0], operands[2]))
         new = make_op(op.opdef, operands, dict(op.attrs), [nb], op.loc)
         for j, i in enumerate(keep):
             new.results[j].type = nb.args[1 + j].type
@@ -311,7 +339,9 @@ def expand_mixed_kernel(kernel: Kernel, ctx) -> Kernel:
         crosses = any(o.name == "store" and o.operands[0] in ws for o in op.regions[0].walk())
         mixed = CoreType.MIX in sides or (AIC in sides and AIV in sides)
         if mixed and crosses:  # else ClassifyCores explains
+            kernel.attrs["_depth"] = ctx.options.get("pipeline_depth", 2)
             _Expander(kernel, op, ctx.target).run()
+            del kernel.attrs["_depth"]
             expanded = True
     if expanded:
         kernel.attrs["core"] = CoreType.MIX

@@ -44,6 +44,9 @@ _DEFAULTS = {
     # from the arguments when specialize_dims=True); default: one kernel for all sizes
     "static_dims": None,
     "specialize_dims": False,
+    # mixed kernels: GM ring slots per cube<->vector crossing and cluster (2: the cube
+    # fills one slot while the vector lanes read the other; 1: strictly alternating)
+    "pipeline_depth": 2,
     "cache_dir": None,  # default ~/.cache/mixtile
 }
 
