@@ -23,7 +23,11 @@ def _mm(x, w):
 
 ACTS = {"silu": (X.gemm_bias_silu, F.silu),
         "gelu_tanh": (X.gemm_bias_gelu_tanh, lambda h: F.gelu(h, approximate="tanh")),
-        "gelu_erf": (X.gemm_bias_gelu_erf, F.gelu)}
+        "gelu_erf": (X.gemm_bias_gelu_erf, F.gelu),
+        "silu_manual": (X.gemm_bias_silu_manual, F.silu),
+        "gelu_tanh_manual": (X.gemm_bias_gelu_tanh_manual,
+                             lambda h: F.gelu(h, approximate="tanh")),
+        "gelu_erf_manual": (X.gemm_bias_gelu_erf_manual, F.gelu)}
 
 
 @pytest.mark.parametrize("act", sorted(ACTS))
@@ -36,18 +40,20 @@ def test_gemm_bias_activation(gen, act, m, n, k):
     assert res.passed, str(res)
 
 
+@pytest.mark.parametrize("kern", [X.gemm_residual, X.gemm_residual_manual])
 @pytest.mark.parametrize("m,n,k", SHAPES)
-def test_gemm_residual(gen, m, n, k):
+def test_gemm_residual(gen, kern, m, n, k):
     x, w, _ = _inputs(gen, m, n, k)
     r = torch.randn(m, n, generator=gen).bfloat16()
     y = torch.empty(m, n, dtype=torch.bfloat16)
-    res = mt.run_jit(X.gemm_residual, x, w, r, y,
+    res = mt.run_jit(kern, x, w, r, y,
                      golden=lambda x, w, r, y: (_mm(x, w) + r.float()).bfloat16())
     assert res.passed, str(res)
 
 
+@pytest.mark.parametrize("kern", [X.gemm_swiglu, X.gemm_swiglu_manual])
 @pytest.mark.parametrize("m,i,k", [(64, 128, 128), (37, 100, 90), (130, 200, 64)])
-def test_gemm_swiglu_merged_weight(gen, m, i, k):
+def test_gemm_swiglu_merged_weight(gen, kern, m, i, k):
     x, w, _ = _inputs(gen, m, 2 * i, k)
     y = torch.empty(m, i, dtype=torch.bfloat16)
 
@@ -55,7 +61,7 @@ def test_gemm_swiglu_merged_weight(gen, m, i, k):
         h = _mm(x, w)
         return (F.silu(h[:, :i]) * h[:, i:]).bfloat16()
 
-    res = mt.run_jit(X.gemm_swiglu, x, w, y, golden=ref)
+    res = mt.run_jit(kern, x, w, y, golden=ref)
     assert res.passed, str(res)
 
 
@@ -145,3 +151,14 @@ def test_double_buffered_ring_agrees_with_single_slot(gen, kern, shape):
     ws = [p for p in mt.compile(kern, compile_cfg=dict(pipeline_depth=2)).kernel.params
           if p.name.startswith("ws")]
     assert ws and all(p.value.type.shape[0] == 48 for p in ws)  # 2 slots x 24 clusters
+
+
+def test_manual_and_automatic_modes_build_the_same_program():
+    from collections import Counter
+
+    def per_core(kern):  # the ops each core runs (the order of independent ops may differ)
+        k = mt.compile(kern).kernel
+        return [Counter(op.name for op in c.regions[0].walk())
+                for c in k.walk() if c.name == "core"]
+
+    assert per_core(X.gemm_swiglu) == per_core(X.gemm_swiglu_manual)
