@@ -100,10 +100,20 @@ def test_protocol_without_fence_or_wait_is_caught_by_the_simulator(gen, drop, er
         simulate(ck.kernel, args, ck.target)
 
 
-def test_odd_row_tile_is_unsupported_with_a_fix():
-    with pytest.raises(mt.UnsupportedError, match="odd row count") as ei:
-        mt.compile(X.gemm_bias_silu, TM=17)
-    assert "fix:" in str(ei.value)
+@pytest.mark.parametrize("tm", [17, 5, 1])
+def test_odd_row_tile_lane0_takes_the_ceiling_half(gen, tm):
+    x, w, b = _inputs(gen, 100, 300, 200)
+    y = torch.empty(100, 300, dtype=torch.bfloat16)
+    res = mt.run_jit(X.gemm_bias_silu, x, w, b, y, TM=tm,
+                     golden=lambda x, w, b, y: F.silu(_mm(x, w) + b).bfloat16())
+    assert res.passed, str(res)
+    k = mt.compile(X.gemm_bias_silu, TM=tm).kernel
+    aiv = [c for c in k.walk() if c.name == "core"][1]
+    rows = {r.type.shape[0] for op in aiv.regions[0].walk() for r in op.results
+            if isinstance(r.type, TileType) and len(r.type.shape) == 2}
+    assert rows == {(tm + 1) // 2}
+    limited = [op for op in aiv.regions[0].walk() if op.attrs.get("row_limit") is not None]
+    assert limited  # lane 1 stops at the block's last row
 
 
 def test_row_reduction_across_the_lane_split_is_rejected():

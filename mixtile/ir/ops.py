@@ -388,7 +388,7 @@ def _region_check(types, attrs, what: str):
 
 def _load_infer(types, attrs):
     t, shape = _region_check(types, attrs, "load")
-    n_off = len(types) - 1
+    n_off = len(types) - 1 - (attrs.get("row_limit") is not None)
     if n_off != len(t.shape):
         _err(f"load: {n_off} offsets for a {len(t.shape)}-d tensor")
     return [TileType(t.dtype, shape, attrs.get("space", MemSpace.ANY))]
@@ -399,8 +399,9 @@ def _load_pipe(op):
 
 
 define("load", M, Unit.MTE, _load_pipe, _load_infer, cost=_bytes_cost("mte2_bytes_per_cycle"),
-       doc="GM region -> tile; operands (tensor, *offsets); attrs sizes, keep, pad, space. "
-           "The region is clipped at the tensor's end; the rest of the tile holds `pad`.")
+       doc="GM region -> tile; operands (tensor, *offsets[, limit]); attrs sizes, keep, pad, "
+           "space[, row_limit]. The region is clipped at the tensor's end (and, with "
+           "row_limit = d, dim d at the `limit` operand); the rest of the tile holds `pad`.")
 
 
 def _store_infer(types, attrs):
@@ -422,7 +423,8 @@ def _store_pipe(op):
 
 define("store", M, Unit.MTE, _store_pipe, _store_infer,
        cost=_bytes_cost("mte3_bytes_per_cycle"),
-       doc="tile -> GM region; operands (tensor, tile, *offsets); attrs sizes, keep, atomic")
+       doc="tile -> GM region; operands (tensor, tile, *offsets[, limit]); attrs sizes, keep, "
+           "atomic[, row_limit] (as load: only rows before `limit` are written)")
 
 
 def _fixpipe_infer(types, attrs):

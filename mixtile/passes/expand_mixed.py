@@ -114,12 +114,7 @@ class _Expander:
                 f"tiles crossing between cube and vector have different row counts "
                 f"{sorted(rows)}; the UP_DOWN split needs one", loc=stores[0].loc)
         self.R = rows.pop()
-        if self.R % 2:
-            raise UnsupportedError(
-                f"the crossing tile has {self.R} rows: an UP_DOWN split of an odd row count "
-                "is not supported in this version", loc=stores[0].loc,
-                fix="use an even row tile (pad the rows, e.g. TM=16)")
-        self.h = self.R // 2
+        self.h = (self.R + 1) // 2  # odd R: lane 0 takes the ceiling half
 
     def run(self) -> None:
         k, t = self.k, self.t
@@ -286,7 +281,8 @@ class _Expander:
 
 
 class _Split:
-    """Rewrites vector ops so each lane works on h = R/2 of the R rows."""
+    """Rewrites vector ops so each lane works on h = ceil(R/2) of the R rows; with an odd R
+    lane 1's GM accesses carry a row limit (the block's end) so it covers R - h rows."""
 
     def __init__(self, R: int, h: int, lo: Value) -> None:
         self.R, self.h, self.lo = R, h, lo
@@ -306,7 +302,8 @@ class _Split:
                 sizes[d] = self.h
                 attrs["sizes"] = tuple(sizes)
                 first = 1 if name == "load" else 2
-                off = _emit(dst, "sadd", [operands[first + d], self.lo]).result
+                start = operands[first + d]
+                off = _emit(dst, "sadd", [start, self.lo]).result
                 # lane 1 of a ragged last block may start past the end: clamp to the
                 # extent so its region is empty (clipped), not out of bounds
                 tensor = operands[0]
@@ -314,6 +311,10 @@ class _Split:
                 ext_v = (_emit(dst, "const", [], {"dtype": DType.I64, "value": ext})
                          if isinstance(ext, int) else _emit(dst, "dim", [tensor], {"axis": d}))
                 operands[first + d] = _emit(dst, "smin", [off, ext_v.result]).result
+                if self.R % 2:  # stop at the block's last row (lane 1 has one row less)
+                    r_v = _emit(dst, "const", [], {"dtype": DType.I64, "value": self.R})
+                    operands.append(_emit(dst, "sadd", [start, r_v.result]).result)
+                    attrs["row_limit"] = d
         elif name in ("full", "broadcast"):
             shape = tuple(attrs["shape"])
             if len(shape) == 2 and shape[0] == self.R:

@@ -22,8 +22,23 @@ Rule = Callable[[Op, "Compiler"], Callable[[list, Any], None]]
 
 def _region(op: Op, c: Compiler, first_off: int):
     t = c.slot(op.operands[0])
-    offs = tuple(c.slot(v) for v in op.operands[first_off:])
+    end = len(op.operands) - (op.attrs.get("row_limit") is not None)
+    offs = tuple(c.slot(v) for v in op.operands[first_off:end])
     return t, offs, tuple(op.attrs["sizes"]), tuple(op.attrs["keep"])
+
+
+def _limited(op: Op, c: Compiler, sizes):
+    """For an op with a row limit (a lane's share of an odd row count): -> a function
+    giving (sizes, rows) with dim d cut so the region ends at the limit."""
+    d = op.attrs.get("row_limit")
+    if d is None:
+        return None
+    lim = c.slot(op.operands[-1])
+
+    def cut(env, offs):
+        rows = max(0, min(sizes[d], env[lim] - offs[d]))
+        return sizes[:d] + (rows,) + sizes[d + 1:], rows
+    return cut
 
 
 def _load(op: Op, c: Compiler):
@@ -31,6 +46,16 @@ def _load(op: Op, c: Compiler):
     rt = op.results[0].type
     pad = pad_value(rt.dtype, op.attrs.get("pad", 0.0))
     shape, r, checks = rt.shape, c.slot(op.result), c.checks
+    cut = _limited(op, c, sizes)
+    if cut is not None:
+        def load_limited(env, st):
+            o = [env[i] for i in offs]
+            sz, rows = cut(env, o)
+            part = env[t].read(o, sz, keep, pad, (rows,) + shape[1:], checks, op, st)
+            tile = np.full(shape, pad, dtype=part.dtype)
+            tile[:rows] = part
+            env[r] = tile
+        return load_limited
     if len(offs) == 2:
         o0, o1 = offs
 
@@ -50,6 +75,13 @@ def _atomic(op: Op) -> bool:
 def _store(op: Op, c: Compiler):
     t, offs, sizes, keep = _region(op, c, 2)
     x, atomic, checks = c.slot(op.operands[1]), _atomic(op), c.checks
+    cut = _limited(op, c, sizes)
+    if cut is not None:
+        def store_limited(env, st):
+            o = [env[i] for i in offs]
+            sz, rows = cut(env, o)
+            env[t].write(o, sz, keep, env[x][:rows], atomic, checks, op, st)
+        return store_limited
 
     def store(env, st):
         env[t].write([env[o] for o in offs], sizes, keep, env[x], atomic, checks, op, st)
