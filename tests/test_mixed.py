@@ -172,3 +172,17 @@ def test_manual_and_automatic_modes_build_the_same_program():
                 for c in k.walk() if c.name == "core"]
 
     assert per_core(X.gemm_swiglu) == per_core(X.gemm_swiglu_manual)
+
+
+def test_manual_mode_requires_explicit_crossings():
+    @mt.kernel
+    def implicit(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                 y: mt.Out["M", "N", mt.bf16], TM: mt.const = 32, TN: mt.const = 64):
+        for blk in mt.spmd(1):
+            acc = mt.matmul(mt.load(x[0:TM, 0:32]), mt.load(w[0:TN, 0:32]), b_trans=True)
+            with mt.split_aiv(2, mode=mt.SplitMode.UP_DOWN):
+                mt.store(y[0:TM, 0:TN], mt.silu(acc).astype(mt.bf16))  # BAD
+
+    with pytest.raises(mt.TraceError, match="crosses to the vector side implicitly") as ei:
+        mt.compile(implicit)
+    assert "mt.aiv_shard" in str(ei.value)

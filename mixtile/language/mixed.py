@@ -53,6 +53,7 @@ class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:
 
     def __enter__(self):
         if self.mode is SplitMode.UP_DOWN:
+            _launch_op().attrs["manual"] = True  # crossings must then be written out
             return None
         self.body = Block([INDEX], ["lane"])
         emit("split_aiv", [], {"mode": self.mode}, regions=[self.body])
@@ -64,6 +65,13 @@ class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:
                 tracer._state.stack[-1] is self.body:
             pop_block()
         return False
+
+
+def _launch_op():
+    st = tracer._state
+    if len(st.stack) < 2 or st.stack[1].parent is None or st.stack[1].parent.name != "spmd":
+        raise TraceError("mt.split_aiv belongs inside an mt.spmd launch", loc=user_loc())
+    return st.stack[1].parent
 
 
 def aiv_shard(x: TileVal) -> TileVal:
@@ -79,7 +87,7 @@ def aic_gather(x: TileVal) -> TileVal:
 def _cross(x, space: MemSpace, what: str) -> TileVal:
     if not isinstance(x, TileVal):
         raise TraceError(f"mt.{what} needs a tile, got {type(x).__name__}", loc=user_loc())
-    return TileVal(emit("move", [x.value], {"space": space}).result)
+    return TileVal(emit("move", [x.value], {"space": space, "explicit": True}).result)
 
 
 def syncall(core_type: CoreType = CoreType.MIX, mode: SyncMode = SyncMode.HARD) -> None:

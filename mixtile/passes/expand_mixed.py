@@ -31,7 +31,7 @@ odd R and more than 8 crossings (16 flags); each is an UnsupportedError.
 """
 from __future__ import annotations
 
-from mixtile.errors import UnsupportedError
+from mixtile.errors import TraceError, UnsupportedError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
 from mixtile.ir.registry import OPS
@@ -108,6 +108,17 @@ class _Expander:
                                    "(16 cross-core flags)", loc=stores[8].loc)
         self.cross = {op.operands[0]: _Crossing(op.operands[0], op, 2 * i)
                       for i, op in enumerate(stores)}
+        if spmd.attrs.get("manual"):  # split_aiv(UP_DOWN) written: crossings are explicit
+            for op in stores:
+                if not op.attrs.get("explicit"):
+                    v = op.operands[1]
+                    raise TraceError(
+                        f"this launch is in manual mode (it has a split_aiv region) but a "
+                        f"{v.type.space.value} tile crosses to the "
+                        f"{'vector' if v.type.space is MemSpace.L0C else 'cube'} side "
+                        "implicitly here", loc=op.loc,
+                        fix="mark the crossing: mt.aiv_shard(cube_result) / "
+                            "mt.aic_gather(vector_tile), or drop split_aiv (automatic mode)")
         rows = {op.operands[1].type.shape[0] for op in stores}
         if len(rows) != 1:
             raise UnsupportedError(

@@ -79,7 +79,9 @@ class _Legalizer:
         zero = self._const(0)
         offs = [slot.result] + [zero] * len(t.shape)
         region = {"sizes": (1, *t.shape), "keep": (False,) + (True,) * len(t.shape)}
-        st = make_op(OPS["store"], [ws, v, *offs], {**region, "atomic": AtomicKind.NONE},
+        explicit = {"explicit": True} if op.attrs.get("explicit") else {}  # aiv_shard & co
+        st = make_op(OPS["store"], [ws, v, *offs],
+                     {**region, "atomic": AtomicKind.NONE, **explicit},
                      loc=op.loc)
         ld = make_op(OPS["load"], [ws, *offs], {**region, "pad": 0.0, "space": dst},
                      loc=op.loc)
