@@ -186,3 +186,46 @@ def test_manual_mode_requires_explicit_crossings():
     with pytest.raises(mt.TraceError, match="crosses to the vector side implicitly") as ei:
         mt.compile(implicit)
     assert "mt.aiv_shard" in str(ei.value)
+
+
+@mt.kernel
+def gemm_bias_silu_lr(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                      bias: mt.Tensor["N", mt.f32], y: mt.Out["M", "N", mt.bf16],
+                      TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 64):
+    """LEFT_RIGHT: each AIV lane takes half of the columns (and of the bias vector)."""
+    M, K = x.shape
+    N = w.shape[0]
+    gn = mt.cdiv(N, TN)
+    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+        m0, n0 = blk // gn * TM, blk % gn * TN
+        acc = X.mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
+        with mt.split_aiv(2, mode=mt.SplitMode.LEFT_RIGHT):
+            h = mt.silu(mt.aiv_shard(acc) + mt.load(bias[n0:n0 + TN]))
+            mt.store(y[m0:m0 + TM, n0:n0 + TN], h.astype(mt.bf16))
+
+
+@pytest.mark.parametrize("tn", [128, 65, 1])
+@pytest.mark.parametrize("m,n,k", [(40, 300, 100), (130, 700, 64)])
+def test_left_right_split(gen, tn, m, n, k):
+    x, w, b = _inputs(gen, m, n, k)
+    y = torch.empty(m, n, dtype=torch.bfloat16)
+    res = mt.run_jit(gemm_bias_silu_lr, x, w, b, y, TN=tn,
+                     golden=lambda x, w, b, y: F.silu(_mm(x, w) + b).bfloat16())
+    assert res.passed, str(res)
+    aiv = [c for c in mt.compile(gemm_bias_silu_lr, TN=tn).kernel.walk() if c.name == "core"][1]
+    cols = {r.type.shape[-1] for op in aiv.regions[0].walk() for r in op.results
+            if isinstance(r.type, TileType)}
+    assert cols == {(tn + 1) // 2}
+
+
+def test_left_right_rejects_a_row_reduction():
+    @mt.kernel
+    def k(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+          y: mt.Out["M", 1, mt.f32], TM: mt.const = 16, TN: mt.const = 64):
+        for blk in mt.spmd(1):
+            acc = mt.matmul(mt.load(x[0:TM, 0:32]), mt.load(w[0:TN, 0:32]), b_trans=True)
+            with mt.split_aiv(2, mode=mt.SplitMode.LEFT_RIGHT):
+                mt.store(y[0:TM, 0:1], mt.row_sum(mt.aiv_shard(acc)))  # BAD
+
+    with pytest.raises(mt.UnsupportedError, match="collapses the axis split"):
+        mt.compile(k)

@@ -6,7 +6,7 @@ needs it (a merge phase after a barrier, work divided by lane id).
 """
 from __future__ import annotations
 
-from mixtile.errors import TraceError, UnsupportedError
+from mixtile.errors import TraceError
 from mixtile.ir.core import Block, Param, Value
 from mixtile.ir.types import (
     INDEX,
@@ -35,8 +35,9 @@ class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:
     """Divide the enclosed vector work between the two AIV lanes of a cluster.
 
     SplitMode.UP_DOWN (the automatic default: each lane takes half of every tile's rows)
-    needs no region, so values flow out of it; SplitMode.NONE runs the body on both lanes
-    with `lane` (0 or 1) for the program to divide the work; its values stay inside.
+    and LEFT_RIGHT (half of the columns) apply to the whole launch and need no region, so
+    values flow out of them; SplitMode.NONE runs the body on both lanes with `lane` (0 or
+    1) for the program to divide the work; its values stay inside.
     """
 
     def __init__(self, n: int = 2, mode: SplitMode = SplitMode.UP_DOWN) -> None:
@@ -45,15 +46,17 @@ class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:
         if not isinstance(mode, SplitMode):
             raise TraceError(f"split_aiv mode must be an mt.SplitMode, got {mode!r}",
                              loc=user_loc())
-        if mode is SplitMode.LEFT_RIGHT:
-            raise UnsupportedError("SplitMode.LEFT_RIGHT is not supported in this version",
-                                   loc=user_loc(), fix="use UP_DOWN, or NONE with the lane id")
         self.mode = mode
         self.body: Block | None = None
 
     def __enter__(self):
-        if self.mode is SplitMode.UP_DOWN:
-            _launch_op().attrs["manual"] = True  # crossings must then be written out
+        if self.mode is not SplitMode.NONE:  # a split of the whole launch, no region
+            launch = _launch_op()
+            if launch.attrs.get("split", self.mode) is not self.mode:
+                raise TraceError("one launch mixes UP_DOWN and LEFT_RIGHT splits",
+                                 loc=user_loc(), fix="use one split mode per mt.spmd")
+            launch.attrs["split"] = self.mode
+            launch.attrs["manual"] = True  # crossings must then be written out
             return None
         self.body = Block([INDEX], ["lane"])
         emit("split_aiv", [], {"mode": self.mode}, regions=[self.body])

@@ -42,6 +42,7 @@ from mixtile.ir.types import (
     DType,
     MemSpace,
     Role,
+    SplitMode,
     TensorType,
     TileType,
 )
@@ -119,13 +120,16 @@ class _Expander:
                         "implicitly here", loc=op.loc,
                         fix="mark the crossing: mt.aiv_shard(cube_result) / "
                             "mt.aic_gather(vector_tile), or drop split_aiv (automatic mode)")
-        rows = {op.operands[1].type.shape[0] for op in stores}
-        if len(rows) != 1:
+        self.mode = spmd.attrs.get("split", SplitMode.UP_DOWN)
+        self.axis = 1 if self.mode is SplitMode.LEFT_RIGHT else 0
+        extents = {op.operands[1].type.shape[self.axis] for op in stores}
+        if len(extents) != 1:
             raise UnsupportedError(
-                f"tiles crossing between cube and vector have different row counts "
-                f"{sorted(rows)}; the UP_DOWN split needs one", loc=stores[0].loc)
-        self.R = rows.pop()
-        self.h = (self.R + 1) // 2  # odd R: lane 0 takes the ceiling half
+                f"tiles crossing between cube and vector have different extents "
+                f"{sorted(extents)} on the axis split {self.mode.name}; the split needs one",
+                loc=stores[0].loc)
+        self.E = extents.pop()
+        self.h = (self.E + 1) // 2  # odd: lane 0 takes the ceiling half
 
     def run(self) -> None:
         k, t = self.k, self.t
@@ -157,7 +161,7 @@ class _Expander:
             if side is AIV:
                 half = _const(k, self.h)
                 lo = _emit(body, "smul", [region.args[0], half]).result
-                split = _Split(self.R, self.h, lo)
+                split = _Split(self.axis, self.E, self.h, lo)
             self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split,
                             (body.args[0], self.c, clusters))
             _emit(body, "yield", [])
@@ -292,23 +296,31 @@ class _Expander:
 
 
 class _Split:
-    """Rewrites vector ops so each lane works on h = ceil(R/2) of the R rows; with an odd R
-    lane 1's GM accesses carry a row limit (the block's end) so it covers R - h rows."""
+    """Rewrites vector ops so each lane works on h = ceil(E/2) of the E rows (UP_DOWN,
+    axis 0) or columns (LEFT_RIGHT, axis 1) of the crossing tiles; with an odd E lane 1's
+    GM accesses carry a limit (the block's end) so it covers E - h of them."""
 
-    def __init__(self, R: int, h: int, lo: Value) -> None:
-        self.R, self.h, self.lo = R, h, lo
+    def __init__(self, axis: int, E: int, h: int, lo: Value) -> None:
+        self.axis, self.E, self.h, self.lo = axis, E, h, lo
 
-    def _is_split(self, t) -> bool:
-        return isinstance(t, TileType) and len(t.shape) == 2 and t.shape[0] in (self.R,
-                                                                                self.h)
+    def tile_axis(self, t) -> int | None:
+        """The axis of tile type t that is split between the lanes, or None."""
+        if not isinstance(t, TileType):
+            return None
+        if len(t.shape) == 2 and t.shape[self.axis] == self.E:
+            return self.axis
+        if self.axis == 1 and len(t.shape) == 1 and t.shape[0] == self.E:
+            return 0  # a row vector (e.g. a bias) along the split columns
+        return None
 
     def rewrite(self, op: Op, operands: list, attrs: dict, dst: Block):
         name = op.name
         if name in ("load", "store"):
             tile = op.results[0] if name == "load" else op.operands[1]
-            if self._is_split(tile.type) and tile.type.shape[0] == self.R:
+            ta = self.tile_axis(tile.type)
+            if ta is not None:
                 keep = attrs["keep"]
-                d = keep.index(True)  # the region dim that becomes tile rows
+                d = [i for i, k in enumerate(keep) if k][ta]  # region dim of the tile axis
                 sizes = list(attrs["sizes"])
                 sizes[d] = self.h
                 attrs["sizes"] = tuple(sizes)
@@ -322,22 +334,29 @@ class _Split:
                 ext_v = (_emit(dst, "const", [], {"dtype": DType.I64, "value": ext})
                          if isinstance(ext, int) else _emit(dst, "dim", [tensor], {"axis": d}))
                 operands[first + d] = _emit(dst, "smin", [off, ext_v.result]).result
-                if self.R % 2:  # stop at the block's last row (lane 1 has one row less)
-                    r_v = _emit(dst, "const", [], {"dtype": DType.I64, "value": self.R})
-                    operands.append(_emit(dst, "sadd", [start, r_v.result]).result)
+                if self.E % 2:  # stop at the block's end (lane 1 has one less)
+                    e_v = _emit(dst, "const", [], {"dtype": DType.I64, "value": self.E})
+                    operands.append(_emit(dst, "sadd", [start, e_v.result]).result)
                     attrs["row_limit"] = d
         elif name in ("full", "broadcast"):
-            shape = tuple(attrs["shape"])
-            if len(shape) == 2 and shape[0] == self.R:
-                attrs["shape"] = (self.h, shape[1])
-        elif name == "reduce" and self._is_split(op.operands[0].type):
-            if attrs["axis"] in (0, -2):
+            shape = list(attrs["shape"])
+            ta = self.tile_axis(TileType(attrs.get("dtype", DType.F32), tuple(shape)))
+            if ta is not None:
+                shape[ta] = self.h
+                attrs["shape"] = tuple(shape)
+        elif name == "arange" and self.axis == 1 and attrs["n"] == self.E:
+            raise UnsupportedError("arange along the columns split LEFT_RIGHT",
+                                   loc=op.loc, fix="use SplitMode.UP_DOWN for this kernel")
+        elif name == "reduce":
+            t = op.operands[0].type
+            ta = self.tile_axis(t)
+            if ta is not None and attrs["axis"] % len(t.shape) == ta:
                 raise UnsupportedError(
-                    "a reduction over the rows collapses the axis split between the two "
-                    "vector lanes", loc=op.loc,
-                    fix="reduce along the last axis (row_sum), or combine the lanes' "
-                        "partials through GM")
-        elif name in ("reshape", "transpose") and self._is_split(op.operands[0].type):
+                    f"a reduction over axis {attrs['axis']} collapses the axis split between "
+                    "the two vector lanes", loc=op.loc,
+                    fix="reduce along the other axis, use the other split mode, or combine "
+                        "the lanes' partials through GM")
+        elif name in ("reshape", "transpose") and self.tile_axis(op.operands[0].type) is not None:
             raise UnsupportedError(f"{name} of a tile split between the vector lanes",
                                    loc=op.loc)
         return operands, attrs

@@ -34,10 +34,11 @@ def _limited(op: Op, c: Compiler, sizes):
     if d is None:
         return None
     lim = c.slot(op.operands[-1])
+    ta = sum(op.attrs["keep"][:d])  # the tile axis of region dim d
 
     def cut(env, offs):
-        rows = max(0, min(sizes[d], env[lim] - offs[d]))
-        return sizes[:d] + (rows,) + sizes[d + 1:], rows
+        n = max(0, min(sizes[d], env[lim] - offs[d]))
+        return sizes[:d] + (n,) + sizes[d + 1:], (slice(None),) * ta + (slice(0, n),)
     return cut
 
 
@@ -50,10 +51,11 @@ def _load(op: Op, c: Compiler):
     if cut is not None:
         def load_limited(env, st):
             o = [env[i] for i in offs]
-            sz, rows = cut(env, o)
-            part = env[t].read(o, sz, keep, pad, (rows,) + shape[1:], checks, op, st)
+            sz, part_idx = cut(env, o)
+            part_shape = tuple(s for s, k in zip(sz, keep) if k)
+            part = env[t].read(o, sz, keep, pad, part_shape, checks, op, st)
             tile = np.full(shape, pad, dtype=part.dtype)
-            tile[:rows] = part
+            tile[part_idx] = part
             env[r] = tile
         return load_limited
     if len(offs) == 2:
@@ -79,8 +81,8 @@ def _store(op: Op, c: Compiler):
     if cut is not None:
         def store_limited(env, st):
             o = [env[i] for i in offs]
-            sz, rows = cut(env, o)
-            env[t].write(o, sz, keep, env[x][:rows], atomic, checks, op, st)
+            sz, part_idx = cut(env, o)
+            env[t].write(o, sz, keep, env[x][part_idx], atomic, checks, op, st)
         return store_limited
 
     def store(env, st):
