@@ -24,7 +24,16 @@ from mixtile.errors import (
     UnsupportedError,
     VerifyError,
 )
-from mixtile.ir.types import AtomicKind, CoreType, DType, MemSpace, ReduceKind, SplitMode, SyncMode
+from mixtile.ir.types import (
+    AtomicKind,
+    CoreRole,
+    CoreType,
+    DType,
+    MemSpace,
+    ReduceKind,
+    SplitMode,
+    SyncMode,
+)
 from mixtile.language import *  # noqa: F403
 from mixtile.language import __all__ as _lang_all
 from mixtile.runtime.compiler import CompiledKernel, compile
@@ -44,8 +53,8 @@ __all__ = [
     *_lang_all, "errors", "ArgumentError", "CapacityError", "IllegalPathError",
     "MixtileError", "OutOfBoundsError", "TraceError", "UninitializedReadError",
     "UnsupportedError", "VerifyError", "DeadlockError", "FlagOverflowError", "RaceError",
-    "SyncallError", "AtomicKind", "CoreType", "SplitMode", "SyncMode", "DType", "MemSpace",
-    "ReduceKind",
+    "SyncallError", "AtomicKind", "CoreRole", "CoreType", "SplitMode", "SyncMode", "DType",
+    "MemSpace", "ReduceKind",
     "CompiledKernel", "compile", "RunResult", "run_jit", "A2", "A3", "A5", "Target",
     "get_target", "f32", "f16", "bf16", "f8e4m3", "f8e5m2", "i8", "i32", "i64", "bool_",
     "GM", "L1", "L0A", "L0B", "L0C", "UB", "BT",

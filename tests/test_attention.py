@@ -84,3 +84,11 @@ def test_flag_set_past_the_limit_without_a_wait_freezes(gen):
     args = {"q": q.float().numpy(), "k": k.float().numpy(), "v": v.float().numpy()}
     with pytest.raises(mt.FlagOverflowError):
         simulate(ck.kernel, args, ck.target)
+
+
+def test_flash_decode_on_a5_sizes_its_launch_from_the_target(gen):
+    res = mt.run_jit(flash_decode, *_inputs(gen, 5, 999), compile_cfg=dict(arch="a5"),
+                     golden=_ref, rtol=2e-2, atol=2e-2)
+    assert res.passed, str(res)
+    k = mt.compile(flash_decode, compile_cfg=dict(arch="a5")).kernel
+    assert next(p for p in k.params if p.name == "part_m").value.type.shape[0] == 18

@@ -229,3 +229,11 @@ def test_left_right_rejects_a_row_reduction():
 
     with pytest.raises(mt.UnsupportedError, match="collapses the axis split"):
         mt.compile(k)
+
+
+def test_mixed_kernel_on_a5_goes_through_gm(gen):
+    x, w, b = _inputs(gen, 100, 300, 200)
+    y = torch.empty(100, 300, dtype=torch.bfloat16)
+    res = mt.run_jit(X.gemm_bias_silu, x, w, b, y, compile_cfg=dict(arch="a5"),
+                     golden=lambda x, w, b, y: F.silu(_mm(x, w) + b).bfloat16())
+    assert res.passed, str(res)

@@ -45,9 +45,12 @@ from mixtile.language.mixed import (
     aic_gather,
     aiv_shard,
     fence,
+    on_core,
+    set_flag,
     split_aiv,
     syncall,
     target,
+    wait_flag,
     workspace,
 )
 from mixtile.language.spec import InOut, Out, Scalar, Tensor, const
@@ -59,6 +62,7 @@ __all__ = [
     "row_max", "row_min", "row_sum", "rsqrt", "sigmoid", "silu", "smax", "smin", "sqrt",
     "store", "tanh", "to_float", "where", "zeros", "KernelFn", "kernel", "cdiv", "range",
     "spmd", "aic_gather", "aiv_shard", "fence", "split_aiv", "syncall", "target", "workspace",
+    "on_core", "set_flag", "wait_flag",
     "InOut",
     "Out", "Scalar", "Tensor", "const",
 ]

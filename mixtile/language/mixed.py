@@ -10,6 +10,7 @@ from mixtile.errors import TraceError
 from mixtile.ir.core import Block, Param, Value
 from mixtile.ir.types import (
     INDEX,
+    CoreRole,
     CoreType,
     DType,
     MemSpace,
@@ -75,6 +76,63 @@ def _launch_op():
     if len(st.stack) < 2 or st.stack[1].parent is None or st.stack[1].parent.name != "spmd":
         raise TraceError("mt.split_aiv belongs inside an mt.spmd launch", loc=user_loc())
     return st.stack[1].parent
+
+
+class on_core:  # noqa: N801 (used as `with mt.on_core(mt.CoreType.AIV) as lane:`)
+    """Hand-written work for one core type of the cluster: `mt.CoreType.AIC` (no lane) or
+    `mt.CoreType.AIV` (both lanes run it; `lane` is 0 or 1). Inside, `mt.set_flag` /
+    `mt.wait_flag` order work between the cores; values stay inside the region."""
+
+    def __init__(self, core: CoreType) -> None:
+        if core not in (CoreType.AIC, CoreType.AIV):
+            raise TraceError(f"on_core needs mt.CoreType.AIC or AIV, got {core!r}",
+                             loc=user_loc())
+        _launch_op()
+        self.core = core
+        self.body = Block([INDEX], ["lane"]) if core is CoreType.AIV else Block()
+
+    def __enter__(self):
+        emit("core", [], {"core": self.core, "user": True}, regions=[self.body])
+        push_block(self.body)
+        return ScalarVal(self.body.args[0]) if self.core is CoreType.AIV else None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if tracer._state.stack and tracer._state.stack[-1] is self.body:
+            pop_block()
+        return False
+
+
+def _in_core_region() -> bool:
+    for b in tracer._state.stack:
+        if b.parent is not None and b.parent.name == "core":
+            return True
+    return False
+
+
+def set_flag(flag: int, to: CoreRole) -> None:
+    """Increment counter `flag` (0..15) of core `to` in this cluster (mt.CoreRole.AIC,
+    AIV0, AIV1, or AIV for both lanes). More than 15 sets without a wait freeze the chip."""
+    _flag_args(flag, "set_flag")
+    if not isinstance(to, CoreRole):
+        raise TraceError(f"set_flag `to` must be an mt.CoreRole, got {to!r}", loc=user_loc())
+    emit("set_flag", [], {"flag": flag, "to": to})
+
+
+def wait_flag(flag: int) -> None:
+    """Block until this core's counter `flag` is positive, then decrement it."""
+    _flag_args(flag, "wait_flag")
+    emit("wait_flag", [], {"flag": flag})
+
+
+def _flag_args(flag, what: str) -> None:
+    if isinstance(flag, bool) or not isinstance(flag, int) or not 0 <= flag < 16:
+        raise TraceError(f"{what}: flag must be a compile-time int in 0..15, got {flag!r}",
+                         loc=user_loc())
+    if not _in_core_region():
+        raise TraceError(f"{what} outside mt.on_core(...): a flag is set or awaited by one "
+                         "core", loc=user_loc(),
+                         fix="put it in `with mt.on_core(mt.CoreType.AIC):` or "
+                             "`with mt.on_core(mt.CoreType.AIV) as lane:`")
 
 
 def aiv_shard(x: TileVal) -> TileVal:

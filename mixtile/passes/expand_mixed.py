@@ -31,7 +31,7 @@ odd R and more than 8 crossings (16 flags); each is an UnsupportedError.
 """
 from __future__ import annotations
 
-from mixtile.errors import TraceError, UnsupportedError
+from mixtile.errors import FlagOverflowError, TraceError, UnsupportedError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
 from mixtile.ir.registry import OPS
@@ -54,6 +54,8 @@ _ROLE = {AIC: CoreRole.AIC, AIV: CoreRole.AIV}
 
 def _side(op: Op) -> CoreType:
     """AIC, AIV, NONE (scalar), or MIX for a loop holding both kinds of work."""
+    if op.name == "core":  # a hand-written region (mt.on_core)
+        return op.attrs["core"]
     if not op.regions:
         return core_of(op)
     sides = {_side(o) for r in op.regions for o in r.ops} - {NONE}
@@ -87,6 +89,58 @@ def _emit(blk: Block, name: str, operands, attrs=None, loc=None) -> Op:
     op = make_op(OPS[name], list(operands), attrs or {}, **kw)
     blk.append(op)
     return op
+
+
+def _check_user_flags(body: Block, reserved: int) -> None:
+    """Hand-written flags: ids clear of the generated crossings', and no flag set more
+    often than the hardware counts (15) without a wait on the setting core."""
+    for core in (o for o in body.walk() if o.name == "core"):
+        for op in core.regions[0].walk():
+            if op.name in ("set_flag", "wait_flag") and op.attrs["flag"] < reserved:
+                raise TraceError(
+                    f"flag {op.attrs['flag']} is used by this launch's cube<->vector "
+                    f"crossings (flags 0..{reserved - 1})", loc=op.loc,
+                    fix=f"use flag ids {reserved}..15 in hand-written regions")
+        _check_flag_runs(core.regions[0])
+
+
+def _check_flag_runs(blk: Block) -> None:
+    run: dict[tuple, int] = {}
+    for op in blk.ops:
+        if op.name == "wait_flag":
+            run.clear()
+        elif op.name == "set_flag":
+            key = (op.attrs["flag"], op.attrs["to"])
+            run[key] = run.get(key, 0) + 1
+            if run[key] > 15:
+                raise FlagOverflowError(
+                    f"set_flag({op.attrs['flag']}) to {op.attrs['to'].value} 16 times with no "
+                    "wait_flag between: the counter holds 15 and the chip freezes", loc=op.loc,
+                    fix="wait for the consumer (a reverse flag) before setting again")
+        elif op.name == "for":
+            inner = op.regions[0]
+            sets = [o for o in inner.walk() if o.name == "set_flag"]
+            waits = any(o.name == "wait_flag" for o in inner.walk())
+            trips = _trip_count(op)
+            if sets and not waits and (trips is None or trips > 15):
+                raise FlagOverflowError(
+                    f"this loop sets flag {sets[0].attrs['flag']} every iteration and never "
+                    f"waits; with {'an unknown number of' if trips is None else trips} "
+                    "iterations the counter passes 15 and the chip freezes", loc=sets[0].loc,
+                    fix="wait on a reverse flag from the consumer inside the loop")
+            _check_flag_runs(inner)
+        for r in op.regions if op.name != "for" else ():
+            _check_flag_runs(r)
+
+
+def _trip_count(loop: Op) -> int | None:
+    vals = []
+    for v in loop.operands[:3]:
+        if v.op is None or v.op.name != "const":
+            return None
+        vals.append(v.op.attrs["value"])
+    lb, ub, st = vals
+    return max(0, -(-(ub - lb) // st)) if st > 0 else None
 
 
 class _Crossing:
@@ -123,6 +177,10 @@ class _Expander:
         self.mode = spmd.attrs.get("split", SplitMode.UP_DOWN)
         self.axis = 1 if self.mode is SplitMode.LEFT_RIGHT else 0
         extents = {op.operands[1].type.shape[self.axis] for op in stores}
+        _check_user_flags(self.body, 2 * len(stores))
+        if not stores:  # only hand-written regions: nothing to split
+            self.E = self.h = None
+            return
         if len(extents) != 1:
             raise UnsupportedError(
                 f"tiles crossing between cube and vector have different extents "
@@ -158,7 +216,7 @@ class _Expander:
             body = self._loop(region, self.c, grid, clusters)
             split = None
             self.lane = region.args[0] if side is AIV else None
-            if side is AIV:
+            if side is AIV and self.E is not None:
                 half = _const(k, self.h)
                 lo = _emit(body, "smul", [region.args[0], half]).result
                 split = _Split(self.axis, self.E, self.h, lo)
@@ -192,6 +250,12 @@ class _Expander:
                 continue
             s = _side(op)
             if s not in (side, NONE, CoreType.MIX):
+                continue
+            if op.name == "core":  # hand-written: inline on its own core type only
+                if op.attrs["core"] is side:
+                    if side is AIV:
+                        vmap[op.regions[0].args[0]] = self.lane
+                    self._clone_ops(op.regions[0].ops, dst, side, vmap, None, loop)
                 continue
             if op.name == "split_aiv":
                 if s not in (AIV, NONE):
@@ -367,7 +431,8 @@ def expand_mixed_kernel(kernel: Kernel, ctx) -> Kernel:
     for op in [o for o in kernel.body.ops if o.name == "spmd"]:
         sides = {_side(o) for o in op.regions[0].ops}
         ws = _routes(kernel)
-        crosses = any(o.name == "store" and o.operands[0] in ws for o in op.regions[0].walk())
+        crosses = any(o.name == "store" and o.operands[0] in ws or o.name == "core"
+                      for o in op.regions[0].walk())
         mixed = CoreType.MIX in sides or (AIC in sides and AIV in sides)
         if mixed and crosses:  # else ClassifyCores explains
             kernel.attrs["_depth"] = ctx.options.get("pipeline_depth", 2)

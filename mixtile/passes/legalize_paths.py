@@ -17,6 +17,7 @@ from mixtile.ir.registry import OPS
 from mixtile.ir.types import AtomicKind, DType, MemSpace, Role, TensorType
 
 S = MemSpace
+_CUBE = frozenset({S.L1, S.L0A, S.L0B, S.L0C, S.BT})  # the AIC's memories; UB is the AIV's
 
 
 def route(target, src: MemSpace, dst: MemSpace) -> list[MemSpace] | None:
@@ -31,10 +32,17 @@ def route(target, src: MemSpace, dst: MemSpace) -> list[MemSpace] | None:
                 out.append(prev[out[-1]])
             return out[::-1]
         for a, b in target.legal_paths:
-            if a is s and b not in prev:
+            if a is s and b not in prev and not _crosses(a, b):
                 prev[b] = s
                 q.append(b)
     return None
+
+
+def _crosses(a: MemSpace, b: MemSpace) -> bool:
+    """A direct move between the cube's and a vector core's memories (A5's L0C->UB and
+    UB->L1). This version does not model such cross-core transfers, so routes avoid
+    them and cube<->vector data goes through GM on every target."""
+    return S.GM not in (a, b) and (a in _CUBE) != (b in _CUBE)
 
 
 def _routes_text(target, src: MemSpace) -> str:
@@ -89,7 +97,7 @@ class _Legalizer:
 
     def legalize_move(self, op: Op) -> None:
         src, dst = op.operands[0].type.space, op.attrs["space"]
-        if self.t.is_legal(src, dst):
+        if self.t.is_legal(src, dst) and not _crosses(src, dst):
             return
         path = route(self.t, src, dst)
         if path is None:
