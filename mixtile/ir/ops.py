@@ -106,7 +106,7 @@ def _sigmoid(x):
 UNARY = {
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
     "rsqrt": lambda x: 1.0 / np.sqrt(x), "reciprocal": lambda x: 1.0 / x,
-    "abs": np.abs, "neg": np.negative, "tanh": np.tanh,
+    "abs": np.abs, "neg": np.negative, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
     "relu": lambda x: np.maximum(x, np.float32(0)),
     "sigmoid": _sigmoid, "silu": lambda x: x * _sigmoid(x),
     "gelu_tanh": _gelu_tanh,

@@ -133,6 +133,7 @@ def _unary(name: str):
 
 exp, log, sqrt, rsqrt = _unary("exp"), _unary("log"), _unary("sqrt"), _unary("rsqrt")
 reciprocal, tanh, relu = _unary("reciprocal"), _unary("tanh"), _unary("relu")
+sin, cos = _unary("sin"), _unary("cos")
 sigmoid, silu = _unary("sigmoid"), _unary("silu")
 gelu_tanh, gelu_erf = _unary("gelu_tanh"), _unary("gelu_erf")
 

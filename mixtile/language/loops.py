@@ -99,8 +99,8 @@ class range:  # noqa: N801 (mirrors the builtin it replaces)
         carried = []
         for name, h0 in before.items():
             h1 = after.get(name)
-            if h1 is h0 or not isinstance(h1, _HANDLES):
-                continue
+            if h1 is h0 or not isinstance(h1, _HANDLES) or not tracer.visible(h0.value):
+                continue  # unchanged, or a stale name from an earlier, closed loop body
             if type(h1) is not type(h0) or h1.value.type != h0.value.type:
                 pop_block()
                 raise TraceError(

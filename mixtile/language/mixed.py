@@ -169,19 +169,27 @@ def fence() -> None:
 
 
 def workspace(shape, dtype, name: str | None = None) -> TensorVal:
-    """A GM scratch tensor of static `shape` the kernel owns (the runtime allocates it; it
-    starts unwritten): e.g. per-block partial results handed across a syncall."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                            for d in shape):
-        raise TraceError(f"mt.workspace shape must be positive compile-time ints, got {shape}",
-                         loc=user_loc(), fix="size it with mt.const values or mt.target()")
+    """A GM scratch tensor the kernel owns (the runtime allocates it; it starts unwritten):
+    e.g. per-block partial results handed across a syncall. Each dim is a compile-time int
+    or a dim of a kernel tensor (`x.shape[0]`, or its name "B"), bound per call."""
+    shape = (shape,) if not isinstance(shape, (tuple, list)) else tuple(shape)
+    dims = []
+    for d in shape:
+        if isinstance(d, ScalarVal) and d.value.op is not None and d.value.op.name == "dim":
+            d = d.value.op.operands[0].type.shape[d.value.op.attrs["axis"]]
+        ok = (isinstance(d, int) and not isinstance(d, bool) and d > 0) or (
+            isinstance(d, str) and d.isidentifier())
+        if not ok:
+            raise TraceError(f"mt.workspace dims must be positive ints or tensor dims "
+                             f"(x.shape[i]), got {d!r}", loc=user_loc(),
+                             fix="size it with mt.const values, mt.target() or a tensor dim")
+        dims.append(d)
     if not isinstance(dtype, DType):
         raise TraceError(f"mt.workspace dtype must be an mt dtype, got {dtype!r}",
                          loc=user_loc())
     st = tracer._state
     name = name or f"scratch{len(st.scratch)}"
-    v = Value(TensorType(dtype, shape), None, 0, name)
+    v = Value(TensorType(dtype, tuple(dims)), None, 0, name)
     st.scratch.append(Param(name, v, Role.SCRATCH))
     return TensorVal(v, name)
 

@@ -83,6 +83,12 @@ def _def_block(v: Value) -> Block | None:
     return None  # a kernel parameter
 
 
+def visible(v: Value) -> bool:
+    """Whether `v` may be used at the current point (its block is still open)."""
+    db = _def_block(v)
+    return db is None or id(db) in _state.open
+
+
 def emit(name: str, operands: list[Value], attrs: dict[str, Any] | None = None,
          regions: list[Block] | None = None, loc: Loc | None = None) -> Op:
     """Create an op in the current block; check every operand is visible here."""

@@ -1,0 +1,185 @@
+"""The fused kernels of a Qwen3 decode layer, in mixtile.
+
+1. rmsnorm_gemm:      y = rmsnorm(x) @ w^T                       (input norm + QKV projection)
+2. fa_fused:          q/k RMSNorm + RoPE, new K/V into the paged cache, GQA attention over
+                      the cache split over KV blocks, online-softmax merge (3 phases, hard
+                      syncalls between them)
+3. gemm_residual:     y = x @ w^T + residual                     (O and down projections)
+4. rmsnorm_swiglu:    y = silu(rmsnorm(x) @ Wg^T) * (rmsnorm(x) @ Wu^T)
+Storage points (bf16) match tilelang_models/qwen3/reference.py.
+"""
+import math
+
+import mixtile as mt
+from tilelang_models.kernels.mixed import gemm_residual  # noqa: F401  (re-exported)
+
+
+def _inv_rms(x, m0, H, eps, TM, TK):
+    """rsqrt(mean(x[m0:m0+TM, :H]^2) + eps) as a (TM, 1) tile (vector; loops over H)."""
+    ss = mt.zeros((TM, 1))
+    for k0 in mt.range(0, H, TK):
+        xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+        ss = ss + mt.row_sum(xt * xt)
+    return mt.rsqrt(ss / mt.to_float(H) + eps)
+
+
+def _normed(x, g, m0, k0, inv, TM, TK):
+    """The bf16 normalised K chunk of x rows m0.. (vector), ready for the cube."""
+    xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+    return (xt * inv * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(mt.bf16)
+
+
+@mt.kernel
+def rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+                 w: mt.Tensor["N", "H", mt.bf16], y: mt.Out["B", "N", mt.bf16],
+                 eps: mt.Scalar[mt.f32],
+                 TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """y = (x * rsqrt(mean(x^2) + eps) * g) @ w^T: the norm runs on the vector lanes and
+    feeds the cube one K chunk at a time."""
+    B, H = x.shape
+    N = w.shape[0]
+    gn = mt.cdiv(N, TN)
+    for blk in mt.spmd(mt.cdiv(B, TM) * gn):
+        m0 = blk // gn * TM
+        n0 = blk % gn * TN
+        inv = _inv_rms(x, m0, H, eps, TM, TK)
+        acc = mt.zeros((TM, TN))
+        for k0 in mt.range(0, H, TK):
+            a = _normed(x, g, m0, k0, inv, TM, TK)
+            acc = mt.matmul(a, mt.load(w[n0:n0 + TN, k0:k0 + TK]), acc=acc, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], acc.astype(mt.bf16))
+
+
+@mt.kernel
+def rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+                   wg: mt.Tensor["I", "H", mt.bf16], wu: mt.Tensor["I", "H", mt.bf16],
+                   y: mt.Out["B", "I", mt.bf16], eps: mt.Scalar[mt.f32],
+                   TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """y = silu(xn @ wg^T) * (xn @ wu^T), xn = rmsnorm(x) * g (post-attention norm + MLP)."""
+    B, H = x.shape
+    I = wg.shape[0]
+    gn = mt.cdiv(I, TN)
+    for blk in mt.spmd(mt.cdiv(B, TM) * gn):
+        m0 = blk // gn * TM
+        n0 = blk % gn * TN
+        inv = _inv_rms(x, m0, H, eps, TM, TK)
+        ag = mt.zeros((TM, TN))
+        au = mt.zeros((TM, TN))
+        for k0 in mt.range(0, H, TK):
+            a = _normed(x, g, m0, k0, inv, TM, TK)
+            ag = mt.matmul(a, mt.load(wg[n0:n0 + TN, k0:k0 + TK]), acc=ag, b_trans=True)
+            au = mt.matmul(a, mt.load(wu[n0:n0 + TN, k0:k0 + TK]), acc=au, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag) * au).astype(mt.bf16))
+
+
+def _norm_rope(x1, x2, n1, n2, c, s, D, eps):
+    """Per-row RMSNorm over the two halves [x1 | x2] (weights n1 | n2), then rotate-half
+    RoPE with cos/sin c, s (each (1, D/2)); returns the two bf16 halves."""
+    inv = mt.rsqrt((mt.row_sum(x1 * x1) + mt.row_sum(x2 * x2)) / float(D) + eps)
+    y1 = x1 * inv * n1
+    y2 = x2 * inv * n2
+    return (y1 * c - y2 * s).astype(mt.bf16), (y2 * c + y1 * s).astype(mt.bf16)
+
+
+@mt.kernel
+def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.bf16],
+             k_norm: mt.Tensor["D", mt.bf16],
+             k_cache: mt.InOut["NB", "BS", "KVH", "D", mt.bf16],
+             v_cache: mt.InOut["NB", "BS", "KVH", "D", mt.bf16],
+             block_table: mt.Tensor["B", "MB", mt.i32], seq_lens: mt.Tensor["B", mt.i32],
+             out: mt.Out["B", "HQD", mt.bf16],
+             HQ: mt.const, KVH: mt.const, D: mt.const, BS: mt.const, eps: mt.const = 1e-6,
+             theta: mt.const = 1e6, NSPLIT: mt.const = 4):
+    """One decode step of GQA attention over a vLLM-layout paged KV cache.
+
+    qkv is the QKV projection viewed as [B, HQ + 2 KVH, D]; the new token of sequence b is
+    at position seq_lens[b] - 1. Phase 1 (vector, work split by lane): q/k per-head RMSNorm
+    and RoPE, k/v of the new token written into the cache, q to a workspace. Phase 2
+    (mixed): work items (sequence, KV head, split) over the clusters: QK^T and PV on the
+    cube, online softmax on the lanes (the G = HQ / KVH query heads are the rows).
+    Phase 3 (vector): each (sequence, query head) merges its NSPLIT partials."""
+    G = HQ // KVH
+    B = qkv.shape[0]
+    P = mt.target().clusters
+    half = D // 2
+    scale = 1.0 / math.sqrt(D)
+    nitems = B * KVH * NSPLIT
+    qr = mt.workspace((B, HQ, D), mt.bf16, "q_rope")  # q after norm + RoPE
+    pm = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_m")  # per-split partials
+    pl = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_l")
+    po = mt.workspace((B, KVH, NSPLIT, G, D), mt.f32, "part_acc")
+    for blk in mt.spmd(P):
+        # ---- phase 1: q/k RMSNorm + RoPE, the new k/v into the cache
+        with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+            # inv_freq[i] = theta^(-2i/D); cos/sin of pos * inv_freq, (1, D/2)
+            fr = mt.exp(mt.arange(half).astype(mt.f32) * (-2.0 * math.log(theta) / D))
+            fr = fr.reshape(1, half)
+            qn1 = mt.load(q_norm[0:half]).astype(mt.f32)
+            qn2 = mt.load(q_norm[half:D]).astype(mt.f32)
+            kn1 = mt.load(k_norm[0:half]).astype(mt.f32)
+            kn2 = mt.load(k_norm[half:D]).astype(mt.f32)
+            for it in mt.range(blk * 2 + lane, B * KVH, P * 2):
+                b = it // KVH
+                h = it % KVH
+                pos = seq_lens[b] - 1
+                ang = fr * mt.to_float(pos)
+                c, s = mt.cos(ang), mt.sin(ang)
+                q1 = mt.load(qkv[b, h * G:h * G + G, 0:half]).astype(mt.f32)
+                q2 = mt.load(qkv[b, h * G:h * G + G, half:D]).astype(mt.f32)
+                o1, o2 = _norm_rope(q1, q2, qn1, qn2, c, s, D, eps)
+                mt.store(qr[b, h * G:h * G + G, 0:half], o1)
+                mt.store(qr[b, h * G:h * G + G, half:D], o2)
+                k1 = mt.load(qkv[b, HQ + h:HQ + h + 1, 0:half]).astype(mt.f32)
+                k2 = mt.load(qkv[b, HQ + h:HQ + h + 1, half:D]).astype(mt.f32)
+                o1, o2 = _norm_rope(k1, k2, kn1, kn2, c, s, D, eps)
+                page = block_table[b, pos // BS]
+                slot = pos % BS
+                mt.store(k_cache[page, slot:slot + 1, h, 0:half], o1)
+                mt.store(k_cache[page, slot:slot + 1, h, half:D], o2)
+                vt = mt.load(qkv[b, HQ + KVH + h:HQ + KVH + h + 1, 0:D])
+                mt.store(v_cache[page, slot:slot + 1, h, 0:D], vt)
+        mt.fence()
+        mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
+        # ---- phase 2: split-KV attention, one (sequence, kv head, split) per item
+        for it in mt.range(blk, nitems, P):
+            b = it // (KVH * NSPLIT)
+            h = it // NSPLIT % KVH
+            sp = it % NSPLIT
+            L = seq_lens[b]
+            nb = mt.cdiv(L, BS)
+            per = mt.cdiv(nb, NSPLIT)
+            j_lo = mt.smin(sp * per, nb)
+            j_hi = mt.smin(j_lo + per, nb)
+            qt = mt.load(qr[b, h * G:h * G + G, 0:D])
+            m = mt.full((G, 1), float("-inf"))
+            l = mt.zeros((G, 1))
+            acc = mt.zeros((G, D))
+            for j in mt.range(j_lo, j_hi):
+                page = block_table[b, j]
+                sc = mt.matmul(qt, mt.load(k_cache[page, 0:BS, h, 0:D]), b_trans=True)
+                cols = (mt.arange(BS) + j * BS).reshape(1, BS)
+                sc = mt.where(cols < L, sc * scale, float("-inf"))
+                m_new = mt.maximum(m, mt.row_max(sc))
+                p = mt.exp(sc - m_new)
+                alpha = mt.exp(m - m_new)
+                l = l * alpha + mt.row_sum(p)
+                pv = mt.matmul(p.astype(mt.bf16), mt.load(v_cache[page, 0:BS, h, 0:D]))
+                acc = acc * alpha + pv
+                m = m_new
+            mt.store(pm[b, h, sp, 0:G, 0:1], m)
+            mt.store(pl[b, h, sp, 0:G, 0:1], l)
+            mt.store(po[b, h, sp, 0:G, 0:D], acc)
+        mt.fence()
+        mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
+        # ---- phase 3: merge the NSPLIT partials of each (sequence, query head)
+        with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+            for it in mt.range(blk * 2 + lane, B * HQ, P * 2):
+                b = it // HQ
+                hq = it % HQ
+                h = hq // G
+                r = hq % G
+                mj = mt.load(pm[b, h, 0:NSPLIT, r, 0:1])
+                w = mt.exp(mj - mt.col_max(mj))  # empty splits have m = -inf: weight 0
+                den = mt.col_sum(w * mt.load(pl[b, h, 0:NSPLIT, r, 0:1]))
+                num = mt.col_sum(mt.load(po[b, h, 0:NSPLIT, r, 0:D]) * w)
+                mt.store(out[b, hq * D:hq * D + D], (num / den).astype(mt.bf16).reshape(D))
