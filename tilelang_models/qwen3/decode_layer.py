@@ -1,0 +1,111 @@
+"""A Qwen3 decode layer as five mixtile kernels, run through `mt.run_jit` on any target.
+
+    layer = DecodeLayer(cfg, weights, target="sim")
+    out = layer(x, k_cache, v_cache, block_table, seq_lens)   # k/v caches updated in place
+
+Phases (see kernels.py):
+  x ─ rmsnorm_gemm ─> qkv ─ fa_fused(paged cache) ─> attn ─ gemm_residual(+x) ─> h2
+    ─ rmsnorm_swiglu ─> a ─ gemm_residual(+h2) ─> out
+Intermediate buffers are allocated once per batch size and reused across steps.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+import mixtile as mt
+from tilelang_models.qwen3.config import Qwen3Config
+from tilelang_models.qwen3.kernels import fa_fused, gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
+from tilelang_models.qwen3.weights import LayerWeights
+
+
+@dataclass
+class StepTimes:
+    """Seconds spent per kernel in the last step (compile includes cache lookups)."""
+
+    compile_s: float = 0.0
+    run_s: float = 0.0
+    per_kernel: dict = field(default_factory=dict)
+
+
+class DecodeLayer:
+    """One Qwen3 decoder layer for decode steps (one new token per sequence)."""
+
+    def __init__(self, cfg: Qwen3Config, w: LayerWeights, target: str = "sim",
+                 compile_cfg: dict | None = None, progress: bool | None = None) -> None:
+        self.cfg, self.w, self.target = cfg, w, target
+        self.compile_cfg = dict(compile_cfg or {})
+        self.wqkv = torch.cat([w.q_proj, w.k_proj, w.v_proj]).contiguous()  # merged once
+        self._bufs: dict[int, dict[str, torch.Tensor]] = {}
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.times = StepTimes()
+
+    def _buffers(self, b: int, device) -> dict[str, torch.Tensor]:
+        if b not in self._bufs:
+            c = self.cfg
+            nh = c.num_attention_heads + 2 * c.num_key_value_heads
+            e = dict(dtype=torch.bfloat16, device=device)
+            self._bufs[b] = {"qkv": torch.empty(b, nh * c.head_dim, **e),
+                             "attn": torch.empty(b, c.q_size, **e),
+                             "h2": torch.empty(b, c.hidden_size, **e),
+                             "act": torch.empty(b, c.intermediate_size, **e),
+                             "out": torch.empty(b, c.hidden_size, **e)}
+        return self._bufs[b]
+
+    def attention_consts(self, b: int, block_size: int) -> dict:
+        c = self.cfg
+        clusters = mt.get_target(self.compile_cfg.get("arch", "a2")).clusters
+        items = b * c.num_key_value_heads
+        nsplit = max(1, min(8, math.ceil(2 * clusters / items)))  # keep every cluster busy
+        return dict(HQ=c.num_attention_heads, KVH=c.num_key_value_heads, D=c.head_dim,
+                    BS=block_size, eps=c.rms_norm_eps, theta=c.rope_theta, NSPLIT=nsplit)
+
+    def kernels(self, b: int, block_size: int) -> list[tuple]:
+        """(kernel, constants) of each phase for batch b (the compile units)."""
+        tm = 16 if b <= 16 else 32
+        gemm = dict(TM=tm, TN=128, TK=256)
+        return [(rmsnorm_gemm, gemm), (fa_fused, self.attention_consts(b, block_size)),
+                (gemm_residual, dict(TM=tm, TN=128, TK=128)), (rmsnorm_swiglu, gemm),
+                (gemm_residual, dict(TM=tm, TN=128, TK=128))]
+
+    def compile(self, b: int, block_size: int) -> float:
+        """Compile every kernel of the layer (cached); returns the seconds it took."""
+        t0 = time.perf_counter()
+        for kern, consts in self.kernels(b, block_size):
+            mt.compile(kern, self.compile_cfg, **consts)
+        return time.perf_counter() - t0
+
+    def __call__(self, x, k_cache, v_cache, block_table, seq_lens) -> torch.Tensor:
+        c, w = self.cfg, self.w
+        b = x.shape[0]
+        bs = k_cache.shape[1]
+        buf = self._buffers(b, x.device)
+        (k1, c1), (k2, c2), (k3, c3), (k4, c4), (k5, c5) = self.kernels(b, bs)
+        nh = c.num_attention_heads + 2 * c.num_key_value_heads
+        eps = float(c.rms_norm_eps)
+        steps = [
+            ("qkv", k1, (x, w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
+            ("attention", k2, (buf["qkv"].view(b, nh, c.head_dim), w.q_norm, w.k_norm,
+                               k_cache, v_cache, block_table, seq_lens, buf["attn"]), c2),
+            ("o_proj", k3, (buf["attn"], w.o_proj, x, buf["h2"]), c3),
+            ("mlp_up", k4, (buf["h2"], w.post_attention_layernorm, w.gate_proj, w.up_proj,
+                            buf["act"], eps), c4),
+            ("down", k5, (buf["act"], w.down_proj, buf["h2"], buf["out"]), c5),
+        ]
+        self.times = StepTimes()
+        for i, (name, kern, args, consts) in enumerate(steps):
+            if self.progress:
+                print(f"\r[{i + 1}/{len(steps)}] {name:<10}", end="", file=sys.stderr,
+                      flush=True)
+            res = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
+                             **consts)
+            self.times.compile_s += res.compile_s
+            self.times.run_s += res.run_s
+            self.times.per_kernel[name] = res.run_s
+        if self.progress:
+            print("\r" + " " * 24 + "\r", end="", file=sys.stderr, flush=True)
+        return buf["out"]

@@ -1,0 +1,156 @@
+"""Plain-torch golden of one Qwen3 decoder layer at decode time (one new token per sequence)
+over a vLLM paged KV cache.
+
+All math is fp32; values are rounded to bf16 exactly where the kernels store them:
+
+    a. h   = bf16(rmsnorm(x, input_layernorm))
+    b. q, k, v = bf16(h @ [q_proj; k_proj; v_proj].T)
+    c. q = bf16(rope(rmsnorm_head(q, q_norm))), k = bf16(rope(rmsnorm_head(k, k_norm)));
+       k and v are written to the cache at position seq_lens[b] - 1
+    d. o   = bf16(softmax(q @ K.T / sqrt(D)) @ V)     (GQA: query head h uses kv head h//group)
+    e. h2  = bf16(o @ o_proj.T + x)
+    f. h3  = bf16(rmsnorm(h2, post_attention_layernorm))
+    g. a   = bf16(silu(h3 @ gate_proj.T) * (h3 @ up_proj.T))
+    h. out = bf16(a @ down_proj.T + h2)
+
+with ``rmsnorm(v, w) = v * rsqrt(mean(v^2) + eps) * w`` (all fp32; unlike Hugging Face,
+which rounds to bf16 before multiplying by w).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import Qwen3Config
+from .paged import gather_kv
+from .weights import LayerWeights
+
+__all__ = ["decode_layer_ref", "rope_cos_sin", "rmsnorm", "apply_rope", "linear_f32"]
+
+_BF16 = torch.bfloat16
+_CHUNK_ELEMS = 1 << 22  # weight rows converted to fp32 at a time (16 MiB scratch)
+
+
+def rmsnorm(v: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """fp32 RMSNorm over the last dim: ``v * rsqrt(mean(v^2) + eps) * w`` (no rounding)."""
+    v = v.float()
+    return v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + eps) * w.float()
+
+
+def rope_cos_sin(cfg: Qwen3Config, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 ``(cos, sin)``, each ``[len(positions), head_dim]``, for the rotate-half RoPE:
+    ``inv_freq[i] = theta ** (-2i / D)`` (i < D/2), ``angle = p * inv_freq``, and the
+    ``[D/2]`` cos/sin repeated twice along the last dim. Computed like Hugging Face
+    (fp32 ``1 / theta ** (2i / D)`` and fp32 angles)."""
+    D = cfg.head_dim
+    p = torch.as_tensor(positions).reshape(-1).to(torch.float32)
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+    ang = p[:, None] * inv_freq[None, :]
+    emb = torch.cat([ang, ang], -1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``v * cos + rotate_half(v) * sin`` with ``rotate_half(v) = cat(-v[D/2:], v[:D/2])``;
+    ``cos``/``sin`` broadcast against ``v`` (last dim D)."""
+    half = v.shape[-1] // 2
+    rot = torch.cat([-v[..., half:], v[..., :half]], -1)
+    return v * cos + rot * sin
+
+
+def linear_f32(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x.float() @ w.float().T`` in fp32, converting ``w`` (bf16 ``[N, K]``) a block of rows
+    at a time through one scratch buffer (much faster than materialising ``w.float()``)."""
+    x = x.float()
+    N, K = w.shape
+    out = torch.empty(x.shape[0], N, dtype=torch.float32)
+    rows = max(1, min(N, _CHUNK_ELEMS // max(K, 1)))
+    scratch = torch.empty(rows, K, dtype=torch.float32)
+    for s in range(0, N, rows):
+        n = min(rows, N - s)
+        buf = scratch[:n]
+        buf.copy_(w[s:s + n])
+        torch.mm(x, buf.T, out=out[:, s:s + n])
+    return out
+
+
+def _check(cfg, x, k_cache, v_cache, block_table, seq_lens):
+    """ValueError on inputs whose shapes/dtypes do not fit ``cfg`` and each other."""
+    H, kv, D = cfg.hidden_size, cfg.num_key_value_heads, cfg.head_dim
+    if x.dim() != 2 or x.shape[1] != H:
+        raise ValueError(f"x: expected [B, {H}], got {list(x.shape)}")
+    B = x.shape[0]
+    for name, c in (("k_cache", k_cache), ("v_cache", v_cache)):
+        if c.dim() != 4 or tuple(c.shape[2:]) != (kv, D) or c.dtype != _BF16:
+            raise ValueError(f"{name}: expected bf16 [num_blocks, block_size, {kv}, {D}], "
+                             f"got {c.dtype} {list(c.shape)}")
+    if k_cache.shape != v_cache.shape:
+        raise ValueError(f"k_cache {list(k_cache.shape)} != v_cache {list(v_cache.shape)}")
+    if block_table.dim() != 2 or block_table.shape[0] != B:
+        raise ValueError(f"block_table: expected [{B}, max_blocks], got "
+                         f"{list(block_table.shape)}")
+    if seq_lens.shape != (B,):
+        raise ValueError(f"seq_lens: expected [{B}], got {list(seq_lens.shape)}")
+    bs = k_cache.shape[1]
+    if int(seq_lens.min()) < 1 or int(seq_lens.max()) > block_table.shape[1] * bs:
+        raise ValueError(f"seq_lens {seq_lens.tolist()} outside 1..{block_table.shape[1] * bs}")
+
+
+@torch.no_grad()
+def decode_layer_ref(cfg: Qwen3Config, w: LayerWeights, x: torch.Tensor,
+                     k_cache: torch.Tensor, v_cache: torch.Tensor,
+                     block_table: torch.Tensor, seq_lens: torch.Tensor) -> torch.Tensor:
+    """One Qwen3 decoder layer for one new token per sequence; returns ``out [B, H]`` bf16.
+
+    Args:
+        x: ``[B, H]`` bf16, the residual stream of the new tokens.
+        k_cache, v_cache: ``[num_blocks, block_size, kv_heads, D]`` bf16, **updated in
+            place**: the new token's (normed, roped) k and its v are stored at position
+            ``p = seq_lens[b] - 1``, i.e. block ``block_table[b, p // block_size]``, slot
+            ``p % block_size`` (like vLLM's reshape_and_cache). Clone them first to keep
+            the originals.
+        block_table: ``[B, max_blocks]`` int, seq_lens: ``[B]`` int (new token included).
+
+    The token at ``p`` is at RoPE position ``p`` and attends to positions ``0..p``.
+    """
+    _check(cfg, x, k_cache, v_cache, block_table, seq_lens)
+    B = x.shape[0]
+    heads, kv, D, G = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.group
+    eps = cfg.rms_norm_eps
+    xf = x.float()
+
+    # a, b: input norm and the q/k/v projections ([q; k; v] rows are independent)
+    h = rmsnorm(xf, w.input_layernorm, eps).to(_BF16)
+    q = linear_f32(h, w.q_proj).to(_BF16).view(B, heads, D)
+    k = linear_f32(h, w.k_proj).to(_BF16).view(B, kv, D)
+    v = linear_f32(h, w.v_proj).to(_BF16).view(B, kv, D)
+
+    # c: per-head q/k norms, RoPE at p = seq_len - 1, then the cache write
+    pos = seq_lens.long() - 1
+    cos, sin = rope_cos_sin(cfg, pos)  # [B, D]
+    cos, sin = cos[:, None, :], sin[:, None, :]
+    q = apply_rope(rmsnorm(q, w.q_norm, eps), cos, sin).to(_BF16)
+    k = apply_rope(rmsnorm(k, w.k_norm, eps), cos, sin).to(_BF16)
+    bs = k_cache.shape[1]
+    blk = block_table.long()[torch.arange(B), pos // bs]
+    k_cache[blk, pos % bs] = k
+    v_cache[blk, pos % bs] = v
+
+    # d: attention over the seq_len cached tokens; query head h reads kv head h // G
+    sqrt_d = math.sqrt(D)
+    o = torch.empty(B, heads * D, dtype=_BF16)
+    for b in range(B):
+        L = int(seq_lens[b])
+        K = gather_kv(k_cache, block_table, b, L).float().permute(1, 2, 0)  # [kv, D, L]
+        V = gather_kv(v_cache, block_table, b, L).float().transpose(0, 1)  # [kv, L, D]
+        qb = q[b].float().view(kv, G, D)
+        p = torch.softmax(torch.bmm(qb, K) / sqrt_d, dim=-1)  # [kv, G, L]
+        o[b] = torch.bmm(p, V).reshape(heads * D).to(_BF16)
+
+    # e-h: o_proj + residual, post-attention norm, SwiGLU MLP + residual
+    h2 = (linear_f32(o, w.o_proj) + xf).to(_BF16)
+    h3 = rmsnorm(h2, w.post_attention_layernorm, eps).to(_BF16)
+    gate = linear_f32(h3, w.gate_proj)
+    a = (torch.nn.functional.silu(gate) * linear_f32(h3, w.up_proj)).to(_BF16)
+    return (linear_f32(a, w.down_proj) + h2.float()).to(_BF16)
