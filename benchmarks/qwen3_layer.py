@@ -9,7 +9,6 @@ import time
 
 import torch
 
-import mixtile as mt
 from mixtile.runtime.compiler import clear_memory_cache
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
