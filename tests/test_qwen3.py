@@ -39,6 +39,22 @@ def test_tiny_layer_vs_reference(lens, bs):
     assert _close(k, kr) and torch.equal(v, vr)  # v is written unchanged, k after norm+RoPE
 
 
+def test_decode_layer_function_reuses_one_layer():
+    from tilelang_models.qwen3.decode_layer import _layers, decode_layer
+
+    cfg = get_config("tiny")
+    w = random_weights(cfg, seed=2)
+    k, v, bt, sl = make_paged_cache(cfg, [12, 30], 16, 4)
+    x = torch.randn(2, cfg.hidden_size).bfloat16()
+    k_ref, v_ref = k.clone(), v.clone()
+    want = decode_layer_ref(cfg, w, x, k_ref, v_ref, bt, sl)
+    out = decode_layer(cfg, w, x, k, v, bt, sl)
+    assert _close(out, want)
+    n = len(_layers)
+    decode_layer(cfg, w, x, k, v, bt, sl + 1)
+    assert len(_layers) == n
+
+
 def test_buffers_are_reused_across_steps():
     cfg = get_config("tiny")
     w = random_weights(cfg, seed=0)

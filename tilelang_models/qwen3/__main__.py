@@ -51,8 +51,10 @@ def run(argv=None) -> dict:
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
     gen = torch.Generator().manual_seed(a.seed + 1)
     # different lengths within the batch; the longest is --seq
-    lens = [a.seq] + [int(v) for v in torch.randint(max(1, a.seq // 2), a.seq + 1,
-                                                     (a.batch - 1,), generator=gen)]
+    lo = max(1, a.seq // 2)
+    pool = torch.randperm(a.seq - lo, generator=gen) + lo  # distinct lengths below --seq
+    lens = [a.seq] + [int(pool[i % len(pool)]) if len(pool) else a.seq
+                      for i in range(a.batch - 1)]
     k_cache, v_cache, block_table, seq_lens = make_paged_cache(cfg, lens, a.block_size,
                                                                a.seed + 2)
     x = torch.randn(a.batch, cfg.hidden_size, generator=gen).bfloat16()

@@ -2,6 +2,7 @@
 
     layer = DecodeLayer(cfg, weights, target="sim")
     out = layer(x, k_cache, v_cache, block_table, seq_lens)   # k/v caches updated in place
+    out = decode_layer(cfg, weights, x, k_cache, v_cache, block_table, seq_lens)  # one-off
 
 Phases (see kernels.py):
   x ─ rmsnorm_gemm ─> qkv ─ fa_fused(paged cache) ─> attn ─ gemm_residual(+x) ─> h2
@@ -109,3 +110,17 @@ class DecodeLayer:
         if self.progress:
             print("\r" + " " * 24 + "\r", end="", file=sys.stderr, flush=True)
         return buf["out"]
+
+
+_layers: dict[tuple, DecodeLayer] = {}
+
+
+def decode_layer(cfg: Qwen3Config, w: LayerWeights, x, k_cache, v_cache, block_table,
+                 seq_lens, target: str = "sim") -> torch.Tensor:
+    """One decode step; the DecodeLayer (and its buffers) is kept per (config, weights,
+    target), so calling this every step reuses everything. Returns the layer output."""
+    key = (cfg, id(w), target)
+    layer = _layers.get(key)
+    if layer is None or layer.w is not w:
+        layer = _layers[key] = DecodeLayer(cfg, w, target=target)
+    return layer(x, k_cache, v_cache, block_table, seq_lens)
