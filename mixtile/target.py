@@ -66,7 +66,12 @@ A5 = Target(
     legal_paths=_A5_PATHS,
 )  # per die; the chip has 2 dies x 18 clusters
 
-TARGETS = {t.name: t for t in (A2, A3, A5)}
+# NVIDIA GPUs through Triton: a "cluster" is a streaming multiprocessor (H100/H200: 132);
+# mt.target().clusters sizes persistent launches. Capacities are not planned on this target.
+GPU = Target("gpu", clusters=132, aiv_per_cluster=2, capacity=dict(_A2_CAP),
+             legal_paths=_A5_PATHS)
+
+TARGETS = {t.name: t for t in (A2, A3, A5, GPU)}
 DEFAULT = A2
 
 

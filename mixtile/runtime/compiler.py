@@ -15,7 +15,7 @@ from mixtile.ir.parser import parse_kernel
 from mixtile.ir.printer import print_kernel
 from mixtile.language.kernel import KernelFn
 from mixtile.passes import PassContext, PassManager
-from mixtile.runtime.pipeline import default_pipeline
+from mixtile.runtime.pipeline import default_pipeline, gpu_pipeline
 from mixtile.target import Target, get_target
 
 VERSION = "0.1.0"
@@ -47,6 +47,7 @@ _DEFAULTS = {
     # mixed kernels: GM ring slots per cube<->vector crossing and cluster (2: the cube
     # fills one slot while the vector lanes read the other; 1: strictly alternating)
     "pipeline_depth": 2,
+    "backend": "sim",  # "sim": the Ascend pipeline for the simulator; "triton": GPU
     "cache_dir": None,  # default ~/.cache/mixtile
 }
 
@@ -71,7 +72,12 @@ class CompiledKernel:
 
     @property
     def code(self) -> str:
-        """Generated code for the target. The simulator executes the lowered IR itself."""
+        """Generated code: Triton source for the triton backend; for the simulator, which
+        executes the lowered IR itself, the IR text."""
+        if self.kernel.attrs.get("backend") == "triton":
+            from mixtile.codegen.triton import generate
+
+            return generate(self.kernel)[0]
         return self.ir
 
     def __repr__(self) -> str:
@@ -135,6 +141,8 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
     dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])
                           .encode()).hexdigest()[:32]
     path = _cache_dir(opts) / f"{kfn.name}-{dkey}.mtir"
+    if opts["backend"] not in ("sim", "triton"):
+        raise ArgumentError(f"unknown backend {opts['backend']!r}", fix='use "sim" or "triton"')
     if opts["disk_cache"] and not opts["dump_passes"] and path.exists():
         try:
             k = parse_kernel(path.read_text())
@@ -145,10 +153,12 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
         except Exception:  # a stale or damaged cache entry: recompile
             pass
     ctx = PassContext(target=target, options=opts)
-    passes = [p for p in default_pipeline() if p.name not in set(opts["skip"])]
+    pipeline = gpu_pipeline() if opts["backend"] == "triton" else default_pipeline()
+    passes = [p for p in pipeline if p.name not in set(opts["skip"])]
     pm = PassManager(passes, ctx, verify=opts["verify"], keep_ir=opts["keep_ir"],
                      dump_dir=opts["dump_dir"] if opts["dump_passes"] else None)
     k = pm.run(traced)
+    k.attrs["backend"] = opts["backend"]
     ck = CompiledKernel(kfn.name, k, target, consts, dict(pm.ir_after), list(pm.timings),
                         time.perf_counter() - t0)
     if opts["disk_cache"]:

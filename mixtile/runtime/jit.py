@@ -89,14 +89,41 @@ def _to_sim(a: torch.Tensor, dtype: DType, reuse: bool) -> np.ndarray:
     return arr
 
 
+def _interp() -> bool:
+    from mixtile.runtime.gpu import interpreting
+
+    return interpreting()
+
+
+def _has_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _resolve_target(target: str, args) -> str:
     if target not in TARGETS:
         raise ArgumentError(f"unknown target {target!r}", fix=f"use one of {TARGETS}")
-    if target == "auto":
-        return "sim"  # no hardware backend in this version
-    if target in ("cuda", "npu"):
-        raise UnsupportedError(f"target {target!r} has no backend in this version",
-                               fix='run on the simulator: target="sim"')
+    if target == "auto":  # no NPU backend yet: CUDA when there is one, else the simulator
+        target = "cuda" if torch.cuda.is_available() and _has_triton() else "sim"
+    if target == "npu":
+        raise UnsupportedError("target 'npu' has no backend in this version",
+                               fix='use target="cuda" or "sim"')
+    if target == "cuda":
+        from mixtile.runtime.gpu import interpreting
+
+        if not _has_triton():
+            raise UnsupportedError("target 'cuda' needs Triton", fix="pip install mixtile[gpu]")
+        want = "cpu" if interpreting() else "cuda"
+        for a in args:
+            if isinstance(a, torch.Tensor) and a.device.type != want:
+                raise ArgumentError(
+                    f"target 'cuda' needs {want} tensors, got one on {a.device}",
+                    fix="move the arguments with .cuda()" if want == "cuda" else
+                    "TRITON_INTERPRET=1 runs Triton on the CPU: pass CPU tensors")
+        return target
     for a in args:
         if isinstance(a, torch.Tensor) and a.device.type != "cpu":
             raise ArgumentError(f"target 'sim' needs CPU tensors, got one on {a.device}",
@@ -116,11 +143,22 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
     tgt = _resolve_target(target, args)
     if compile_cfg and compile_cfg.get("specialize_dims"):
         compile_cfg = {**compile_cfg, "static_dims": dims}
+    if tgt == "cuda":
+        compile_cfg = {"arch": "gpu", **(compile_cfg or {}), "backend": "triton"}
     ck = compile(kfn, compile_cfg, **consts)
     inputs_before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args] \
         if golden is not None else None
     t0 = time.perf_counter()
-    cycles = _run_sim(ck, kfn, args, checks)
+    if tgt == "cuda":
+        from mixtile.runtime.compiler import _cache_dir, _options
+        from mixtile.runtime.gpu import run as run_gpu
+
+        run_gpu(ck.kernel, dict(zip(kfn.order, args)), _cache_dir(_options(compile_cfg)))
+        if not _interp():
+            torch.cuda.synchronize()
+        cycles = {}
+    else:
+        cycles = _run_sim(ck, kfn, args, checks)
     run_s = time.perf_counter() - t0
     res = RunResult(True, [], ck.compile_s, run_s, tgt, cycles)
     if golden is not None:

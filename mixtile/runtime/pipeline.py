@@ -28,3 +28,9 @@ def default_pipeline() -> list:
         ClassifyCores,  # AIC-only or AIV-only launch
         PlanMemory,  # addresses by liveness; capacity check per space
     ]
+
+
+def gpu_pipeline() -> list:
+    """For the Triton backend: one program holds cube and vector work, so no memory
+    spaces, crossings or plans; only the clean-ups."""
+    return [Simplify, CSE, DCE]

@@ -1,0 +1,384 @@
+"""The Triton backend: a mixtile kernel (after Simplify/CSE/DCE) -> Triton source.
+
+One `spmd` launch becomes one @triton.jit kernel per phase (a top-level `syncall` splits
+it: each phase is a separate launch, so the launch boundary is the barrier; only scalar
+values may live across it, they are recomputed). A tile of static shape S is a Triton
+block of shape P(S): P(1) = 1, else the next power of two, at least 16 (tl.dot's
+minimum); lanes past S are masked on load/store, neutralised before reductions and dot
+products. Cube/vector crossings and `split_aiv` lanes disappear: one program holds both
+sides (NONE regions loop over the two lanes). Floor division and modulo of negative
+index values follow C (truncation) in Triton; mixtile kernels index with non-negatives.
+"""
+from __future__ import annotations
+
+import math
+
+from mixtile.errors import UnsupportedError
+from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.types import AtomicKind, DType, ReduceKind, ScalarType, TensorType, TileType
+
+TL_DTYPE = {DType.F32: "tl.float32", DType.F16: "tl.float16", DType.BF16: "tl.bfloat16",
+            DType.F8E4M3: "tl.float8e4nv", DType.F8E5M2: "tl.float8e5", DType.I8: "tl.int8",
+            DType.I32: "tl.int32", DType.I64: "tl.int64", DType.BOOL: "tl.int1"}
+
+
+def _lit(v) -> str:
+    """A Python literal for a constant (infinities and NaN included)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"float('{v}')"
+    return repr(v)
+
+
+def pad(d: int) -> int:
+    """The Triton block extent of a static tile extent d."""
+    return 1 if d == 1 else max(16, 1 << (d - 1).bit_length())
+
+
+def _pshape(t: TileType) -> tuple[int, ...]:
+    return tuple(pad(d) for d in t.shape)
+
+
+# elementwise rules: op name -> format string over operand expressions
+UNARY = {
+    "exp": "tl.exp({0})", "log": "tl.log({0})", "sqrt": "tl.sqrt({0})",
+    "rsqrt": "tl.rsqrt({0})", "reciprocal": "(1.0 / {0})", "abs": "tl.abs({0})",
+    "neg": "(-{0})", "tanh": "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", "sin": "tl.sin({0})",
+    "cos": "tl.cos({0})", "relu": "tl.maximum({0}, 0.0)", "sigmoid": "tl.sigmoid({0})",
+    "silu": "({0} * tl.sigmoid({0}))",
+    "gelu_tanh": "(0.5 * {0} * (1.0 + (2.0 * tl.sigmoid(2.0 * 0.7978845608028654 * "
+                 "({0} + 0.044715 * {0} * {0} * {0})) - 1.0)))",
+    "gelu_erf": "(0.5 * {0} * (1.0 + tl.math.erf({0} * 0.7071067811865476)))",
+}
+BINARY = {"add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})",
+          "div": "({0} / {1})", "maximum": "tl.maximum({0}, {1})",
+          "minimum": "tl.minimum({0}, {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
+          "gt": "({0} > {1})", "ge": "({0} >= {1})", "eq": "({0} == {1})",
+          "ne": "({0} != {1})"}
+SCALAR = {"sadd": "({0} + {1})", "ssub": "({0} - {1})", "smul": "({0} * {1})",
+          "sdiv": "({0} / {1})", "sfloordiv": "({0} // {1})", "smod": "({0} % {1})",
+          "smin": "tl.minimum({0}, {1})", "smax": "tl.maximum({0}, {1})",
+          "slt": "({0} < {1})", "sle": "({0} <= {1})", "sgt": "({0} > {1})",
+          "sge": "({0} >= {1})", "seq": "({0} == {1})", "sne": "({0} != {1})",
+          "sselect": "tl.where({0}, {1}, {2})"}
+NO_OPS = {"fence", "set_flag", "wait_flag"}  # a single program orders itself
+_REDUCE = {ReduceKind.SUM: ("tl.sum", "0"), ReduceKind.MAX: ("tl.max", "float('-inf')"),
+           ReduceKind.MIN: ("tl.min", "float('inf')")}
+
+
+class _Emitter:
+    """Emits one @triton.jit function for one phase of one launch."""
+
+    def __init__(self, kernel: Kernel, fn: str) -> None:
+        self.k = kernel
+        self.fn = fn
+        self.lines: list[str] = []
+        self.names: dict[Value, str] = {}
+        self.n = 0
+        self.params = [p for p in kernel.params]
+
+    # ------------------------------------------------------------ naming
+    def name(self, v: Value) -> str:
+        if v not in self.names:
+            self.names[v] = f"v{self.n}"
+            self.n += 1
+        return self.names[v]
+
+    def ref(self, v: Value) -> str:
+        if v.owner is None:  # a kernel parameter
+            return v.hint
+        return self.names[v]
+
+    def out(self, ind: int, text: str) -> None:
+        self.lines.append("    " * ind + text)
+
+    # ------------------------------------------------------------ signature
+    def signature(self) -> str:
+        args = []
+        for p in self.params:
+            t = p.value.type
+            if isinstance(t, TensorType):
+                args.append(p.name)
+                for d in range(len(t.shape)):
+                    args += [f"{p.name}_d{d}", f"{p.name}_s{d}"]
+            else:
+                args.append(p.name)
+        return f"def {self.fn}({', '.join(args)}):"
+
+    # ------------------------------------------------------------ ops
+    def emit_block(self, blk: Block, ind: int) -> None:
+        for op in blk.ops:
+            self.emit(op, ind)
+
+    def emit(self, op: Op, ind: int) -> None:
+        name = op.name
+        ops = [self.ref(v) for v in op.operands]
+        r = self.name(op.results[0]) if op.results else None
+        if name == "const":
+            self.out(ind, f"{r} = {_lit(op.attrs['value'])}")
+        elif name == "dim":
+            t = op.operands[0]
+            d = t.type.shape[op.attrs["axis"]]
+            axis = op.attrs["axis"]
+            self.out(ind, f"{r} = {d if isinstance(d, int) else f'{t.hint}_d{axis}'}")
+        elif name in SCALAR:
+            self.out(ind, f"{r} = {SCALAR[name].format(*ops)}")
+        elif name == "scast":
+            self.out(ind, f"{r} = ({ops[0]}).to({TL_DTYPE[op.attrs['dtype']]})"
+                     if op.attrs["dtype"].is_float else f"{r} = {ops[0]}")
+        elif name == "load_scalar":
+            ptr = self._scalar_ptr(op.operands[0], ops[1:])
+            self.out(ind, f"{r} = tl.load({ptr})" + (".to(tl.int64)" if op.result.type.dtype
+                                                     is DType.I64 else ".to(tl.float32)"))
+        elif name in UNARY:
+            self._elementwise(op, UNARY[name].format(*ops), ind)
+        elif name in BINARY:
+            self._elementwise(op, BINARY[name].format(*ops), ind)
+        elif name == "select":
+            self._elementwise(op, f"tl.where({ops[0]}, {ops[1]}, {ops[2]})", ind)
+        elif name == "cast":
+            self.out(ind, f"{r} = {ops[0]}.to({TL_DTYPE[op.attrs['dtype']]})")
+        elif name == "full":
+            t = op.result.type
+            self.out(ind, f"{r} = tl.full({_pshape(t)}, {_lit(op.attrs['value'])}, "
+                          f"{TL_DTYPE[t.dtype]})")
+        elif name == "arange":
+            n = op.attrs["n"]
+            self.out(ind, f"{r} = tl.arange(0, {pad(n)}).to({TL_DTYPE[op.attrs['dtype']]})")
+        elif name == "reshape":
+            self._reshape(op, ops[0], r, ind)
+        elif name == "broadcast":
+            self.out(ind, f"{r} = tl.broadcast_to({ops[0]}, {_pshape(op.result.type)})")
+        elif name == "transpose":
+            self.out(ind, f"{r} = tl.trans({ops[0]})")
+        elif name == "move":
+            self.out(ind, f"{r} = {ops[0]}")  # one program: no crossing
+        elif name == "reduce":
+            self._reduce(op, ops[0], r, ind)
+        elif name == "matmul":
+            self._matmul(op, ops, r, ind)
+        elif name == "load":
+            self._load(op, ops, r, ind)
+        elif name in ("store", "fixpipe"):
+            self._store(op, ops, ind)
+        elif name == "for":
+            self._for(op, ops, ind)
+        elif name == "split_aiv":
+            lane = self.name(op.regions[0].args[0])
+            self.out(ind, f"for {lane} in tl.static_range(2):")
+            self.out(ind + 1, "pass")
+            self.emit_block(op.regions[0], ind + 1)
+        elif name == "core":
+            raise UnsupportedError("a hand-written per-core region (mt.on_core) has no "
+                                   "Triton lowering", loc=op.loc,
+                                   fix="write the kernel in automatic or split_aiv mode")
+        elif name in NO_OPS or name == "syncall":
+            pass
+        elif name == "yield":
+            pass  # handled by _for
+        else:
+            raise UnsupportedError(f"op `{name}` has no rule in the Triton backend",
+                                   loc=op.loc)
+
+    # ------------------------------------------------------------ helpers
+    def _elementwise(self, op: Op, expr: str, ind: int) -> None:
+        t = op.result.type
+        r = self.name(op.result)
+        if t.dtype in (DType.BF16, DType.F16):
+            expr = f"({expr}).to({TL_DTYPE[t.dtype]})"  # round where the simulator does
+        self.out(ind, f"{r} = {expr}")
+
+    def _valid_mask(self, t: TileType) -> str | None:
+        """Mask of the lanes inside the static shape (None when nothing is padded)."""
+        p = _pshape(t)
+        if p == t.shape:
+            return None
+        parts = []
+        for i, (d, pd) in enumerate(zip(t.shape, p)):
+            if d == pd:
+                continue
+            idx = f"tl.arange(0, {pd})"
+            if len(p) == 2:
+                idx += "[:, None]" if i == 0 else "[None, :]"
+            parts.append(f"({idx} < {d})")
+        return " & ".join(parts)
+
+    def _reduce(self, op: Op, x: str, r: str, ind: int) -> None:
+        t = op.operands[0].type
+        fn, ident = _REDUCE[op.attrs["kind"]]
+        m = self._valid_mask(t)
+        src = f"tl.where({m}, {x}, {ident})" if m else x
+        axis = op.attrs["axis"] % len(t.shape)
+        expr = f"{fn}({src}, axis={axis}, keep_dims=True)"
+        if t.dtype in (DType.BF16, DType.F16):
+            expr = f"{fn}({src}.to(tl.float32), axis={axis}, keep_dims=True)" \
+                   f".to({TL_DTYPE[t.dtype]})"
+        self.out(ind, f"{r} = {expr}")
+
+    def _reshape(self, op: Op, x: str, r: str, ind: int) -> None:
+        src, dst = op.operands[0].type, op.result.type
+        if [d for d in src.shape if d != 1] != [d for d in dst.shape if d != 1] and (
+                _pshape(src) != src.shape):
+            raise UnsupportedError(f"reshape {list(src.shape)} -> {list(dst.shape)} of a "
+                                   "padded tile has no Triton lowering", loc=op.loc)
+        self.out(ind, f"{r} = tl.reshape({x}, {_pshape(dst)})")
+
+    def _zero_pad(self, v: Value, x: str) -> str:
+        m = self._valid_mask(v.type)
+        return f"tl.where({m}, {x}, 0.0)" if m else x
+
+    def _matmul(self, op: Op, ops: list[str], r: str, ind: int) -> None:
+        a, b = (self._zero_pad(v, x) for v, x in zip(op.operands[:2], ops[:2]))
+        if op.attrs.get("a_trans"):
+            a = f"tl.trans({a})"
+        if op.attrs.get("b_trans"):
+            b = f"tl.trans({b})"
+        out_t = op.result.type
+        m, n = _pshape(out_t)
+        k_t = op.operands[0].type
+        k = pad(k_t.shape[0] if op.attrs.get("a_trans") else k_t.shape[1])
+        acc = ops[2] if len(ops) > 2 else None
+        if min(m, n, k) < 16:  # tl.dot needs 16 x 16 x 16: a broadcast product instead
+            expr = f"tl.sum(({a}).to(tl.float32)[:, :, None] * ({b}).to(tl.float32)" \
+                   f"[None, :, :], axis=1)"
+            if out_t.dtype is DType.I32:
+                expr = f"tl.sum(({a}).to(tl.int32)[:, :, None] * ({b}).to(tl.int32)" \
+                       f"[None, :, :], axis=1)"
+            self.out(ind, f"{r} = {expr}" + (f" + {acc}" if acc else ""))
+            return
+        out = ", out_dtype=tl.int32" if out_t.dtype is DType.I32 else ""
+        if acc:
+            self.out(ind, f"{r} = tl.dot({a}, {b}, {acc}{out})")
+        else:
+            self.out(ind, f"{r} = tl.dot({a}, {b}{out})")
+
+    def _scalar_ptr(self, t: Value, idx: list[str]) -> str:
+        parts = [t.hint] + [f"({i}) * {t.hint}_s{d}" for d, i in enumerate(idx)]
+        return " + ".join(parts)
+
+    def _region(self, op: Op, t: Value, offs: list[str], tile: TileType):
+        """(pointer expr, mask expr) of a load/store region."""
+        sizes, keep = op.attrs["sizes"], op.attrs["keep"]
+        kept = [d for d, k in enumerate(keep) if k]
+        p = _pshape(tile)
+        ptr = [t.hint]
+        mask = []
+        lim = op.attrs.get("row_limit")
+        for d, off in enumerate(offs):
+            ptr.append(f"({off}) * {t.hint}_s{d}")
+        for ti, d in enumerate(kept):
+            idx = f"tl.arange(0, {p[ti]})"
+            if len(kept) == 2:
+                idx += "[:, None]" if ti == 0 else "[None, :]"
+            elif len(kept) > 2:
+                raise UnsupportedError("tiles of more than 2 dims have no Triton lowering",
+                                       loc=op.loc)
+            ptr.append(f"{idx} * {t.hint}_s{d}")
+            bound = f"{t.hint}_d{d} - ({offs[d]})"
+            if lim == d:
+                bound = f"tl.minimum({bound}, ({self.ref(op.operands[-1])}) - ({offs[d]}))"
+            cond = f"({idx} < {bound})"
+            if sizes[d] != p[ti]:
+                cond = f"({idx} < {sizes[d]}) & {cond}"
+            mask.append(cond)
+        return " + ".join(ptr), " & ".join(mask) if mask else None
+
+    def _offsets(self, op: Op, first: int) -> list[str]:
+        end = len(op.operands) - (op.attrs.get("row_limit") is not None)
+        return [self.ref(v) for v in op.operands[first:end]]
+
+    def _load(self, op: Op, ops: list[str], r: str, ind: int) -> None:
+        t = op.operands[0]
+        tile = op.result.type
+        ptr, mask = self._region(op, t, self._offsets(op, 1), tile)
+        pad_v = op.attrs.get("pad", 0.0)
+        other = _lit(float(pad_v)) if tile.dtype.is_float else repr(
+            int(pad_v) if math.isfinite(pad_v) else 0)
+        if mask:
+            self.out(ind, f"{r} = tl.load({ptr}, mask={mask}, other={other})")
+        else:
+            self.out(ind, f"{r} = tl.load({ptr})")
+
+    def _store(self, op: Op, ops: list[str], ind: int) -> None:
+        t = op.operands[0]
+        val = op.operands[1]
+        first = 2
+        if op.name == "fixpipe" and op.attrs.get("has_bias"):
+            first = 3
+        ptr, mask = self._region(op, t, self._offsets(op, first), val.type)
+        x = ops[1]
+        if op.name == "fixpipe":
+            if op.attrs.get("has_bias"):
+                x = f"({x} + {ops[2]})"
+            if op.attrs.get("relu"):
+                x = f"tl.maximum({x}, 0.0)"
+        x = f"({x}).to({TL_DTYPE[t.type.dtype]})"
+        m = f", mask={mask}" if mask else ""
+        if op.attrs.get("atomic", AtomicKind.NONE) is AtomicKind.ADD:
+            self.out(ind, f"tl.atomic_add({ptr}, {x}{m})")
+        else:
+            self.out(ind, f"tl.store({ptr}, {x}{m})")
+
+    def _for(self, op: Op, ops: list[str], ind: int) -> None:
+        body = op.regions[0]
+        iv = self.name(body.args[0])
+        carried = body.args[1:]
+        for a, init in zip(carried, ops[3:]):
+            self.out(ind, f"{self.name(a)} = {init}")
+        self.out(ind, f"for {iv} in range({ops[0]}, {ops[1]}, {ops[2]}):")
+        self.out(ind + 1, "pass")
+        self.emit_block(body, ind + 1)
+        y = body.ops[-1]
+        for a, v in zip(carried, y.operands):
+            self.out(ind + 1, f"{self.name(a)} = {self.ref(v)}")
+        for res, a in zip(op.results, carried):
+            self.names[res] = self.names[a]
+
+
+def _phases(spmd: Op) -> list[list[Op]]:
+    """The launch's top-level ops split at syncalls (each later phase recomputes the
+    scalar ops of the earlier ones)."""
+    phases: list[list[Op]] = [[]]
+    for op in spmd.regions[0].ops:
+        if op.name == "syncall":
+            phases.append([])
+        else:
+            phases[-1].append(op)
+    for op in spmd.regions[0].walk():
+        if op.name == "syncall" and op.parent is not spmd.regions[0]:
+            raise UnsupportedError("a syncall inside a loop or region has no Triton lowering "
+                                   "(a barrier is a launch boundary there)", loc=op.loc)
+    return phases
+
+
+def _scalar_only(op: Op) -> bool:
+    return not op.regions and all(isinstance(r.type, ScalarType) for r in op.results) and \
+        op.name not in ("store", "fixpipe", "load")
+
+
+def generate(kernel: Kernel) -> tuple[str, list[dict]]:
+    """-> (Triton source, launches). Each launch: {"fn", "grid" (the IR grid Value)}."""
+    lines = ["import triton", "import triton.language as tl", ""]
+    launches = []
+    top_scalars = [op for op in kernel.body.ops if op.name != "spmd"]
+    for li, spmd in enumerate(op for op in kernel.body.ops if op.name == "spmd"):
+        prev: list[Op] = []
+        for pi, phase in enumerate(_phases(spmd)):
+            fn = f"_{kernel.name}_{li}_{pi}"
+            em = _Emitter(kernel, fn)
+            lines += ["@triton.jit", em.signature()]
+            for op in top_scalars:
+                em.emit(op, 1)
+            em.out(1, f"{em.name(spmd.regions[0].args[0])} = tl.program_id(0)")
+            for op in prev:
+                em.emit(op, 1)
+            for op in phase:
+                em.emit(op, 1)
+            lines += em.lines + [""]
+            # a later phase recomputes this phase's scalars; tiles cannot cross a barrier
+            for op in phase:
+                if _scalar_only(op):
+                    prev.append(op)
+            launches.append({"fn": fn, "grid": spmd.operands[0]})
+    return "\n".join(lines), launches
+
+

@@ -1,0 +1,151 @@
+"""The Triton backend. Without a GPU the generated kernels run in Triton's CPU interpreter
+(TRITON_INTERPRET=1) with fp16/fp32 operands (its bf16 tl.dot is wrong); with a GPU the
+same tests run on it, plus the bf16 ones marked `gpu`."""
+import inspect
+import math
+import os
+
+import pytest
+import torch
+
+HAS_GPU = torch.cuda.is_available()
+if not HAS_GPU:  # before Triton is imported: it reads the switch then
+    os.environ["TRITON_INTERPRET"] = "1"
+triton = pytest.importorskip("triton")
+
+import mixtile as mt  # noqa: E402
+from tilelang_models.kernels import attention as A  # noqa: E402
+from tilelang_models.kernels import gemm as G  # noqa: E402
+from tilelang_models.kernels import mixed as X  # noqa: E402
+from tilelang_models.kernels import vector as V  # noqa: E402
+
+DEV = "cuda" if HAS_GPU else "cpu"
+F = torch.nn.functional
+gpu = pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU")
+
+
+def _as(kern, dtype: str = "f16"):
+    """The example kernel with its bf16 tensors declared as `dtype` (the interpreter's bf16
+    dot is wrong; on a GPU the bf16 originals are tested too)."""
+    src = inspect.getsource(kern.fn).replace("mt.bf16", f"mt.{dtype}")
+    lines = [ln for ln in src.splitlines() if not ln.strip().startswith("@mt.kernel")]
+    ns = dict(vars(inspect.getmodule(kern.fn)))
+    new = getattr(mt, dtype)
+    for name, cell in zip(kern.fn.__code__.co_freevars, kern.fn.__closure__ or ()):
+        ns[name] = new if cell.cell_contents is mt.bf16 else cell.cell_contents
+    exec(compile("\n".join(ln[_indent(lines):] for ln in lines), "<variant>", "exec"), ns)
+    return mt.kernel(ns[kern.fn.__name__])
+
+
+def _indent(lines):
+    return min(len(ln) - len(ln.lstrip()) for ln in lines if ln.strip())
+
+
+def _t(*shape, dtype=torch.float32, scale=1.0, gen=None):
+    return (torch.randn(*shape, generator=gen) * scale).to(dtype).to(DEV)
+
+
+def _run(kern, *args, golden, **kw):
+    res = mt.run_jit(kern, *args, target="cuda", golden=golden, **kw)
+    assert res.passed, str(res)
+    return res
+
+
+@pytest.mark.parametrize("r,c", [(10, 200), (3, 256), (33, 7)])
+def test_softmax(r, c):
+    _run(V.softmax, _t(r, c, scale=3), _t(r, c), golden=lambda x, y: torch.softmax(x, -1))
+
+
+@pytest.mark.parametrize("r,h", [(5, 100), (17, 256)])
+def test_rmsnorm_f16(r, h):
+    k = _as(V.rmsnorm)
+    x, w = _t(r, h, dtype=torch.float16), _t(h, dtype=torch.float16)
+    y = torch.empty(r, h, dtype=torch.float16, device=DEV)
+
+    def ref(x, w, y, eps):
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * w.float()).half()
+
+    _run(k, x, w, y, 1e-6, golden=ref, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("m,n,k", [(64, 128, 128), (100, 300, 200), (1, 17, 33)])
+def test_gemm_epilogues_f16(m, n, k):
+    x, w = _t(m, k, dtype=torch.float16), _t(n, k, dtype=torch.float16, scale=k ** -0.5)
+    b = _t(n)
+    mm = lambda x, w: x.float() @ w.float().T  # noqa: E731
+    y = torch.empty(m, n, device=DEV)
+    _run(_as(G.gemm), x, w, y, golden=lambda x, w, y: mm(x, w), rtol=1e-3, atol=1e-3)
+    y16 = torch.empty(m, n, dtype=torch.float16, device=DEV)
+    _run(_as(G.gemm_bias_relu_bf16), x, w, b, y16,
+         golden=lambda x, w, b, y: torch.relu(mm(x, w) + b).half(), rtol=2e-3, atol=2e-3)
+
+
+def test_gemm_splitk_atomic_f16():
+    x, w = _t(37, 300, dtype=torch.float16), _t(70, 300, dtype=torch.float16, scale=0.05)
+    y = _t(37, 70)
+    _run(_as(G.gemm_splitk), x, w, y, SPLIT=3, golden=lambda x, w, y: y + x.float() @
+         w.float().T, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name,act", [("gemm_bias_silu", F.silu),
+                                      ("gemm_bias_gelu_erf", F.gelu),
+                                      ("gemm_bias_gelu_tanh_manual",
+                                       lambda h: F.gelu(h, approximate="tanh"))])
+def test_mixed_epilogues_f16(name, act):
+    x, w, b = _t(100, 200, dtype=torch.float16), _t(300, 200, dtype=torch.float16,
+                                                    scale=0.07), _t(300)
+    y = torch.empty(100, 300, dtype=torch.float16, device=DEV)
+    _run(_as(getattr(X, name)), x, w, b, y,
+         golden=lambda x, w, b, y: act(x.float() @ w.float().T + b).half(), rtol=3e-3,
+         atol=3e-3)
+
+
+def test_swiglu_f16():
+    x, w = _t(37, 90, dtype=torch.float16), _t(200, 90, dtype=torch.float16, scale=0.1)
+    y = torch.empty(37, 100, dtype=torch.float16, device=DEV)
+
+    def ref(x, w, y):
+        h = x.float() @ w.float().T
+        return (F.silu(h[:, :100]) * h[:, 100:]).half()
+
+    _run(_as(X.gemm_swiglu), x, w, y, golden=ref, rtol=3e-3, atol=3e-3)
+
+
+@pytest.mark.parametrize("g,s", [(5, 1000), (8, 64), (7, 17)])
+def test_flash_decode_f16(g, s):
+    q, k, v = (_t(g, 128, dtype=torch.float16), _t(s, 128, dtype=torch.float16),
+               _t(s, 128, dtype=torch.float16))
+    out = torch.empty(g, 128, device=DEV)
+    ref = lambda q, k, v, o: torch.softmax(q.float() @ k.float().T / math.sqrt(128), -1) \
+        @ v.float()  # noqa: E731
+    _run(_as(A.flash_decode), q, k, v, out, golden=ref, rtol=1e-2, atol=1e-2)
+
+
+def test_generated_source_is_viewable_and_cached(tmp_path):
+    ck = mt.compile(V.softmax, compile_cfg=dict(backend="triton", arch="gpu"))
+    assert "@triton.jit" in ck.code and "tl.program_id(0)" in ck.code
+    x, y = _t(4, 20), _t(4, 20)
+    cfg = dict(cache_dir=str(tmp_path))
+    mt.run_jit(V.softmax, x, y, target="cuda", compile_cfg=cfg)
+    files = list(tmp_path.glob("mt_triton_*.py"))
+    assert len(files) == 1 and "@triton.jit" in files[0].read_text()
+
+
+def test_bad_device_for_cuda_target():
+    other = "cuda" if DEV == "cpu" else "cpu"
+    if other == "cuda" and not torch.cuda.is_available():
+        x = torch.empty(4, 8, device="meta")
+    else:
+        x = torch.empty(4, 8, device=other)
+    with pytest.raises(mt.ArgumentError, match="target 'cuda' needs"):
+        mt.run_jit(V.softmax, x, x, target="cuda")
+
+
+@gpu
+@pytest.mark.parametrize("m,n,k", [(64, 256, 128), (100, 300, 200)])
+def test_bf16_mixed_epilogue_on_gpu(m, n, k):
+    x, w, b = _t(m, k, dtype=torch.bfloat16), _t(n, k, dtype=torch.bfloat16, scale=0.07), _t(n)
+    y = torch.empty(m, n, dtype=torch.bfloat16, device=DEV)
+    _run(X.gemm_bias_silu, x, w, b, y,
+         golden=lambda x, w, b, y: F.silu(x.float() @ w.float().T + b).bfloat16())
