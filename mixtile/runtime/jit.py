@@ -89,12 +89,6 @@ def _to_sim(a: torch.Tensor, dtype: DType, reuse: bool) -> np.ndarray:
     return arr
 
 
-def _interp() -> bool:
-    from mixtile.runtime.gpu import interpreting
-
-    return interpreting()
-
-
 def _has_triton() -> bool:
     try:
         import triton  # noqa: F401
@@ -154,8 +148,6 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
         from mixtile.runtime.gpu import run as run_gpu
 
         run_gpu(ck.kernel, dict(zip(kfn.order, args)), _cache_dir(_options(compile_cfg)))
-        if not _interp():
-            torch.cuda.synchronize()
         cycles = {}
     else:
         cycles = _run_sim(ck, kfn, args, checks)
