@@ -8,7 +8,6 @@ copy. Prints a table, then one JSON line.
 """
 import argparse
 import json
-import math
 import time
 
 import torch
