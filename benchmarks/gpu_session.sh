@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One device call: GPU tests of the Triton backend, the Qwen3 layer vs the reference on
+# the GPU, then the decode-layer benchmark. Logs go to $OUT.
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+python3 -c 'import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())'
+python3 -m pytest -q -x tests/test_triton.py 2>&1 | tee $OUT/triton_tests.log | tail -15
+python3 - <<'PY' 2>&1 | tee $OUT/qwen3_gpu.log
+import torch
+from tilelang_models.qwen3.config import get_config
+from tilelang_models.qwen3.decode_layer import DecodeLayer
+from tilelang_models.qwen3.paged import make_paged_cache
+from tilelang_models.qwen3.reference import decode_layer_ref
+from tilelang_models.qwen3.weights import random_weights
+for name, lens in [("tiny", [100, 37, 5]), ("14b", [4096, 3000, 17, 1])]:
+    cfg = get_config(name)
+    w = random_weights(cfg, 0)
+    w = type(w)(**{k: v.cuda() for k, v in vars(w).items()})
+    kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(cfg, lens, 16 if name == "tiny" else 128, 1))
+    x = torch.randn(len(lens), cfg.hidden_size, device="cuda").bfloat16()
+    kr, vr = kc.clone(), vc.clone()
+    want = decode_layer_ref(cfg, w, x, kr, vr, bt, sl)
+    got = DecodeLayer(cfg, w, target="cuda", progress=False)(x, kc, vc, bt, sl)
+    rel = float((got.float() - want.float()).abs().max() / want.float().abs().max())
+    krel = float((kc.float() - kr.float()).abs().max() / kr.float().abs().max())
+    print(name, "rel_err out", rel, "k cache", krel, "v equal", bool(torch.equal(vc, vr)))
+PY
+timeout 420 python3 benchmarks/decode_layer_gpu.py "$@" 2>&1 | tee $OUT/bench.log | tail -12
