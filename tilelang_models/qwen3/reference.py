@@ -45,7 +45,8 @@ def rope_cos_sin(cfg: Qwen3Config, positions) -> tuple[torch.Tensor, torch.Tenso
     (fp32 ``1 / theta ** (2i / D)`` and fp32 angles)."""
     D = cfg.head_dim
     p = torch.as_tensor(positions).reshape(-1).to(torch.float32)
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, D, 2, dtype=torch.int64,
+                                                      device=p.device).float() / D))
     ang = p[:, None] * inv_freq[None, :]
     emb = torch.cat([ang, ang], -1)
     return emb.cos(), emb.sin()
@@ -64,9 +65,9 @@ def linear_f32(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     at a time through one scratch buffer (much faster than materialising ``w.float()``)."""
     x = x.float()
     N, K = w.shape
-    out = torch.empty(x.shape[0], N, dtype=torch.float32)
+    out = torch.empty(x.shape[0], N, dtype=torch.float32, device=x.device)
     rows = max(1, min(N, _CHUNK_ELEMS // max(K, 1)))
-    scratch = torch.empty(rows, K, dtype=torch.float32)
+    scratch = torch.empty(rows, K, dtype=torch.float32, device=x.device)
     for s in range(0, N, rows):
         n = min(rows, N - s)
         buf = scratch[:n]
@@ -133,13 +134,13 @@ def decode_layer_ref(cfg: Qwen3Config, w: LayerWeights, x: torch.Tensor,
     q = apply_rope(rmsnorm(q, w.q_norm, eps), cos, sin).to(_BF16)
     k = apply_rope(rmsnorm(k, w.k_norm, eps), cos, sin).to(_BF16)
     bs = k_cache.shape[1]
-    blk = block_table.long()[torch.arange(B), pos // bs]
+    blk = block_table.long()[torch.arange(B, device=pos.device), pos // bs]
     k_cache[blk, pos % bs] = k
     v_cache[blk, pos % bs] = v
 
     # d: attention over the seq_len cached tokens; query head h reads kv head h // G
     sqrt_d = math.sqrt(D)
-    o = torch.empty(B, heads * D, dtype=_BF16)
+    o = torch.empty(B, heads * D, dtype=_BF16, device=x.device)
     for b in range(B):
         L = int(seq_lens[b])
         K = gather_kv(k_cache, block_table, b, L).float().permute(1, 2, 0)  # [kv, D, L]
