@@ -91,7 +91,27 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
         if grid is None:
             raise UnsupportedError("the launch grid is not a host-side value")
         if grid > 0:
-            getattr(mod, la["fn"])[(int(grid),)](*args)
+            _launch(getattr(mod, la["fn"]), int(grid), args)
+
+
+_stages: dict = {}  # jit function -> the software-pipelining depth that fits
+
+
+def _launch(fn, grid: int, args: list) -> None:
+    """Launch with Triton's default pipelining depth, or a shallower one when the tiles
+    of a deep pipeline do not fit in shared memory (chosen once per kernel)."""
+    from triton.runtime.errors import OutOfResources
+
+    known = _stages.get(fn)
+    for ns in ((known,) if known else (3, 2, 1)):
+        try:
+            fn[(grid,)](*args, num_stages=ns)
+        except OutOfResources:
+            if ns == 1 or known:
+                raise
+            continue
+        _stages[fn] = ns
+        return
 
 
 def _sym(by_name, kernel: Kernel, name: str) -> int:
