@@ -20,6 +20,7 @@ from mixtile.ir.registry import OPS
 from mixtile.ir.types import Role, TensorType
 
 _modules: dict[str, object] = {}
+_generated: dict[int, tuple] = {}  # id(kernel IR) -> (kernel, source, launches)
 
 
 def interpreting() -> bool:
@@ -64,7 +65,10 @@ def _host_scalars(kernel: Kernel, dims: dict[tuple[str, int], int], scalars: dic
 
 def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
     """Launch `kernel` (compiled with the triton backend) on the tensors in `by_name`."""
-    source, launches = generate(kernel)
+    hit = _generated.get(id(kernel))
+    if hit is None or hit[0] is not kernel:
+        hit = _generated[id(kernel)] = (kernel, *generate(kernel))
+    _, source, launches = hit
     mod = _module(source, cache_dir)
     device = next((a.device for a in by_name.values() if isinstance(a, torch.Tensor)), None)
     args: list = []
