@@ -237,3 +237,31 @@ def test_mixed_kernel_on_a5_goes_through_gm(gen):
     res = mt.run_jit(X.gemm_bias_silu, x, w, b, y, compile_cfg=dict(arch="a5"),
                      golden=lambda x, w, b, y: F.silu(_mm(x, w) + b).bfloat16())
     assert res.passed, str(res)
+
+
+def test_a5_crossings_use_on_chip_rings_a2_uses_gm():
+    a5 = mt.compile(X.gemm_swiglu, compile_cfg=dict(arch="a5")).kernel
+    a2 = mt.compile(X.gemm_swiglu).kernel
+
+    def rings(k):
+        return {op.attrs.get("ring") for op in k.walk()
+                if op.name in ("load", "store") and op.operands[0].hint.startswith("ws")}
+
+    assert rings(a5) == {mt.UB} and rings(a2) == {None}
+    # 2 crossings x 2 ring slots x a lane's 16 of 32 rows x 64 f32 columns
+    assert a5.attrs["ring_bytes"] == {mt.UB: 2 * 2 * 16 * 64 * 4}
+
+
+def test_a5_vector_to_cube_ring_in_l1(gen):
+    from tilelang_models.kernels.attention import flash_decode
+
+    k = mt.compile(flash_decode, compile_cfg=dict(arch="a5")).kernel
+    spaces = {op.attrs.get("ring") for op in k.walk() if op.name == "store"
+              and op.operands[0].hint.startswith("ws")}
+    assert spaces == {mt.UB, mt.L1}  # scores/PV to the lanes, probabilities to the cube
+
+
+def test_a5_ring_that_does_not_fit_is_a_capacity_error():
+    with pytest.raises(mt.CapacityError, match="holding the cube<->vector ring") as ei:
+        mt.compile(X.gemm_bias_silu, compile_cfg=dict(arch="a5"), TM=256, TN=256, TK=32)
+    assert "pipeline_depth=1" in str(ei.value)

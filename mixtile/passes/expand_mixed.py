@@ -31,6 +31,8 @@ odd R and more than 8 crossings (16 flags); each is an UnsupportedError.
 """
 from __future__ import annotations
 
+import math
+
 from mixtile.errors import FlagOverflowError, TraceError, UnsupportedError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
@@ -205,10 +207,19 @@ class _Expander:
             launch = gp.result
         self.depth = depth = self.k.attrs.get("_depth", 2)
         self.depth_v = _const(k, depth)
+        reserved = dict(k.attrs.get("ring_bytes", {}))
         for p in k.params:  # a ring of `depth` slots per cluster
             if p.value in self.cross:
                 ty = p.value.type
                 p.value.type = TensorType(ty.dtype, (t.clusters * depth, *ty.shape[1:]))
+                space = self.cross[p.value].store.attrs.get("ring")
+                if space is not None:  # on chip (A5): the consumer's memory holds the ring
+                    nbytes = depth * ty.dtype.itemsize * math.prod(ty.shape[1:])
+                    if self.cross[p.value].consumer is AIV and self.E:  # a lane's share
+                        nbytes = nbytes * self.h // self.E
+                    reserved[space] = reserved.get(space, 0) + nbytes
+        if reserved:
+            k.attrs["ring_bytes"] = reserved
         nb = Block([INDEX], ["c"])
         self.c = nb.args[0]
         for side in (AIC, AIV):

@@ -39,9 +39,10 @@ def route(target, src: MemSpace, dst: MemSpace) -> list[MemSpace] | None:
 
 
 def _crosses(a: MemSpace, b: MemSpace) -> bool:
-    """A direct move between the cube's and a vector core's memories (A5's L0C->UB and
-    UB->L1). This version does not model such cross-core transfers, so routes avoid
-    them and cube<->vector data goes through GM on every target."""
+    """A move between the cube's and a vector core's memories (A5's L0C->UB and UB->L1).
+    Such a move is a cross-core transfer: it is always built as a ring crossing (a store
+    by the producer, a load by the consumer, flags from ExpandMixedKernel); the ring is
+    in GM, or on A5 in the consumer's own memory (`ring` attr)."""
     return S.GM not in (a, b) and (a in _CUBE) != (b in _CUBE)
 
 
@@ -88,10 +89,13 @@ class _Legalizer:
         offs = [slot.result] + [zero] * len(t.shape)
         region = {"sizes": (1, *t.shape), "keep": (False,) + (True,) * len(t.shape)}
         explicit = {"explicit": True} if op.attrs.get("explicit") else {}  # aiv_shard & co
+        # A5 has L0C->UB and UB->L1: the ring then lives in the consumer's own memory (the
+        # producer writes it directly); elsewhere it is in GM
+        ring = {"ring": dst} if self.t.is_legal(t.space, dst) else {}
         st = make_op(OPS["store"], [ws, v, *offs],
-                     {**region, "atomic": AtomicKind.NONE, **explicit},
+                     {**region, "atomic": AtomicKind.NONE, **explicit, **ring},
                      loc=op.loc)
-        ld = make_op(OPS["load"], [ws, *offs], {**region, "pad": 0.0, "space": dst},
+        ld = make_op(OPS["load"], [ws, *offs], {**region, "pad": 0.0, "space": dst, **ring},
                      loc=op.loc)
         return [slot, st, ld]
 

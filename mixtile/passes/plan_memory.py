@@ -90,6 +90,7 @@ class _Region:
 
     def __init__(self, target: Target) -> None:
         self.t = target
+        self.reserved: dict[MemSpace, int] = {}
         self.n = 0
         self.at: dict[Op, int] = {}
         self.end: dict[Op, int] = {}
@@ -256,7 +257,7 @@ class _Region:
             by_space.setdefault(b.space, []).append(b)
         peaks: dict[MemSpace, int] = {}
         for space, group in by_space.items():
-            cap = self.t.capacity.get(space, 0)
+            cap = self.t.capacity.get(space, 0) - self.reserved.get(space, 0)
             by_start = sorted(group, key=lambda b: (b.start, -b.size, b.seq))
             bad = _first_fit(by_start, cap)
             if bad is not None:  # try again, largest first; else report the first plan
@@ -284,18 +285,22 @@ class _Region:
         if op.loc == UNKNOWN_LOC:  # point at a line the user wrote when the culprit has none
             op = next((o for o in (_def_op(c.rep()) for c in live) if o.loc != UNKNOWN_LOC),
                       op)
+        ring = self.reserved.get(space, 0)
+        has = (f"{cap} bytes ({_kib(cap)}) of {space.value}" if not ring else
+               f"{cap + ring} bytes ({_kib(cap + ring)}) of {space.value}, {ring} of them "
+               f"({_kib(ring)}) holding the cube<->vector ring slots, leaving {max(cap, 0)}")
         if best > cap:
             head = (f"{space.value} overflows: the tiles live at the peak need {best} bytes "
-                    f"({_kib(best)}) but {self.t.name} has {cap} bytes ({_kib(cap)}) of "
-                    f"{space.value}")
+                    f"({_kib(best)}) but {self.t.name} has {has}")
         else:
             need = culprit.addr + culprit.size
             head = (f"{space.value} is too fragmented: the plan needs {need} bytes "
                     f"({_kib(need)}) though at most {best} bytes ({_kib(best)}) are live at "
-                    f"once; {self.t.name} has {cap} bytes ({_kib(cap)})")
+                    f"once; {self.t.name} has {has}")
         more = f" (of {len(live)})" if len(live) > 3 else ""
+        fix = _FIX + ("; or compile with pipeline_depth=1 (one ring slot)" if ring else "")
         raise CapacityError(f"{head}\n  largest live tiles at the peak{more}:\n"
-                            + "\n".join(rows), loc=op.loc, fix=_FIX)
+                            + "\n".join(rows), loc=op.loc, fix=fix)
 
     def write(self) -> None:
         for v, b in self.buf.items():
@@ -329,9 +334,12 @@ def _first_fit(order: list[_Buf], cap: int) -> _Buf | None:
     return bad
 
 
-def plan_block(blk: Block, target: Target, skip_spmd: bool = False) -> dict[MemSpace, int]:
-    """Plan the tiles of one block (a launch body); returns its peak bytes per space."""
+def plan_block(blk: Block, target: Target, skip_spmd: bool = False,
+               reserved: dict | None = None) -> dict[MemSpace, int]:
+    """Plan the tiles of one block (a launch body); returns its peak bytes per space.
+    `reserved` bytes per space (on-chip rings of mixed kernels) sit at the top of it."""
     r = _Region(target)
+    r.reserved = reserved or {}
     r.linearize(blk, (), skip_spmd)
     r.intervals()
     if not r.buf:
@@ -349,7 +357,8 @@ def PlanMemory(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
     regions = [(kernel.body, True)] + [(op.regions[0], False) for op in kernel.body.ops
                                        if op.opdef.name == "spmd"]
     for blk, skip in regions:
-        for space, n in plan_block(blk, ctx.target, skip).items():
+        for space, n in plan_block(blk, ctx.target, skip,
+                                   kernel.attrs.get("ring_bytes")).items():
             peak[space] = max(peak.get(space, 0), n)
     kernel.attrs["mem_peak"] = {s: peak[s] for s in PLANNED if s in peak}
     return kernel

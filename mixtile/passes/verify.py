@@ -206,10 +206,12 @@ class _Verifier:
 
     def check_path(self, op: Op) -> None:
         name = op.opdef.name
-        if name == "load":
-            src, dst = S.GM, op.results[0].type.space
+        if name == "load":  # a ring in the core's own memory (A5) is a local read
+            src, dst = op.attrs.get("ring", S.GM), op.results[0].type.space
+            if src is dst:
+                return
         elif name == "store":
-            src, dst = op.operands[1].type.space, S.GM
+            src, dst = op.operands[1].type.space, op.attrs.get("ring", S.GM)
         elif name == "fixpipe":
             src, dst = op.operands[1].type.space, S.GM
         elif name == "move":

@@ -41,10 +41,12 @@ def _path_error(target: Target, what: str, src: MemSpace, dst: MemSpace) -> Pend
 def path_check(op: Op, target: Target) -> Pending | None:
     """An illegal-data-path error for a load/store/move/fixpipe, or None."""
     name = op.name
-    if name == "load":
-        return _path_error(target, "load", _GM, op.results[0].type.space)
-    if name == "store":
-        return _path_error(target, "store", op.operands[1].type.space, _GM)
+    if name == "load":  # from GM, or (A5) a ring in this core's own memory: a local read
+        src, dst = op.attrs.get("ring", _GM), op.results[0].type.space
+        return None if src is dst else _path_error(target, "load", src, dst)
+    if name == "store":  # to GM, or (A5) a ring in the other core's memory
+        return _path_error(target, "store", op.operands[1].type.space,
+                           op.attrs.get("ring", _GM))
     if name == "move":
         return _path_error(target, "move", op.operands[0].type.space, op.attrs["space"])
     if name == "fixpipe":
