@@ -265,3 +265,27 @@ def test_a5_ring_that_does_not_fit_is_a_capacity_error():
     with pytest.raises(mt.CapacityError, match="holding the cube<->vector ring") as ei:
         mt.compile(X.gemm_bias_silu, compile_cfg=dict(arch="a5"), TM=256, TN=256, TK=32)
     assert "pipeline_depth=1" in str(ei.value)
+
+
+def test_split_region_nested_in_a_loop(gen):
+    @mt.kernel
+    def k(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+          y: mt.Out["M", "N", mt.f32], TM: mt.const = 16, TN: mt.const = 64):
+        for blk in mt.spmd(1):
+            acc = mt.matmul(mt.load(x[0:TM, 0:32]), mt.load(w[0:TN, 0:32]), b_trans=True)
+            mt.store(y[0:TM, 0:TN], mt.exp(acc * 0.01))
+            for r in mt.range(0, 2):  # vector-only loop holding a NONE region
+                with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+                    row = r * 2 + lane + TM
+                    mt.store(y[row:row + 1, 0:TN], mt.zeros((1, TN)) + mt.to_float(row))
+
+    x, w = _inputs(gen, 20, 64, 32)[:2]
+    y = torch.empty(20, 64)
+
+    def ref(x, w, y):
+        out = torch.exp(0.01 * _mm(x, w))
+        out[16:20] = torch.arange(16, 20, dtype=torch.float32)[:, None]
+        return out
+
+    res = mt.run_jit(k, x, w, y, golden=ref, rtol=1e-5, atol=1e-5)
+    assert res.passed, str(res)

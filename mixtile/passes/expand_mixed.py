@@ -278,8 +278,8 @@ class _Expander:
                     self._clone_ops(op.regions[0].ops, dst, side, vmap, None, loop)
                 continue
             if op.name == "for" and (s is CoreType.MIX or any(
-                    o.name in ("load", "store") and o.operands[0] in self.cross
-                    for o in op.regions[0].walk())):
+                    o.name in ("split_aiv", "core") or o.name in ("load", "store")
+                    and o.operands[0] in self.cross for o in op.regions[0].walk())):
                 self._clone_loop(op, dst, side, vmap, split)
                 continue
             x = self.cross.get(op.operands[0]) if op.name in ("load", "store") and \
