@@ -6,6 +6,7 @@ import torch
 import mixtile as mt
 from mixtile.ir.types import CoreType, TileType
 from tilelang_models.kernels import mixed as X
+from tilelang_models.kernels.gemm import blocks
 
 F = torch.nn.functional
 SHAPES = [(64, 256, 128), (100, 300, 200), (2, 130, 40), (130, 700, 64)]  # 130x700: 30 blocks
@@ -195,9 +196,7 @@ def gemm_bias_silu_lr(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt
     """LEFT_RIGHT: each AIV lane takes half of the columns (and of the bias vector)."""
     M, K = x.shape
     N = w.shape[0]
-    gn = mt.cdiv(N, TN)
-    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-        m0, n0 = blk // gn * TM, blk % gn * TN
+    for m0, n0 in blocks(M, N, TM, TN):
         acc = X.mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         with mt.split_aiv(2, mode=mt.SplitMode.LEFT_RIGHT):
             h = mt.silu(mt.aiv_shard(acc) + mt.load(bias[n0:n0 + TN]))

@@ -6,6 +6,13 @@ is one the FIXPIPE does on the way out of L0C, so each kernel runs on the AIC al
 import mixtile as mt
 
 
+def blocks(M, N, TM, TN):
+    """Launch one block per (TM, TN) output tile: yields (m0, n0), the tile's origin."""
+    gn = mt.cdiv(N, TN)
+    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+        yield blk // gn * TM, blk % gn * TN
+
+
 def mainloop(x, w, m0, n0, k_lo, k_hi, TM, TN, TK):
     """acc[TM, TN] = x[m0:, k_lo:k_hi] @ w[n0:, k_lo:k_hi]^T on the cube (traced inline)."""
     acc = mt.zeros((TM, TN), mt.f32)
@@ -23,10 +30,7 @@ def gemm(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
     """y = x @ w^T in fp32."""
     M, K = x.shape
     N = w.shape[0]
-    gn = mt.cdiv(N, TN)
-    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(M, N, TM, TN):
         acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         mt.store(y[m0:m0 + TM, n0:n0 + TN], acc)
 
@@ -40,10 +44,7 @@ def _gemm_epilogue(out_dtype, with_bias: bool, relu: bool):
                 TM: mt.const = 64, TN: mt.const = 128, TK: mt.const = 128):
         M, K = x.shape
         N = w.shape[0]
-        gn = mt.cdiv(N, TN)
-        for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-            m0 = blk // gn * TM
-            n0 = blk % gn * TN
+        for m0, n0 in blocks(M, N, TM, TN):
             h = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
             if with_bias:  # compile-time choice: specialised away while tracing
                 h = h + mt.load(bias[n0:n0 + TN])

@@ -4,7 +4,7 @@ an AIV program, moves the accumulator through a per-cluster GM slot with flags, 
 halves the epilogue's rows between the two AIV lanes (UP_DOWN). Row tiles TM must be even.
 """
 import mixtile as mt
-from tilelang_models.kernels.gemm import mainloop
+from tilelang_models.kernels.gemm import blocks, mainloop
 
 
 def _epilogue_kernel(act):
@@ -16,10 +16,7 @@ def _epilogue_kernel(act):
                       TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
         M, K = x.shape
         N = w.shape[0]
-        gn = mt.cdiv(N, TN)
-        for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-            m0 = blk // gn * TM
-            n0 = blk % gn * TN
+        for m0, n0 in blocks(M, N, TM, TN):
             acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
             h = act(acc + mt.load(bias[n0:n0 + TN]))
             mt.store(y[m0:m0 + TM, n0:n0 + TN], h.astype(mt.bf16))
@@ -39,10 +36,7 @@ def gemm_residual(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf1
     """y = x @ w^T + res (a residual add: a second GM input on the vector side)."""
     M, K = x.shape
     N = w.shape[0]
-    gn = mt.cdiv(N, TN)
-    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(M, N, TM, TN):
         acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         r = mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)
         mt.store(y[m0:m0 + TM, n0:n0 + TN], (acc + r).astype(mt.bf16))
@@ -55,10 +49,7 @@ def gemm_swiglu(x: mt.Tensor["M", "K", mt.bf16], w_gu: mt.Tensor["N2", "K", mt.b
     """y = silu(x @ Wg^T) * (x @ Wu^T) with the merged weight w_gu = [Wg; Wu] ([2I, K])."""
     M, K = x.shape
     I = y.shape[1]
-    gn = mt.cdiv(I, TN)
-    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(M, I, TM, TN):
         g = mainloop(x, w_gu, m0, n0, 0, K, TM, TN, TK)
         u = mainloop(x, w_gu, m0, I + n0, 0, K, TM, TN, TK)
         mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(mt.bf16))
@@ -77,10 +68,7 @@ def _manual_epilogue_kernel(act):
                              TN: mt.const = 128, TK: mt.const = 128):
         M, K = x.shape
         N = w.shape[0]
-        gn = mt.cdiv(N, TN)
-        for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-            m0 = blk // gn * TM
-            n0 = blk % gn * TN
+        for m0, n0 in blocks(M, N, TM, TN):
             acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)  # cube
             with mt.split_aiv(2, mode=mt.SplitMode.UP_DOWN):  # each lane: TM / 2 rows
                 h = act(mt.aiv_shard(acc) + mt.load(bias[n0:n0 + TN]))
@@ -100,10 +88,7 @@ def gemm_residual_manual(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K",
                          TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
     M, K = x.shape
     N = w.shape[0]
-    gn = mt.cdiv(N, TN)
-    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(M, N, TM, TN):
         acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         with mt.split_aiv(2, mode=mt.SplitMode.UP_DOWN):
             r = mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)
@@ -116,10 +101,7 @@ def gemm_swiglu_manual(x: mt.Tensor["M", "K", mt.bf16], w_gu: mt.Tensor["N2", "K
                        TM: mt.const = 32, TN: mt.const = 64, TK: mt.const = 128):
     M, K = x.shape
     I = y.shape[1]
-    gn = mt.cdiv(I, TN)
-    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(M, I, TM, TN):
         g = mainloop(x, w_gu, m0, n0, 0, K, TM, TN, TK)
         u = mainloop(x, w_gu, m0, I + n0, 0, K, TM, TN, TK)
         with mt.split_aiv(2, mode=mt.SplitMode.UP_DOWN):

@@ -11,6 +11,7 @@ Storage points (bf16) match tilelang_models/qwen3/reference.py.
 import math
 
 import mixtile as mt
+from tilelang_models.kernels.gemm import blocks
 from tilelang_models.kernels.mixed import gemm_residual  # noqa: F401  (re-exported)
 
 
@@ -38,10 +39,7 @@ def rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     feeds the cube one K chunk at a time."""
     B, H = x.shape
     N = w.shape[0]
-    gn = mt.cdiv(N, TN)
-    for blk in mt.spmd(mt.cdiv(B, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(B, N, TM, TN):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
         acc = mt.zeros((TM, TN))
         for k0 in mt.range(0, H, TK):
@@ -58,10 +56,7 @@ def rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     """y = silu(xn @ wg^T) * (xn @ wu^T), xn = rmsnorm(x) * g (post-attention norm + MLP)."""
     B, H = x.shape
     I = wg.shape[0]
-    gn = mt.cdiv(I, TN)
-    for blk in mt.spmd(mt.cdiv(B, TM) * gn):
-        m0 = blk // gn * TM
-        n0 = blk % gn * TN
+    for m0, n0 in blocks(B, I, TM, TN):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
         ag = mt.zeros((TM, TN))
         au = mt.zeros((TM, TN))
