@@ -86,7 +86,7 @@ class CompiledKernel:
                 f"{' from ' + self.from_cache + ' cache' if self.from_cache else ''}>")
 
     def pass_report(self) -> str:
-        return "\n".join(f"{name:<16} {s * 1e3:8.3f} ms" for name, s in self.timings)
+        return "\n".join(f"{name:<18} {s * 1e3:8.3f} ms" for name, s in self.timings)
 
 
 _memory_cache: dict[tuple, CompiledKernel] = {}
