@@ -69,12 +69,17 @@ class DecodeLayer:
         """(kernel, constants) of each phase for batch b (the compile units)."""
         tm = 16 if b <= 16 else 32
         # decode GEMMs read each weight once: on a GPU, narrow N tiles give enough blocks
-        # to keep every SM streaming; the Ascend simulator keeps the cube-sized tiles
-        tn = 32 if self.target == "cuda" else 128
-        gemm = dict(TM=tm, TN=tn, TK=256)
-        res = dict(TM=tm, TN=tn, TK=128 if self.target != "cuda" else 256)
-        return [(rmsnorm_gemm, gemm), (fa_fused, self.attention_consts(b, block_size)),
-                (gemm_residual, res), (rmsnorm_swiglu, gemm), (gemm_residual, res)]
+        # to keep every SM streaming; the Ascend simulator keeps cube-sized tiles
+        if self.target == "cuda":  # from benchmarks/gpu_tile_sweep.py on an H200
+            tk = 512 if b <= 8 else 256
+            qkv = o = dict(TM=tm, TN=64, TK=tk)
+            mlp = dict(TM=tm, TN=32, TK=256)
+            down = dict(TM=tm, TN=64 if b <= 8 else 32, TK=tk)
+        else:
+            qkv = mlp = dict(TM=tm, TN=128, TK=256)
+            o = down = dict(TM=tm, TN=128, TK=128)
+        return [(rmsnorm_gemm, qkv), (fa_fused, self.attention_consts(b, block_size)),
+                (gemm_residual, o), (rmsnorm_swiglu, mlp), (gemm_residual, down)]
 
     def compile(self, b: int, block_size: int) -> float:
         """Compile every kernel of the layer (cached); returns the seconds it took."""
