@@ -29,6 +29,9 @@ class Target:
     cube_block: tuple[int, int, int] = (16, 16, 16)  # M, N, K per cycle per AIC
     align: int = 32  # byte alignment of on-chip buffers
     flag_limit: int = 15  # cross-core flag sets without a matching wait
+    # cross-core flag ids a kernel may use: 0..10 on A2/A3 (the CrossCoreSetFlag docs;
+    # higher ids are reported as taken by the hard SyncAll)
+    flag_ids: int = 11
     fixpipe_ops: frozenset[str] = frozenset({"bias", "relu", "cast", "atomic_add"})
     # cost-model constants (cycles): bytes per cycle per pipe
     mte2_bytes_per_cycle: int = 64

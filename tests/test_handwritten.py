@@ -101,3 +101,8 @@ def test_flags_only_inside_core_regions():
 
     with pytest.raises(mt.TraceError, match="outside mt.on_core"):
         mt.compile(k)
+
+
+def test_flag_ids_beyond_the_target_are_rejected():
+    with pytest.raises(mt.TraceError, match="flag ids 0..10"):
+        mt.compile(_kernel(flag=11))

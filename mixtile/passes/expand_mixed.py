@@ -27,7 +27,7 @@ values; a vector->cube crossing is the mirror image.
 The vector program is split UP_DOWN: every 2-d tile with the crossing tile's row count R
 keeps R/2 rows per lane (lane 0 the first half); GM regions move by lane * R/2 rows.
 A launch holding a syncall keeps its grid (every block resident). Not in this version:
-odd R and more than 8 crossings (16 flags); each is an UnsupportedError.
+more crossings than the target has flag ids for (2 each); an UnsupportedError.
 """
 from __future__ import annotations
 
@@ -93,11 +93,15 @@ def _emit(blk: Block, name: str, operands, attrs=None, loc=None) -> Op:
     return op
 
 
-def _check_user_flags(body: Block, reserved: int) -> None:
-    """Hand-written flags: ids clear of the generated crossings', and no flag set more
-    often than the hardware counts (15) without a wait on the setting core."""
+def _check_user_flags(body: Block, reserved: int, n_ids: int) -> None:
+    """Hand-written flags: ids clear of the generated crossings' and within the target's,
+    and no flag set more often than the hardware counts (15) without a wait."""
     for core in (o for o in body.walk() if o.name == "core"):
         for op in core.regions[0].walk():
+            if op.name in ("set_flag", "wait_flag") and op.attrs["flag"] >= n_ids:
+                raise TraceError(f"flag {op.attrs['flag']}: this target has flag ids "
+                                 f"0..{n_ids - 1}", loc=op.loc,
+                                 fix=f"use flag ids {reserved}..{n_ids - 1}")
             if op.name in ("set_flag", "wait_flag") and op.attrs["flag"] < reserved:
                 raise TraceError(
                     f"flag {op.attrs['flag']} is used by this launch's cube<->vector "
@@ -160,9 +164,12 @@ class _Expander:
         self.body = spmd.regions[0]
         ws = _routes(kernel)
         stores = [op for op in self.body.walk() if op.name == "store" and op.operands[0] in ws]
-        if len(stores) > 8:
-            raise UnsupportedError("more than 8 cube<->vector crossings in one launch "
-                                   "(16 cross-core flags)", loc=stores[8].loc)
+        most = target.flag_ids // 2  # READY and FREE per crossing
+        if len(stores) > most:
+            raise UnsupportedError(
+                f"{len(stores)} cube<->vector crossings in one launch need "
+                f"{2 * len(stores)} cross-core flag ids; {target.name} has {target.flag_ids}",
+                loc=stores[most].loc, fix="cross fewer values (e.g. merge tiles) per launch")
         self.cross = {op.operands[0]: _Crossing(op.operands[0], op, 2 * i)
                       for i, op in enumerate(stores)}
         if spmd.attrs.get("manual"):  # split_aiv(UP_DOWN) written: crossings are explicit
@@ -179,7 +186,7 @@ class _Expander:
         self.mode = spmd.attrs.get("split", SplitMode.UP_DOWN)
         self.axis = 1 if self.mode is SplitMode.LEFT_RIGHT else 0
         extents = {op.operands[1].type.shape[self.axis] for op in stores}
-        _check_user_flags(self.body, 2 * len(stores))
+        _check_user_flags(self.body, 2 * len(stores), target.flag_ids)
         if not stores:  # only hand-written regions: nothing to split
             self.E = self.h = None
             return
