@@ -14,6 +14,7 @@ _A2_PATHS = frozenset({
     (_S.L1, _S.BT), (_S.L0C, _S.L1), (_S.L0C, _S.GM),
 })
 # A5 adds the direct L0C->UB and UB->L1 paths.
+_FRACTAL_SPACES = frozenset({_S.L1, _S.L0A, _S.L0B, _S.L0C})
 _A5_PATHS = _A2_PATHS | {(_S.L0C, _S.UB), (_S.UB, _S.L1)}
 
 
@@ -47,6 +48,14 @@ class Target:
     @property
     def aiv_count(self) -> int:
         return self.clusters * self.aiv_per_cluster
+
+    def tile_bytes(self, t) -> int:
+        """Bytes a tile occupies in its space: in the cube's spaces (L1, L0A/B/C) a 2-D
+        tile is stored in 16x16 fractals (NZ), so both extents round up to 16."""
+        if t.space in _FRACTAL_SPACES and len(t.shape) == 2:
+            r, c = t.shape
+            return -(-r // 16) * 16 * (-(-c // 16) * 16) * t.dtype.itemsize
+        return t.nbytes
 
     def is_legal(self, src: MemSpace, dst: MemSpace) -> bool:
         return (src, dst) in self.legal_paths

@@ -716,13 +716,14 @@ def test_plan_reports_capacity_with_numbers_and_lines():
     assert e.loc.line == 10 and "TM/TN/TK" in e.fix
 
     with pytest.raises(CapacityError) as ei:
-        run(gemm_text(tm=128, tn=16, tk=256, extra_l1=1024), PlanMemory)  # L0A: 64K + 2K
+        run(gemm_text(tm=128, tn=16, tk=256, extra_l1=1024), PlanMemory)  # L0A: 64K + 32K
+    # (a 1x1024 f16 tile occupies 16x1024 in the cube's 16x16 fractal layout)
     msg = str(ei.value)
     assert msg.startswith("k.py:15: L0A overflows: the tiles live at the peak need "
-                          "67584 bytes (66.0 KiB) but a2 has 65536 bytes (64.0 KiB) of L0A")
+                          "98304 bytes (96.0 KiB) but a2 has 65536 bytes (64.0 KiB) of L0A")
     lines = msg.splitlines()
     assert "65536 bytes (64.0 KiB): f16 128x256 tile from `move` at k.py:14" in lines[2]
-    assert "2048 bytes (2.0 KiB): f16 1x1024 tile from `move` at k.py:15" in lines[3]
+    assert "32768 bytes (32.0 KiB): f16 1x1024 tile from `move` at k.py:15" in lines[3]
 
 
 def test_plan_needs_spaces():
@@ -754,7 +755,8 @@ def test_plan_property_never_overlaps_and_fits_iff_sum_fits(tm, tn, tk, extra, d
     es = 4 if dt == "f32" else 2
     extra *= 256
     a, b = tm * tk * es, tk * tn * es
-    need = {MemSpace.L1: a + b + extra * es, MemSpace.L0A: a + extra * es,
+    pad = 16 * extra * es  # the 1 x extra tile fills 16-row fractals in cube spaces
+    need = {MemSpace.L1: a + b + pad, MemSpace.L0A: a + pad,
             MemSpace.L0B: b, MemSpace.L0C: tm * tn * 4}
     fits = all(n <= A2.capacity[s] for s, n in need.items())
     try:

@@ -250,7 +250,8 @@ class _Region:
         bufs = {id(b): b for b in self.buf.values()}.values()
         by_space: dict[MemSpace, list[_Buf]] = {}
         for b in bufs:
-            b.size = _align(max(m.value.type.nbytes for m in b.members if m.value is not None),
+            b.size = _align(max(self.t.tile_bytes(m.value.type) for m in b.members
+                                  if m.value is not None),
                             self.t.align)
             b.start = min(m.start for m in b.members)
             b.end = max(m.end for m in b.members)
