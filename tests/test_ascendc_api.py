@@ -24,8 +24,9 @@ def _syntax_check(source: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_smoke_mixed_kernel_compiles():
-    result = _syntax_check(API_DIR / "smoke.cpp")
+@pytest.mark.parametrize("source", ["smoke.cpp", "smoke_extra.cpp"])
+def test_smoke_mixed_kernel_compiles(source):
+    result = _syntax_check(API_DIR / source)
     assert result.returncode == 0, result.stderr
 
 
@@ -75,6 +76,94 @@ _CASES = [
         "CrossCoreSetFlag<4, PIPE_MTE3>(3);",
     ),
     ("element types differ", "DataCopy(src, xGm, n);", "DataCopy(dst, xGm, n);"),
+    # InitConstValue: the params' value type must equal the tensor's element type.
+    (
+        "InitConstValueParams of another type",
+        "InitConstValue(src, InitConstValueParams<float>(1, 8, 0, 0.0f));",
+        "InitConstValue(src, InitConstValueParams<half>(1, 8, 0, 0.0f));",
+    ),
+    (
+        "InitConstValue without params struct",
+        "InitConstValueParams<float> p; p.repeatTimes = 1; p.blockNum = 8; InitConstValue(src, p);",
+        "InitConstValue(src, 1, 8, 0, 0.0f);",
+    ),
+    # CreateVecIndex / ArithProgression: the scalar is deduced together with the tensor type.
+    (
+        "int literal as CreateVecIndex start for a float tensor",
+        "CreateVecIndex(src, static_cast<float>(0), n);",
+        "CreateVecIndex(src, 0, n);",
+    ),
+    (
+        "ArithProgression start and step of different types",
+        "ArithProgression(src, 0.0f, 1.0f, static_cast<int32_t>(n));",
+        "ArithProgression(src, 0.0f, 1, static_cast<int32_t>(n));",
+    ),
+    # Advanced math: the shared temporary buffer is a LocalTensor<uint8_t>.
+    (
+        "float tmp buffer for Tanh",
+        "LocalTensor<uint8_t> tmp; Tanh(src, src, tmp, n);",
+        "LocalTensor<float> tmp; Tanh(src, src, tmp, n);",
+    ),
+    ("dst/src types differ for Sin", "Sin(src, src, n);", "Sin(dst, src, n);"),
+    (
+        "Erf with calCount before the tmp buffer",
+        "LocalTensor<uint8_t> tmp; Erf(src, src, tmp, n);",
+        "LocalTensor<uint8_t> tmp; Erf(src, src, n, tmp);",
+    ),
+    (
+        "Cos with a template argument that is not a type",
+        "Cos<float, true>(src, src, n);",
+        "Cos<true>(src, src, n);",
+    ),
+    # DataCacheCleanAndInvalid: CacheLine then DcciDst, both mandatory, not deducible.
+    (
+        "DataCacheCleanAndInvalid without CacheLine",
+        "DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE,"
+        " DcciDst::CACHELINE_OUT>(xGm);",
+        "DataCacheCleanAndInvalid<float>(xGm);",
+    ),
+    (
+        "DataCacheCleanAndInvalid template arguments swapped",
+        "DataCacheCleanAndInvalid<float, CacheLine::ENTIRE_DATA_CACHE,"
+        " DcciDst::CACHELINE_ALL>(xGm);",
+        "DataCacheCleanAndInvalid<float, DcciDst::CACHELINE_OUT,"
+        " CacheLine::SINGLE_CACHE_LINE>(xGm);",
+    ),
+    # L1 -> bias table: element types may differ only with DataCopyParams, not with a count.
+    (
+        "L1->BT type change with a count",
+        "DataCopy(dst, src, DataCopyParams(1, 1, 0, 0));",
+        "DataCopy(dst, src, n);",
+    ),
+    # Mmad with a bias tensor: bias goes before the params.
+    (
+        "Mmad bias after params",
+        "LocalTensor<half> a; MmadParams mm; mm.cmatrixInitVal = false; Mmad(src, a, a, src, mm);",
+        "LocalTensor<half> a; MmadParams mm; mm.cmatrixInitVal = false; Mmad(src, a, a, mm, src);",
+    ),
+    # TBuf::GetWithOffset<T>(elements, byteOffset): T is not deducible.
+    (
+        "GetWithOffset without element type",
+        "TBuf<TPosition::C2> bt; pipe.InitBuffer(bt, 1024);"
+        " LocalTensor<float> b = bt.GetWithOffset<float>(16, 64);",
+        "TBuf<TPosition::C2> bt; pipe.InitBuffer(bt, 1024);"
+        " LocalTensor<float> b = bt.GetWithOffset(16, 64);",
+    ),
+    # Select, tensor-scalar mode: the scalar has the tensor's type; SELMODE is scoped.
+    (
+        "double scalar for Select on float",
+        "LocalTensor<uint8_t> m; Select(src, m, src, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);",
+        "LocalTensor<uint8_t> m; Select(src, m, src, 0.0, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);",
+    ),
+    (
+        "unscoped SELMODE enumerator",
+        "LocalTensor<uint8_t> m; CompareScalar(m, src, 1.0f, CMPMODE::LE, n);"
+        " Select(src, m, src, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);",
+        "LocalTensor<uint8_t> m; CompareScalar(m, src, 1.0f, CMPMODE::LE, n);"
+        " Select(src, m, src, 1.0f, VSEL_TENSOR_SCALAR_MODE, n);",
+    ),
+    # SyncAll hard form: isAIVOnly is a template argument, not a runtime one.
+    ("SyncAll mode as runtime argument", "SyncAll<false>();", "SyncAll(false);"),
 ]
 
 

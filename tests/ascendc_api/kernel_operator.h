@@ -7,7 +7,7 @@
 // Sources (see README.md for the full list and version notes):
 //   [DEVKIT]  gitcode.com/cann/asc-devkit (the open-sourced Ascend C headers, CANN 8.5/9.0 line),
 //             read through the GitHub mirror cannmirror/asc-devkit, include/basic_api/*.h and
-//             include/adv_api/activation/*.h. Paths below are relative to that repository.
+//             include/adv_api/{activation,math,index}/*.h. Paths below are relative to that repository.
 //   [DOC80]   hiascend.com Ascend C API reference, canncommercial/800 (CANN 8.0.0) and the
 //             8.0.RC2/8.0.RC3/8.1.RC1 community editions, page ids atlasascendc_api_07_NNNN.
 // Each comment names the header and/or doc page the declaration was matched against; a
@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 // ---------------------------------------------------------------- qualifiers and macros
 // Real: `#define __aicore__ [aicore]` and __global__/__gm__ are bisheng (clang) keywords /
@@ -127,6 +128,14 @@ enum class RoundMode : uint8_t {
 enum class CMPMODE : uint8_t { LT = 0, GT, EQ, LE, GE, NE };
 enum class SELMODE : uint8_t { VSEL_CMPMASK_SPR = 0, VSEL_TENSOR_SCALAR_MODE, VSEL_TENSOR_TENSOR_MODE };
 enum class ReduceOrder : uint8_t { ORDER_VALUE_INDEX = 0, ORDER_INDEX_VALUE, ORDER_ONLY_VALUE, ORDER_ONLY_INDEX };
+// CMPMODE is {LT, GT, EQ, LE, GE, NE} and SELMODE {VSEL_CMPMASK_SPR, VSEL_TENSOR_SCALAR_MODE,
+// VSEL_TENSOR_TENSOR_MODE} (modes 0/1/2); all three modes exist on A2/A3 (Select doc 9.0beta1 07_0070:
+// "Atlas A2 ... 支持模式0、1、2"; the Atlas training series has only mode 0).
+// CacheLine / DcciDst (template arguments of DataCacheCleanAndInvalid): [DEVKIT]
+// impl/basic_api kernel_reg.h / kernel_operator_common_impl.h (both `enum class : uint64_t`, same
+// enumerators in the 8.0-era and 9.0 copies); [DOC80] canncommercial/800 07_0177.
+enum class CacheLine : uint64_t { SINGLE_CACHE_LINE = 0, ENTIRE_DATA_CACHE };
+enum class DcciDst : uint64_t { CACHELINE_ALL = 0, CACHELINE_UB, CACHELINE_OUT, CACHELINE_ATOMIC };
 
 // PrimT<T> is T for plain element types (TensorTrait<T> is not modelled).
 template <typename T> using PrimT = T;
@@ -196,6 +205,17 @@ struct LoadData2dTransposeParams {
     uint8_t addrMode = 0;
 };
 // Mmad: [DOC80] 8.0.RC3 07_0242 lists the same fields; cmatrixInitVal defaults to true.
+// Meaning ([DOC80] 8.0.RC1 07_0101 / 8.0.RC2 07_0239; [DEVKIT] kernel_struct_mm.h comments):
+//   cmatrixInitVal = true : the accumulator starts from 0, i.e. C = A*B (the C source is ignored);
+//   cmatrixInitVal = false: the accumulator starts from the "C matrix" named by cmatrixSource:
+//     cmatrixSource = false: from L0C itself (C += A*B, i.e. K-loop accumulation);
+//     cmatrixSource = true : from the bias table (C2), i.e. C = A*B + bias (bias broadcast over M).
+// In the 5-argument Mmad(dst, fm, filter, bias, params) the dav_c220 implementation derives
+// cmatrixSource from bias.GetPosition() (C2 -> true, CO1 -> false; anything else asserts) and
+// IGNORES params.cmatrixSource; params.cmatrixInitVal is passed through unchanged, so a bias add
+// needs cmatrixInitVal = false ([DEVKIT] impl kernel_operator_mm_base_impl.h / dav_c220
+// kernel_operator_mm_impl.h). In the 4-argument form the hardware flag is
+// `cmatrixInitVal && !isBias` (isBias is deprecated; leave it false).
 struct MmadParams {
     __aicore__ MmadParams() {}
     __aicore__ MmadParams(const uint16_t mIn, const uint16_t nIn, const uint16_t kIn, const bool isBiasIn,
@@ -211,6 +231,22 @@ struct MmadParams {
     bool kDirectionAlign = false;  // UNVERIFIED on 8.x: in the 9.0 header, not in the 8.0 doc
     bool cmatrixSource = false;
     bool cmatrixInitVal = true;
+};
+// InitConstValue parameters: [DEVKIT] kernel_struct_mm.h (the generic branch, used for
+// __NPU_ARCH__ 2201; only 2103/3003/3103/3113 have other layouts); [DOC80] 8.0.RC3 07_0230,
+// 8.1.RC1 07_0237, 8.5 07_0237. A2/A3 honour all four fields: repeatTimes in [0, 32767]
+// iterations, each writing blockNum blocks (32 B blocks for A1/B1, 512 B blocks for A2/B2),
+// dstGap blocks skipped between iterations (same unit). The 2-argument constructor sets only
+// repeatTimes/initValue (blockNum = 0!), which is the training-series (512 B per repeat) form.
+template <typename T> struct InitConstValueParams {
+    __aicore__ InitConstValueParams() {}
+    __aicore__ InitConstValueParams(const uint16_t repeatTimesIn, const uint16_t blockNumIn, const uint16_t dstGapIn,
+                                    const T initValueIn);
+    __aicore__ InitConstValueParams(const uint16_t repeatTimesIn, const T initValueIn);
+    uint16_t repeatTimes = 0;
+    uint16_t blockNum = 0;
+    uint16_t dstGap = 0;
+    T initValue = 0;
 };
 // Fixpipe: [DEVKIT] kernel_struct_fixpipe.h; [DOC80] 8.1.RC1 07_0251. dstStride/srcStride units:
 // see the doc (datablocks of 32 B for dstStride on V220).
@@ -313,6 +349,17 @@ class TQue : public TQueBind<pos, pos, depth, mask> {
 public:
     __aicore__ inline TQue() = default;
 };
+// TBuf<pos>: pos may be any buffer position, not only VECCALC. The 8.x/9.0 doc pages (TBuf 07_0154 /
+// 07_0162) name only VECCALC, but the implementation is position-generic (InitBuffer allocates in
+// the physical buffer of pos: A1/B1/C1 -> L1, A2 -> L0A, B2 -> L0B, CO1 -> L0C, C2 -> bias table
+// (1 KB on A2/A3), VECIN/VECOUT/VECCALC -> UB), and CANN's own code uses TBuf<TPosition::CO1>
+// (adv_api matmul L0cType) and TBuf<A1/B1/A2/B2/C2/CO1> (catlass LocalTensorBuffer for AtlasA2).
+// So {VECCALC, A1, B1, A2, B2, CO1, C2} are all usable ([DEVKIT] kernel_tpipe impl; CANN 6.3 doc
+// listed VECIN/VECCALC/VECOUT/A1/A2/B1/B2/CO1/CO2 explicitly).
+// GetWithOffset<T>(size, bufOffset): size = number of ELEMENTS of T, bufOffset = BYTES from the
+// start of the TBuf, 32 B aligned; size*sizeof(T) + bufOffset must not exceed the InitBuffer
+// length ([DOC80] 8.0.RC2/8.0.RC3 07_0157, 8.5 07_0164; [DEVKIT] impl sets
+// address = base + bufOffset, dataLen = size * sizeof(T)). Get<T>(len): len in elements too.
 template <TPosition pos = TPosition::LCM> class TBuf {
 public:
     __aicore__ inline TBuf() = default;
@@ -382,8 +429,11 @@ template <uint8_t modeId, pipe_t pipe> __aicore__ inline void CrossCoreSetFlag(u
 // prototype without the defaults but their examples call it without template arguments.
 template <uint8_t modeId = 0, pipe_t pipe = PIPE_S> __aicore__ inline void CrossCoreWaitFlag(uint16_t flagId);
 // SyncAll: soft form (GM + UB int32 workspaces, >= 32 B per core, GM zero-initialised) and hard
-// form. [DOC80] 8.0.RC2 07_0198, 8.5 07_0204. isAIVOnly=false: sync AIV and AIC of a mixed
-// kernel (hard form only). 9.x adds `const SyncAllConfig& config` only for Ascend 950.
+// form. [DOC80] 8.0.RC2 07_0198, 8.2.RC1 / 8.5 / 9.0 07_0204. isAIVOnly=false (hard form only;
+// "软同步接口不支持此功能"): a mixed-kernel barrier over ALL cores of the launch - the AIVs sync
+// among themselves, the AICs among themselves, then the two groups with each other. So
+// `SyncAll<false>()` is the AIC+AIV barrier; SyncAll() / SyncAll<true>() syncs AIVs only.
+// 9.x adds `const SyncAllConfig& config` only for Ascend 950.
 template <bool isAIVOnly = true>
 __aicore__ inline void SyncAll(const GlobalTensor<int32_t>& gmWorkspace, const LocalTensor<int32_t>& ubWorkspace,
                                const int32_t usedCores = 0);
@@ -397,6 +447,23 @@ __aicore__ inline void SetAtomicNone();
 // User part of the workspace (skips the system-reserved area): 8.0-era dav_c220
 // kernel_operator_common_impl.h. Doc page not looked up.
 __aicore__ inline GM_ADDR GetUserWorkspace(GM_ADDR workspace);
+// DataCacheCleanAndInvalid: flush/invalidate the scalar data cache for a GM address, e.g. after
+// GlobalTensor::SetValue (scalar GM writes go through the per-core data cache and are not seen by
+// other cores or by DMA until flushed) or before GetValue of data another core wrote.
+// [DEVKIT] include/basic_api/kernel_operator_cache_intf.h (__NPU_ARCH__ 2201 branch);
+// [DOC80] canncommercial/800 07_0177, 8.0.RC2 07_0170, 8.5 / 9.0 07_0177. Both template
+// arguments after T are mandatory (no defaults) and are NOT deducible. For A2/A3 the 8.0 doc lists
+// only the 3-parameter form (the 2-parameter GlobalTensor form is "Atlas inference AI Core" there;
+// 9.0 lists it for A2/A3 too) -> emit DataCacheCleanAndInvalid<T, CacheLine::SINGLE_CACHE_LINE,
+// DcciDst::CACHELINE_OUT>(gm). SINGLE_CACHE_LINE flushes the 64 B line holding the address
+// (unaligned: only up to the next 64 B boundary). The LocalTensor form is reserved (UB variant
+// "not yet supported" in the docs).
+template <typename T, CacheLine entireType, DcciDst dcciDst>
+__aicore__ inline void DataCacheCleanAndInvalid(const GlobalTensor<T>& dst);
+template <typename T, CacheLine entireType, DcciDst dcciDst>
+__aicore__ inline void DataCacheCleanAndInvalid(const LocalTensor<T>& dst);
+template <typename T, CacheLine entireType>
+__aicore__ inline void DataCacheCleanAndInvalid(const GlobalTensor<T>& dst);
 
 // ---------------------------------------------------------------- data movement
 // DataCopy: [DEVKIT] kernel_operator_data_copy_intf.h; [DOC80] canncommercial/800 07_0102
@@ -408,7 +475,14 @@ template <typename T> __aicore__ inline void DataCopy(const LocalTensor<T>& dst,
 template <typename T> __aicore__ inline void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyParams& repeatParams);
 template <typename T> __aicore__ inline void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyParams& repeatParams);
 template <typename T> __aicore__ inline void DataCopy(const LocalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyParams& repeatParams);
-// L1 -> BT (bias table) variant: element types may differ.
+// L1 (C1) -> bias table (C2) for Mmad bias ("DataCopy(L1ToBiasTable)", [DEVKIT] docs
+// DataCopy_L1ToBiasTable.md, header kernel_operator_data_copy_intf.h; the 8.5 doc "基础数据搬运"
+// 07_0103 lists the T/U prototype for A2/A3 only): uses the plain local->local overloads above
+// (count form, or DataCopyParams form, same T) or this T != U form (e.g. half in L1 -> float in
+// the bias table). The source position is C1 (TPosition::C1 / an L1 TBuf<C1>; A1 is the same L1
+// memory), dst C2 64 B aligned, src 32 B aligned. On A2/A3 blockLen and dstGap are in 64 B units
+// (srcGap in 32 B units): a bias of n floats is DataCopyParams(1, n * 4 / 64, 0, 0). src types
+// half/int32_t/float, dst int32_t/float. Bias table total size: 1 KB on A2/A3.
 template <typename T, typename U>
 __aicore__ inline void DataCopy(const LocalTensor<T>& dst, const LocalTensor<U>& src, const DataCopyParams& repeatParams);
 // GM -> A1/B1 with ND->NZ ("随路格式转换").
@@ -438,9 +512,23 @@ __aicore__ inline void LoadDataWithTranspose(const LocalTensor<T>& dst, const Lo
 template <typename T, typename U, typename S>
 __aicore__ inline void Mmad(const LocalTensor<T>& dst, const LocalTensor<U>& fm, const LocalTensor<S>& filter,
                             const MmadParams& mmadParams);
+// Bias form: bias is a C2 (bias table) tensor, typically float (int32_t for int8 inputs), or a CO1
+// tensor; [DOC80] 8.0.RC3 07_0242 / canncommercial/800 07_0249 ("biasLocal ... TPosition C2、CO1").
+// Set mmadParams.cmatrixInitVal = false for the bias to be added (see MmadParams above).
 template <typename T, typename U, typename S, typename V>
 __aicore__ inline void Mmad(const LocalTensor<T>& dst, const LocalTensor<U>& fm, const LocalTensor<S>& filter,
                             const LocalTensor<V>& bias, const MmadParams& mmadParams);
+// InitConstValue: fill an A1/B1 (L1, dst 32 B aligned) or A2/B2 (L0A/L0B, dst 512 B aligned) tensor
+// with a constant. [DEVKIT] kernel_operator_mm_intf.h; [DOC80] 8.1.RC1 07_0237, 8.2.RC1 07_0236,
+// 8.5 07_0237 (this template form, `std::enable_if<IsSameType<...>>` in the 8.x text,
+// `Std::enable_if<Std::is_same<...>>` in 9.0). 8.0.RC3 (07_0230) printed it as
+// `template <typename T> InitConstValue(const LocalTensor<T>&, const InitConstValueParams<T>&)`;
+// both accept the same calls. The value type U of the params must equal T, else it does not
+// compile. A2/A3 types: half/int16_t/uint16_t/bfloat16_t/float/int32_t/uint32_t. UNVERIFIED: which
+// pipe it is issued on (MTE2 for L1 / MTE1 for L0 is plausible; synchronise conservatively).
+template <typename T, typename U = PrimT<T>,
+          typename std::enable_if<std::is_same<PrimT<T>, U>::value, bool>::type = true>
+__aicore__ inline void InitConstValue(const LocalTensor<T>& dst, const InitConstValueParams<U>& initConstValueParams);
 // Fixpipe CO1 -> GM (and -> A1/L1) on A2/A3: [DOC80] 8.1.RC1 07_0251; [DEVKIT]
 // kernel_operator_fixpipe_intf.h. T = GM element type, U = L0C element type (float/int32_t);
 // config defaults to CFG_ROW_MAJOR (NZ->ND on the way out).
@@ -526,6 +614,10 @@ template <typename T, typename U, bool isSetMask = true>
 __aicore__ inline void Cast(const LocalTensor<T>& dst, const LocalTensor<U>& src, const RoundMode& roundMode,
                             const uint64_t mask, const uint8_t repeatTime, const UnaryRepeatParams& repeatParams);
 
+// Select scalar form (SELMODE::VSEL_TENSOR_SCALAR_MODE, "mode 1"): dst[i] = mask bit i ? src0[i] :
+// src1 (scalar); src1 is `T` by value, deduced together with the tensors (cast literals). The
+// mask is the bit mask written by Compare/CompareScalar, normally LocalTensor<uint8_t> (the
+// header comment says "U must be uint8_t"). [DEVKIT] cmpsel_intf.h; doc 9.0beta1 07_0070.
 // Compare / CompareScalar / Select: [DEVKIT] kernel_operator_vec_cmpsel_intf.h. NOTE the
 // template order <T = source type, U = mask type> while the argument order is (dst mask, src...).
 // dst is a bit mask (typically LocalTensor<uint8_t>); count-mode Compare needs count*sizeof(T)
@@ -586,6 +678,58 @@ MIXTILE_ASC_BLOCK_REDUCE(BlockReduceSum)
 MIXTILE_ASC_BLOCK_REDUCE(BlockReduceMax)
 MIXTILE_ASC_BLOCK_REDUCE(BlockReduceMin)
 #undef MIXTILE_ASC_BLOCK_REDUCE
+
+// ---------------------------------------------------------------- index ramps
+// CreateVecIndex (basic API, vector pipe): dst[i] = firstValue + i. Exists on A2/A3 for
+// int16_t/half/int32_t/float ([DOC80] canncommercial/800 07_0090 (parameter names dstLocal/calCount),
+// 8.3.RC1 / 8.5 / 9.0 07_0090; [DEVKIT] kernel_operator_vec_createvecindex_intf.h). NOTE: the count
+// form takes dst BY VALUE, the level-0 forms by non-const reference; firstValue is `const T&` with
+// T deduced from dst too (pass static_cast<float>(0), not 0). dst in VECIN/VECCALC/VECOUT, 32 B aligned.
+template <typename T>
+__aicore__ inline void CreateVecIndex(LocalTensor<T> dst, const T& firstValue, uint32_t count);
+template <typename T>
+__aicore__ inline void CreateVecIndex(LocalTensor<T>& dst, const T& firstValue, uint64_t mask, uint8_t repeatTime,
+                                      uint16_t dstBlkStride, uint8_t dstRepStride);
+template <typename T>
+__aicore__ inline void CreateVecIndex(LocalTensor<T>& dst, const T& firstValue, uint64_t mask[], uint8_t repeatTime,
+                                      uint16_t dstBlkStride, uint8_t dstRepStride);
+// ArithProgression (high-level API, arbitrary step): dst[i] = firstValue + i * diffValue, diffValue >= 0,
+// count > 0; half/float/int16_t/int32_t. [DOC80] 8.0.RC1 07_0532, canncommercial/800 07_0856,
+// 8.3.RC1 07_0856. UNVERIFIED for 9.x: the asc-devkit header adv_api/index/arithprogression.h
+// seen here declares the same signature under the name `Arange` (whether `ArithProgression`
+// remains as an alias was not found). Prefer CreateVecIndex (+ Muls/Adds) for portability.
+template <typename T>
+__aicore__ inline void ArithProgression(const LocalTensor<T>& dstLocal, const T firstValue, const T diffValue,
+                                        const int32_t count);
+
+// ---------------------------------------------------------------- high-level math APIs
+// Tanh / Sin / Cos / Erf: [DEVKIT] include/adv_api/math/{tanh,sin,cos,erf}.h (non-3510 branch,
+// which is the one compiled for __NPU_ARCH__ 2201); [DOC80] Tanh canncommercial/800 07_0491,
+// Cos canncommercial/800 07_0508 (Sin/Erf doc pages not opened). Four overloads each: with or
+// without an explicit `const LocalTensor<uint8_t>& sharedTmpBuffer` (size from
+// GetXxxMaxMinTmpSize; without it the framework reserves the space), with or without calCount
+// (without: whole srcTensor.GetSize()). T = half/float; dst and src share T. isReuseSource: Tanh
+// "reserved, keep false"; Sin/Cos only effective for float. The Ascend 950 headers add a 3rd
+// template parameter (TanhConfig / CosConfig / ErfConfig) that does not exist on A2/A3.
+// Constraints (not checked): no address overlap between src/dst/tmp; 32 B aligned tensors;
+// Sin/Cos input range [-65504, 65504]. Same include-path caveat as the activation APIs below.
+#define MIXTILE_ASC_ADV_MATH(NAME)                                                                     \
+    template <typename T, bool isReuseSource = false>                                                 \
+    __aicore__ inline void NAME(const LocalTensor<T>& dstTensor, const LocalTensor<T>& srcTensor,      \
+                                const LocalTensor<uint8_t>& sharedTmpBuffer, const uint32_t calCount); \
+    template <typename T, bool isReuseSource = false>                                                 \
+    __aicore__ inline void NAME(const LocalTensor<T>& dstTensor, const LocalTensor<T>& srcTensor,      \
+                                const LocalTensor<uint8_t>& sharedTmpBuffer);                         \
+    template <typename T, bool isReuseSource = false>                                                 \
+    __aicore__ inline void NAME(const LocalTensor<T>& dstTensor, const LocalTensor<T>& srcTensor,      \
+                                const uint32_t calCount);                                             \
+    template <typename T, bool isReuseSource = false>                                                 \
+    __aicore__ inline void NAME(const LocalTensor<T>& dstTensor, const LocalTensor<T>& srcTensor);
+MIXTILE_ASC_ADV_MATH(Tanh)
+MIXTILE_ASC_ADV_MATH(Sin)
+MIXTILE_ASC_ADV_MATH(Cos)
+MIXTILE_ASC_ADV_MATH(Erf)
+#undef MIXTILE_ASC_ADV_MATH
 
 // ---------------------------------------------------------------- high-level activation APIs
 // Real headers: [DEVKIT] include/adv_api/activation/sigmoid.h, silu.h, gelu.h (installed as
