@@ -60,7 +60,7 @@ SCALAR = {"sadd": "({0} + {1})", "ssub": "({0} - {1})", "smul": "({0} * {1})",
           "slt": "({0} < {1})", "sle": "({0} <= {1})", "sgt": "({0} > {1})",
           "sge": "({0} >= {1})", "seq": "({0} == {1})", "sne": "({0} != {1})",
           "sselect": "tl.where({0}, {1}, {2})"}
-NO_OPS = {"fence", "set_flag", "wait_flag"}  # a single program orders itself
+NO_OPS = {"fence", "set_flag", "wait_flag", "pipe_sync"}  # a single program orders itself
 _REDUCE = {ReduceKind.SUM: ("tl.sum", "0"), ReduceKind.MAX: ("tl.max", "float('-inf')"),
            ReduceKind.MIN: ("tl.min", "float('inf')")}
 

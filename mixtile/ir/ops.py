@@ -529,6 +529,10 @@ define("syncall", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 100,
            "mode (SyncMode). Orders arrival only: GM handoff also needs a fence.")
 define("fence", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 10,
        doc="make this core's earlier GM writes visible before its later sync ops")
+define("pipe_sync", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 2,
+       doc="orders two pipes of one core (InsertPipeSync): ops of pipe `src` issued before "
+           "it finish before ops of pipe `dst` issued after it start; src == dst is a barrier "
+           "on that pipe. A no-op for the simulator, which runs a core's ops in order.")
 define("set_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
        doc="cross-core flag within a cluster: increments counter `flag` of core `to` "
            "(attrs flag: int, to: CoreRole; AIV = both lanes)")

@@ -4,6 +4,7 @@ from mixtile.passes.cse_dce import CSE, DCE  # noqa: F401
 from mixtile.passes.expand_mixed import expand_mixed_kernel
 from mixtile.passes.fuse_epilogue import fuse_epilogue
 from mixtile.passes.infer_spaces import infer_spaces
+from mixtile.passes.insert_pipe_sync import InsertPipeSync  # noqa: F401
 from mixtile.passes.legalize_paths import legalize_paths
 from mixtile.passes.manager import (  # noqa: F401
     Pass,

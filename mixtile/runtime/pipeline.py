@@ -8,6 +8,7 @@ from mixtile.passes import (
     ExpandMixedKernel,
     FuseEpilogue,
     InferSpaces,
+    InsertPipeSync,
     LegalizePaths,
     PlanMemory,
     Simplify,
@@ -34,3 +35,9 @@ def gpu_pipeline() -> list:
     """For the Triton backend: one program holds cube and vector work, so no memory
     spaces, crossings or plans; only the clean-ups."""
     return [Simplify, CSE, DCE]
+
+
+def ascendc_pipeline() -> list:
+    """For the Ascend C backend: the Ascend pipeline, then the pipes of each core are
+    ordered where data flows between them (SetFlag/WaitFlag, PipeBarrier)."""
+    return default_pipeline() + [InsertPipeSync]

@@ -92,6 +92,13 @@ def _syncall(op: Op, c: Compiler) -> Callable[[list, Any], Any]:
     return syncall
 
 
+def _pipe_sync(op: Op, c: Compiler) -> Callable[[list, Any], None]:
+    def pipe_sync(env, st):  # a core's ops already run in program order here
+        return None
+    return pipe_sync
+
+
 RULES: dict[str, Callable[[Op, Compiler], Callable]] = {
+    "pipe_sync": _pipe_sync,
     "set_flag": _set_flag, "wait_flag": _wait_flag, "fence": _fence, "syncall": _syncall,
 }
