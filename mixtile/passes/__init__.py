@@ -1,4 +1,5 @@
 """Compiler passes and the pass manager. Add a pass: one import line below (sorted)."""
+from mixtile.passes.bias_to_mmad import BiasToMmad  # noqa: F401
 from mixtile.passes.classify_cores import classify_cores
 from mixtile.passes.cse_dce import CSE, DCE  # noqa: F401
 from mixtile.passes.expand_mixed import expand_mixed_kernel

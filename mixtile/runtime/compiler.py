@@ -15,7 +15,7 @@ from mixtile.ir.parser import parse_kernel
 from mixtile.ir.printer import print_kernel
 from mixtile.language.kernel import KernelFn
 from mixtile.passes import PassContext, PassManager
-from mixtile.runtime.pipeline import default_pipeline, gpu_pipeline
+from mixtile.runtime.pipeline import ascendc_pipeline, default_pipeline, gpu_pipeline
 from mixtile.target import Target, get_target
 
 VERSION = "0.1.0"
@@ -47,7 +47,8 @@ _DEFAULTS = {
     # mixed kernels: GM ring slots per cube<->vector crossing and cluster (2: the cube
     # fills one slot while the vector lanes read the other; 1: strictly alternating)
     "pipeline_depth": 2,
-    "backend": "sim",  # "sim": the Ascend pipeline for the simulator; "triton": GPU
+    # "sim": the Ascend pipeline for the simulator; "triton": GPU; "ascendc": Ascend C source
+    "backend": "sim",
     "cache_dir": None,  # default ~/.cache/mixtile
 }
 
@@ -64,6 +65,7 @@ class CompiledKernel:
     timings: list[tuple[str, float]] = field(default_factory=list)
     compile_s: float = 0.0
     from_cache: str = ""  # "", "memory" or "disk"
+    _ascendc: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ir(self) -> str:
@@ -72,13 +74,30 @@ class CompiledKernel:
 
     @property
     def code(self) -> str:
-        """Generated code: Triton source for the triton backend; for the simulator, which
-        executes the lowered IR itself, the IR text."""
-        if self.kernel.attrs.get("backend") == "triton":
+        """Generated code: Triton source for the triton backend, Ascend C source for the
+        ascendc backend; for the simulator, which executes the lowered IR itself, the IR
+        text."""
+        backend = self.kernel.attrs.get("backend")
+        if backend == "triton":
             from mixtile.codegen.triton import generate
 
             return generate(self.kernel)[0]
+        if backend == "ascendc":
+            return self.ascendc.source
         return self.ir
+
+    @property
+    def ascendc(self):
+        """The Ascend C kernel (source, tiling layout, launch facts); ascendc backend only."""
+        from mixtile.codegen.ascendc import generate
+
+        if self.kernel.attrs.get("backend") != "ascendc":
+            raise ArgumentError(f"{self.name} was compiled for the "
+                                f"{self.kernel.attrs.get('backend')!r} backend",
+                                fix='compile with target="npu"')
+        if self._ascendc is None:
+            self._ascendc = generate(self.kernel, self.target)
+        return self._ascendc
 
     def __repr__(self) -> str:
         return (f"<CompiledKernel {self.name} target={self.target.name} "
@@ -90,6 +109,7 @@ class CompiledKernel:
 
 
 _memory_cache: dict[tuple, CompiledKernel] = {}
+_PIPELINES = {"sim": default_pipeline, "triton": gpu_pipeline, "ascendc": ascendc_pipeline}
 
 
 def _options(cfg: dict | None) -> dict:
@@ -121,10 +141,23 @@ def _cache_dir(opts) -> Path:
                                                   "mixtile"))
 
 
-def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> CompiledKernel:  # noqa: A001
-    """Trace `kfn` with the given constants and lower it through the pass pipeline."""
+_TARGET_CFG = {"sim": {"backend": "sim"}, "cuda": {"arch": "gpu", "backend": "triton"},
+               "npu": {"backend": "ascendc"}}
+
+
+def compile(kfn: KernelFn, compile_cfg: dict | None = None, *, target: str | None = None,  # noqa: A001
+            **consts) -> CompiledKernel:
+    """Trace `kfn` with the given constants and lower it through the pass pipeline.
+
+    target: "sim" (default), "cuda" (Triton source) or "npu" (Ascend C source for the
+    compile_cfg arch, a2 by default); a shorthand for compile_cfg's backend/arch."""
     if not isinstance(kfn, KernelFn):
         raise ArgumentError(f"mt.compile needs an @mt.kernel function, got {kfn!r}")
+    if target is not None:
+        if target not in _TARGET_CFG:
+            raise ArgumentError(f"unknown compile target {target!r}",
+                                fix=f"use one of {sorted(_TARGET_CFG)}")
+        compile_cfg = {**(compile_cfg or {}), **_TARGET_CFG[target]}
     opts = _options(compile_cfg)
     target = get_target(opts["arch"])
     consts = kfn.resolve_consts(consts)
@@ -141,8 +174,9 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
     dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])
                           .encode()).hexdigest()[:32]
     path = _cache_dir(opts) / f"{kfn.name}-{dkey}.mtir"
-    if opts["backend"] not in ("sim", "triton"):
-        raise ArgumentError(f"unknown backend {opts['backend']!r}", fix='use "sim" or "triton"')
+    if opts["backend"] not in _PIPELINES:
+        raise ArgumentError(f"unknown backend {opts['backend']!r}",
+                            fix=f"use one of {sorted(_PIPELINES)}")
     if opts["disk_cache"] and not opts["dump_passes"] and path.exists():
         try:
             k = parse_kernel(path.read_text())
@@ -153,7 +187,7 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, **consts) -> Compile
         except Exception:  # a stale or damaged cache entry: recompile
             pass
     ctx = PassContext(target=target, options=opts)
-    pipeline = gpu_pipeline() if opts["backend"] == "triton" else default_pipeline()
+    pipeline = _PIPELINES[opts["backend"]]()
     passes = [p for p in pipeline if p.name not in set(opts["skip"])]
     pm = PassManager(passes, ctx, verify=opts["verify"], keep_ir=opts["keep_ir"],
                      dump_dir=opts["dump_dir"] if opts["dump_passes"] else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from mixtile.passes import (
     CSE,
     DCE,
+    BiasToMmad,
     ClassifyCores,
     ExpandMixedKernel,
     FuseEpilogue,
@@ -38,6 +39,9 @@ def gpu_pipeline() -> list:
 
 
 def ascendc_pipeline() -> list:
-    """For the Ascend C backend: the Ascend pipeline, then the pipes of each core are
-    ordered where data flows between them (SetFlag/WaitFlag, PipeBarrier)."""
-    return default_pipeline() + [InsertPipeSync]
+    """For the Ascend C backend: the Ascend pipeline with fused biases moved to the first
+    Mmad (dav-c220 has no FIXPIPE bias), then each core's pipes ordered where data flows
+    between them (SetFlag/WaitFlag, PipeBarrier)."""
+    passes = default_pipeline()
+    assert passes[-1] is PlanMemory
+    return passes[:-1] + [BiasToMmad, PlanMemory, InsertPipeSync]
