@@ -100,11 +100,27 @@ def _has_triton() -> bool:
 def _resolve_target(target: str, args) -> str:
     if target not in TARGETS:
         raise ArgumentError(f"unknown target {target!r}", fix=f"use one of {TARGETS}")
-    if target == "auto":  # no NPU backend yet: CUDA when there is one, else the simulator
-        target = "cuda" if torch.cuda.is_available() and _has_triton() else "sim"
+    if target == "auto":  # an NPU torch_npu sees, else CUDA, else the simulator
+        from mixtile.runtime.npu import missing
+
+        if not missing():
+            target = "npu"
+        else:
+            target = "cuda" if torch.cuda.is_available() and _has_triton() else "sim"
     if target == "npu":
-        raise UnsupportedError("target 'npu' has no backend in this version",
-                               fix='use target="cuda" or "sim"')
+        from mixtile.runtime.npu import missing
+
+        lacking = missing()
+        if lacking:
+            raise UnsupportedError("target 'npu' needs " + "; ".join(lacking),
+                                   fix='run on an Ascend machine with CANN 8.0.RC2 or later '
+                                   '(docs/ascendc.md), or use target="sim" or "cuda"; '
+                                   'mt.compile(kernel, target="npu").code shows the source')
+        for a in args:
+            if isinstance(a, torch.Tensor) and a.device.type != "npu":
+                raise ArgumentError(f"target 'npu' needs NPU tensors, got one on {a.device}",
+                                    fix="move the arguments with .npu()")
+        return target
     if target == "cuda":
         from mixtile.runtime.gpu import interpreting
 
@@ -139,6 +155,8 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
         compile_cfg = {**compile_cfg, "static_dims": dims}
     if tgt == "cuda":
         compile_cfg = {"arch": "gpu", **(compile_cfg or {}), "backend": "triton"}
+    elif tgt == "npu":
+        compile_cfg = {**(compile_cfg or {}), "backend": "ascendc"}
     ck = compile(kfn, compile_cfg, **consts)
     inputs_before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args] \
         if golden is not None else None
@@ -148,6 +166,12 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
         from mixtile.runtime.gpu import run as run_gpu
 
         run_gpu(ck.kernel, dict(zip(kfn.order, args)), _cache_dir(_options(compile_cfg)))
+        cycles = {}
+    elif tgt == "npu":
+        from mixtile.runtime.compiler import _cache_dir, _options
+        from mixtile.runtime.npu import run as run_npu
+
+        run_npu(ck, dict(zip(kfn.order, args)), dims, _cache_dir(_options(compile_cfg)))
         cycles = {}
     else:
         cycles = _run_sim(ck, kfn, args, checks)

@@ -112,6 +112,8 @@ class AscendCKernel:
     tiling: list[TilingField]
     clusters: int  # of the target: a kernel with a hard SyncAll must launch exactly this
     has_syncall: bool
+    static_grid: int | None  # the launch's block count when it is a constant
+    capacity: dict[MemSpace, int] = field(default_factory=dict)
     buffers: dict[str, dict[MemSpace, int]] = field(default_factory=dict)  # per core
     kernel: Kernel | None = field(default=None, repr=False)
 
@@ -172,6 +174,7 @@ class Emitter:
         self.tmp_base = 0
         self.buffers: dict[str, dict[MemSpace, int]] = {}
         self.has_syncall = False
+        self.static_grid: int | None = None
         self.last_pipe: Pipe | None = None
 
     # ------------------------------------------------------------ helpers for rules
@@ -285,7 +288,8 @@ class Emitter:
         return AscendCKernel(
             k.name, src, KERNEL_TYPE[self.core], self.core,
             [(p.name, p.role, ctype(p.value.type.dtype)) for p in gm], self.tiling,
-            self.t.clusters, self.has_syncall, self.buffers, k)
+            self.t.clusters, self.has_syncall, self.static_grid, dict(self.t.capacity),
+            self.buffers, k)
 
     def _scan_bias(self) -> None:
         for op in self.k.walk():
@@ -359,6 +363,9 @@ class Emitter:
 
     def spmd(self, op: Op) -> None:
         g = self.ref(op.operands[0])
+        gop = op.operands[0].op
+        if gop is not None and gop.name == "const":
+            self.static_grid = int(gop.attrs["value"])
         body = op.regions[0]
         idx = ("GetBlockIdx() / GetTaskRation()" if self.core is CoreType.MIX
                else "GetBlockIdx()")
@@ -504,4 +511,8 @@ def generate(kernel: Kernel, target: Target) -> AscendCKernel:
     if target.name == "gpu":
         raise UnsupportedError("the Ascend C backend needs an Ascend target",
                                fix='use compile_cfg arch "a2", "a3" or "a5"')
-    return Emitter(kernel, target).run()
+    from mixtile.codegen.ascendc.check import assert_sound
+
+    ak = Emitter(kernel, target).run()
+    assert_sound(ak, target.flag_ids)
+    return ak
