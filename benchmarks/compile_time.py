@@ -37,7 +37,7 @@ def main() -> None:
     for _ in range(a.reps):
         clear_memory_cache()
         t0 = time.perf_counter()
-        mt.compile(kern, compile_cfg=cfg, target="npu").code
+        assert mt.compile(kern, compile_cfg=cfg, target="npu").code
         npu.append(time.perf_counter() - t0)
     med = statistics.median(full)
     print(json.dumps({

@@ -207,6 +207,9 @@ def test_checker_rejects_a_wait_nobody_sets_and_a_bad_flag_id():
     assert any("waits on cross-core flag 7 that no AIC sets" in p for p in check(bad))
     bad = _tampered(ak, "CrossCoreSetFlag<2, PIPE_FIX>(0);", "CrossCoreSetFlag<2, PIPE_FIX>(12);")
     assert any("flag 12; ids 0..10" in p for p in check(bad))
+    bad = _tampered(ak, "CrossCoreSetFlag<2, PIPE_FIX>(0);", "CrossCoreSetFlag<2, PIPE_MTE3>(0);")
+    assert any("AIC issues CrossCoreSetFlag on PIPE_MTE3, a pipe it does not have" in p
+               for p in check(bad))
 
 
 def test_checker_rejects_an_unpaired_event_and_a_tile_past_its_buffer():

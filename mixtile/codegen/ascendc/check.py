@@ -78,6 +78,12 @@ def check(ak: AscendCKernel, flag_ids: int = 11) -> list[str]:
         for i in sorted(ids - sets.get(other, set())):
             problems.append(f"{c} waits on cross-core flag {i} that no "
                             f"{other or 'other core'} sets (a hang)")
+    own = {"AIC": {"PIPE_MTE1", "PIPE_MTE2", "PIPE_M", "PIPE_FIX"},
+           "AIV": {"PIPE_MTE2", "PIPE_MTE3", "PIPE_V"}}
+    for c, text in br.items():
+        for m in _SET.finditer(text):
+            if c in own and m[2] not in own[c]:
+                problems.append(f"{c} issues CrossCoreSetFlag on {m[2]}, a pipe it does not have")
     for m in _SET.finditer(src):
         if m[1] != "2":
             problems.append(f"CrossCoreSetFlag mode {m[1]}: the 1:2 mixed kernel uses mode 2")

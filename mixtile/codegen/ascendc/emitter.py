@@ -175,6 +175,7 @@ class Emitter:
         self.buffers: dict[str, dict[MemSpace, int]] = {}
         self.has_syncall = False
         self.static_grid: int | None = None
+        self.core_type = self.core  # the core whose program is being emitted
         self.last_pipe: Pipe | None = None
 
     # ------------------------------------------------------------ helpers for rules
@@ -391,6 +392,7 @@ class Emitter:
             self.names[body.args[0]] = lane
         self.declare_buffers(body, ct)
         self.last_pipe = None
+        self.core_type = ct
         self.block(body)
         self.ind -= 1
         self.out("}")
@@ -497,7 +499,8 @@ class Emitter:
             raise UnsupportedError(f"a flag to {to.value} (one AIV lane) has no Ascend C "
                                    "form on a2/a3 (mode 1 releases only when both lanes set)",
                                    loc=op.loc, fix="signal CoreRole.AIV or CoreRole.AIC")
-        pipe = self.last_pipe or Pipe.MTE3
+        # nothing to order yet (a credit at the start): a pipe the core has
+        pipe = self.last_pipe or (Pipe.FIX if self.core_type is CoreType.AIC else Pipe.MTE3)
         # mode 2: AIC -> both AIVs of the cluster, or both AIVs -> their AIC; issued on
         # the pipe of the last GM access so it fires only after that access completes
         self.out(f"CrossCoreSetFlag<2, {PIPE[pipe]}>({op.attrs['flag']});")

@@ -103,7 +103,7 @@ extern "C" __global__ __aicore__ void flash_decode(GM_ADDR q, GM_ADDR k, GM_ADDR
             pipe.InitBuffer(l0bBuf, 16384);
             TBuf<TPosition::CO1> l0cBuf;
             pipe.InitBuffer(l0cBuf, 8192);
-            CrossCoreSetFlag<2, PIPE_MTE3>(3);
+            CrossCoreSetFlag<2, PIPE_FIX>(3);
             for (int64_t i17 = blk16; i17 < v14; i17 += v3) {
                 const int64_t v18 = (k_d0 + v15);
                 const int64_t v19 = FloorDiv(v18, v14);

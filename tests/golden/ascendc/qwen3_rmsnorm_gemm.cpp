@@ -80,7 +80,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
             pipe.InitBuffer(l0bBuf, 65536);
             TBuf<TPosition::CO1> l0cBuf;
             pipe.InitBuffer(l0cBuf, 8192);
-            CrossCoreSetFlag<2, PIPE_MTE3>(1);
+            CrossCoreSetFlag<2, PIPE_FIX>(1);
             for (int64_t i18 = blk17; i18 < v15; i18 += v3) {
                 const int64_t v19 = FloorDiv(i18, v12);
                 const int64_t v20 = (v19 * v6);
