@@ -1,82 +1,346 @@
-"""Tile sizes of the decode-layer GEMMs on a GPU: each kernel alone, in a CUDA graph, per
-(TN, TK), at Qwen3-14B shapes; prints achieved weight bandwidth vs a D2D copy.
+"""Tiles and launch configs of the decode layer's kernels on a GPU, at Qwen3-14B shapes.
 
-    python benchmarks/gpu_tile_sweep.py [--batch 1]
+    python benchmarks/gpu_tile_sweep.py [--batches 1,8,32] [--what gemm,attn,layer]
+
+gemm:  each projection alone per (TN, TK), launch config autotuned (and Triton's default
+       (4 warps, 3 stages) for comparison), weights rotated over copies so that L2 holds
+       none of them; time per launch in a CUDA graph of back-to-back launches, and the
+       ratio to its own weight-read floor (weight bytes / D2D copy bandwidth).
+attn:  fa_fused (3 launches) per NSPLIT, one block per work item (GRID = B * KVH * NSPLIT),
+       and the persistent 132-block launch for comparison; ratio to its KV-read floor.
+layer: the DecodeLayer as the benchmark runs it (CUDA graph); each step's marginal cost
+       = whole graph minus the graph without that step.
+Prints a short table per section and writes every row as JSON (--out, default stdout).
 """
 import argparse
 import json
+import math
+import time
 
 import torch
 
 import mixtile as mt
+from mixtile.runtime import gpu
+from tilelang_models.kernels.gemm import blocks
 from tilelang_models.qwen3.config import get_config
-from tilelang_models.qwen3.kernels import gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
+from tilelang_models.qwen3.decode_layer import DecodeLayer
+from tilelang_models.qwen3.kernels import fa_fused, gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
+from tilelang_models.qwen3.paged import make_paged_cache
+from tilelang_models.qwen3.reference import decode_layer_ref
+from tilelang_models.qwen3.weights import random_weights
+
+_shard = [0, 1, -1]  # this process runs cases i, i + n, ... (counter in [2])
 
 
-def _graph_ms(fn, reps=30):
-    fn()
+def _mine() -> bool:
+    """Whether this process runs the next case (--shard i/n: compile warm-up in parallel
+    processes fills Triton's disk cache; a later unsharded run times everything)."""
+    _shard[2] += 1
+    return _shard[2] % _shard[1] == _shard[0]
+
+
+def _graph_ms(fns, reps=3, iters=20):
+    """ms per pass over `fns` (called in turn), from a CUDA graph of `reps` passes."""
+    for f in fns:
+        f()
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
-        fn()
+        for _ in range(reps):
+            for f in fns:
+                f()
     g.replay()
     torch.cuda.synchronize()
     ts = []
-    for _ in range(reps):
+    for _ in range(iters):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
         g.replay()
         b.record()
         b.synchronize()
         ts.append(a.elapsed_time(b))
-    return sorted(ts)[len(ts) // 2]
+    return sorted(ts)[len(ts) // 2] / reps
+
+
+def copy_bandwidth():
+    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    for _ in range(200):  # clocks up from idle first
+        dst.copy_(src)
+    return 2 * src.numel() / _graph_ms([lambda: dst.copy_(src)], reps=1) * 1e3
+
+
+# variants measured against the kernels.py ones (same DSL; not used by the layer)
+@mt.kernel
+def onepass_rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+                         w: mt.Tensor["N", "H", mt.bf16], y: mt.Out["B", "N", mt.bf16],
+                         eps: mt.Scalar[mt.f32],
+                         TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """One pass over H: inv * ((x * g) @ w^T), squares summed elementwise in the loop and
+    reduced once after it."""
+    B, H = x.shape
+    N = w.shape[0]
+    for m0, n0 in blocks(B, N, TM, TN):
+        ss = mt.zeros((TM, TK))
+        acc = mt.zeros((TM, TN))
+        for k0 in mt.range(0, H, TK):
+            xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+            ss = ss + xt * xt
+            a = (xt * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(mt.bf16)
+            acc = mt.matmul(a, mt.load(w[n0:n0 + TN, k0:k0 + TK]), acc=acc, b_trans=True)
+        inv = mt.rsqrt(mt.row_sum(ss) / mt.to_float(H) + eps)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (acc * inv).astype(mt.bf16))
+
+
+def _inv_rms(x, m0, H, eps, TM, TK):
+    ss = mt.zeros((TM, 1))
+    for k0 in mt.range(0, H, TK):
+        xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+        ss = ss + mt.row_sum(xt * xt)
+    return mt.rsqrt(ss / mt.to_float(H) + eps)
+
+
+@mt.kernel
+def swap_rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+                      w: mt.Tensor["N", "H", mt.bf16], y: mt.Out["B", "N", mt.bf16],
+                      eps: mt.Scalar[mt.f32],
+                      TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """rmsnorm_gemm with the weight tile as the matmul's left operand: y^T = w @ xn^T."""
+    B, H = x.shape
+    N = w.shape[0]
+    for m0, n0 in blocks(B, N, TM, TN):
+        inv = _inv_rms(x, m0, H, eps, TM, TK)
+        acc = mt.zeros((TN, TM))
+        for k0 in mt.range(0, H, TK):
+            xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+            a = (xt * inv * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(mt.bf16)
+            acc = mt.matmul(mt.load(w[n0:n0 + TN, k0:k0 + TK]), a, acc=acc, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], acc.T.astype(mt.bf16))
+
+
+@mt.kernel
+def swap_gemm_residual(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                       res: mt.Tensor["M", "N", mt.bf16], y: mt.Out["M", "N", mt.bf16],
+                       TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
+    M, K = x.shape
+    N = w.shape[0]
+    for m0, n0 in blocks(M, N, TM, TN):
+        acc = mt.zeros((TN, TM))
+        for k0 in mt.range(0, K, TK):
+            acc = mt.matmul(mt.load(w[n0:n0 + TN, k0:k0 + TK]),
+                            mt.load(x[m0:m0 + TM, k0:k0 + TK]), acc=acc, b_trans=True)
+        r = mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (acc.T + r).astype(mt.bf16))
+
+
+@mt.kernel
+def swap_rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+                        wg: mt.Tensor["I", "H", mt.bf16], wu: mt.Tensor["I", "H", mt.bf16],
+                        y: mt.Out["B", "I", mt.bf16], eps: mt.Scalar[mt.f32],
+                        TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    B, H = x.shape
+    I = wg.shape[0]
+    for m0, n0 in blocks(B, I, TM, TN):
+        inv = _inv_rms(x, m0, H, eps, TM, TK)
+        ag = mt.zeros((TN, TM))
+        au = mt.zeros((TN, TM))
+        for k0 in mt.range(0, H, TK):
+            xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+            a = (xt * inv * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(mt.bf16)
+            ag = mt.matmul(mt.load(wg[n0:n0 + TN, k0:k0 + TK]), a, acc=ag, b_trans=True)
+            au = mt.matmul(mt.load(wu[n0:n0 + TN, k0:k0 + TK]), a, acc=au, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag) * au).T.astype(mt.bf16))
+
+
+_T = [(16, 512), (32, 256), (64, 256), (64, 512)]
+_S = [(64, 128), (64, 256), (128, 128)]
+GEMM_VARIANTS = {  # kernel -> [(variant, kernel, tiles)]
+    "qkv": [("base", rmsnorm_gemm, [(32, 256), (64, 256), (64, 512)]),
+            ("onepass", onepass_rmsnorm_gemm, [(32, 256), (64, 256)]),
+            ("swap", swap_rmsnorm_gemm, _S)],
+    "o_proj": [("base", gemm_residual, _T), ("swap", swap_gemm_residual, _S)],
+    "mlp_up": [("base", rmsnorm_swiglu, [(16, 256), (32, 128), (32, 256), (64, 128)]),
+               ("swap", swap_rmsnorm_swiglu, _S)],
+    "down": [("base", gemm_residual, _T), ("swap", swap_gemm_residual, _S)],
+}
+
+
+def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS):
+    h, i = cfg.hidden_size, cfg.intermediate_size
+    nqkv = cfg.q_size + 2 * cfg.kv_size
+    bf = dict(dtype=torch.bfloat16, device="cuda")
+    x = torch.randn(b, h, **bf)
+    xi = torch.randn(b, i, **bf)
+    gn = torch.rand(h, **bf) + 0.5
+    nrot = 4  # weight copies in turn: together several times the L2
+
+    def case(name):
+        if name == "qkv":
+            ws = [torch.randn(nqkv, h, **bf) for _ in range(nrot)]
+            y = torch.empty(b, nqkv, **bf)
+            return [(x, gn, w, y, 1e-6) for w in ws], nqkv * h * 2
+        if name == "o_proj":
+            ws = [torch.randn(h, h, **bf) for _ in range(nrot)]
+            y = torch.empty(b, h, **bf)
+            return [(x, w, x, y) for w in ws], h * h * 2
+        if name == "mlp_up":
+            ws = [(torch.randn(i, h, **bf), torch.randn(i, h, **bf)) for _ in range(nrot)]
+            y = torch.empty(b, i, **bf)
+            return [(x, gn, wg, wu, y, 1e-6) for wg, wu in ws], 2 * i * h * 2
+        ws = [torch.randn(h, i, **bf) for _ in range(nrot)]
+        y = torch.empty(b, h, **bf)
+        return [(xi, w, x, y) for w in ws], h * i * 2
+
+    tm = 16 if b <= 16 else 32
+    for name, vs in variants.items():
+        total = sum(len(tl) for _, _, tl in vs)
+        if not _peek(total):
+            _shard[2] += total
+            continue
+        argsets, nbytes = case(name)
+        floor = nbytes / bw * 1e3
+        ref = None
+        for vname, kern, tl in vs:
+            for tn, tk in tl:
+                if not _mine():
+                    continue
+                consts = dict(TM=tm, TN=tn, TK=tk)
+                fns = [lambda a=a: mt.run_jit(kern, *a, target="cuda", **consts)
+                       for a in argsets]
+                r = {"sec": "gemm", "kernel": name, "variant": vname, "batch": b, "TN": tn,
+                     "TK": tk}
+                try:
+                    with gpu.launch_config(4, 3):
+                        r["ms_default"] = _graph_ms(fns, reps=1) / len(fns)
+                except Exception as e:  # noqa: BLE001  a tile that does not fit: go on
+                    r["error_default"] = str(e)[:100]
+                try:
+                    before = set(gpu._chosen)
+                    with gpu.autotune():
+                        for f in fns:
+                            f()
+                    r["ms_tuned"] = _graph_ms(fns, reps=1) / len(fns)
+                    r["cfg"] = [v for k, v in gpu._chosen.items() if k not in before]
+                    out = argsets[-1][-2] if name in ("qkv", "mlp_up") else argsets[-1][-1]
+                    if vname == "base" and ref is None:
+                        ref = out.float().clone()
+                    elif ref is not None:
+                        r["diff_vs_base"] = float((out.float() - ref).abs().max() /
+                                                  ref.abs().max())
+                except Exception as e:  # noqa: BLE001
+                    r["error"] = str(e)[:100]
+                for k in ("ms_default", "ms_tuned"):
+                    if k in r:
+                        r[k.replace("ms", "x")] = round(r[k] / floor, 3)
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+
+
+def _peek(n: int) -> bool:
+    """Whether this process runs any of the next n cases (without taking them)."""
+    return any((_shard[2] + 1 + j) % _shard[1] == _shard[0] for j in range(n))
+
+
+def sweep_attn(cfg, b, bw, rows, seq=4096, bs=128, splits=None):
+    c = cfg
+    kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(c, [seq] * b, bs, 1))
+    nh = c.num_attention_heads + 2 * c.num_key_value_heads
+    qkv = torch.randn(b, nh, c.head_dim, device="cuda").bfloat16()
+    qn = torch.rand(c.head_dim, device="cuda").bfloat16() + 0.5
+    kn = torch.rand(c.head_dim, device="cuda").bfloat16() + 0.5
+    out = torch.empty(b, c.q_size, device="cuda", dtype=torch.bfloat16)
+    kv_bytes = 2 * b * seq * c.num_key_value_heads * c.head_dim * 2
+    floor = kv_bytes / bw * 1e3
+    base = dict(HQ=c.num_attention_heads, KVH=c.num_key_value_heads, D=c.head_dim, BS=bs,
+                eps=c.rms_norm_eps, theta=c.rope_theta)
+    items = b * c.num_key_value_heads
+    variants = [("persistent", dict(NSPLIT=max(1, min(8, math.ceil(48 / items))), GRID=0))]
+    for ns in splits or (1, 2, 4, 8, 16, 32):
+        variants.append(("grid=items", dict(NSPLIT=ns, GRID=items * ns)))
+    args = (qkv, qn, kn, kc, vc, bt, sl, out)
+    for label, v in variants:
+        if not _mine():
+            continue
+        consts = dict(base, **v)
+        fn = lambda: mt.run_jit(fa_fused, *args, target="cuda", **consts)  # noqa: E731
+        r = {"sec": "attn", "batch": b, "variant": label, **v}
+        try:
+            with gpu.launch_config(4, 3):
+                r["ms_default"] = _graph_ms([fn], reps=1)
+            before = set(gpu._chosen)
+            with gpu.autotune():
+                fn()
+            r["ms_tuned"] = _graph_ms([fn], reps=1)
+            r["cfg"] = [v for k, v in gpu._chosen.items() if k not in before]
+        except Exception as e:  # noqa: BLE001
+            r["error"] = str(e)[:100]
+        for k in ("ms_default", "ms_tuned"):
+            if k in r:
+                r[k.replace("ms", "x")] = round(r[k] / floor, 3)
+        rows.append(r)
+        print(json.dumps(r, default=str), flush=True)
+    del kc, vc
+    torch.cuda.empty_cache()
+
+
+def layer_breakdown(cfg, b, bw, rows, seq=4096, bs=128, tiles=None, label="table"):
+    if not _mine():
+        return
+    w = random_weights(cfg, 0)
+    w = type(w)(**{k: v.cuda() for k, v in vars(w).items()})
+    wbytes = sum(t.numel() * t.element_size() for t in vars(w).values())
+    kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(cfg, [seq] * b, bs, 1))
+    x = torch.randn(b, cfg.hidden_size, device="cuda").bfloat16()
+    kv_bytes = 2 * b * seq * cfg.num_key_value_heads * cfg.head_dim * 2
+    floor = (wbytes + kv_bytes) / bw * 1e3
+    kr, vr = kc.clone(), vc.clone()
+    want = decode_layer_ref(cfg, w, x, kr, vr, bt, sl)
+    layer = DecodeLayer(cfg, w, target="cuda", progress=False, tiles=tiles)
+    t0 = time.time()
+    got = layer(x, kc, vc, bt, sl).clone()
+    first_s = time.time() - t0
+    rel = float((got.float() - want.float()).abs().max() / want.float().abs().max())
+    steps = layer.steps(x, kc, vc, bt, sl)
+    fns = [lambda s=s: layer.run_step(*s) for s in steps]
+    total = _graph_ms(fns, reps=1)
+    r = {"sec": "layer", "label": label, "batch": b, "floor_ms": floor, "graph_ms": total,
+         "x_floor": round(total / floor, 3), "rel_err": rel, "first_call_s": first_s,
+         "consts": {s[0]: s[3] for s in steps}}
+    for i, s in enumerate(steps):
+        rest = fns[:i] + fns[i + 1:]
+        r["marg_" + s[0]] = total - _graph_ms(rest, reps=1)
+    rows.append(r)
+    print(json.dumps(r, default=str), flush=True)
+    del kc, vc, kr, vr
+    torch.cuda.empty_cache()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batches", default="1,8,32")
+    ap.add_argument("--what", default="layer,gemm,attn")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--shard", default="0/1", help="i/n: run every n-th case from i")
     a = ap.parse_args()
+    _shard[0], _shard[1] = (int(v) for v in a.shard.split("/"))
     cfg = get_config("14b")
-    h, i = cfg.hidden_size, cfg.intermediate_size
-    nqkv = cfg.q_size + 2 * cfg.kv_size
-    b = a.batch
-    bf = dict(dtype=torch.bfloat16, device="cuda")
-    x = torch.randn(b, h, **bf)
-    g = torch.ones(h, **bf)
-    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    copy_ms = _graph_ms(lambda: dst.copy_(src))
-    bw = 2 * src.numel() / copy_ms * 1e3
-    cases = {
-        "qkv": (rmsnorm_gemm, lambda: (x, g, torch.randn(nqkv, h, **bf),
-                                       torch.empty(b, nqkv, **bf), 1e-6), nqkv * h * 2),
-        "o_proj": (gemm_residual, lambda: (torch.randn(b, h, **bf), torch.randn(h, h, **bf),
-                                           x, torch.empty(b, h, **bf)), h * h * 2),
-        "gate_up": (rmsnorm_swiglu, lambda: (x, g, torch.randn(i, h, **bf),
-                                             torch.randn(i, h, **bf),
-                                             torch.empty(b, i, **bf), 1e-6), 2 * i * h * 2),
-        "down": (gemm_residual, lambda: (torch.randn(b, i, **bf), torch.randn(h, i, **bf), x,
-                                         torch.empty(b, h, **bf)), h * i * 2),
-    }
+    bw = copy_bandwidth()
+    print(f"{torch.cuda.get_device_name()} copy {bw / 1e9:.0f} GB/s  torch "
+          f"{torch.__version__}", flush=True)
     rows = []
-    for name, (kern, make, nbytes) in cases.items():
-        args = make()
-        for tn in (16, 32, 64):
-            for tk in (128, 256, 512):
-                try:
-                    ms = _graph_ms(lambda: mt.run_jit(kern, *args, target="cuda", TM=16,
-                                                      TN=tn, TK=tk))
-                except Exception as e:  # a tile that does not fit: report, go on
-                    rows.append({"kernel": name, "TN": tn, "TK": tk, "error": str(e)[:80]})
-                    continue
-                rows.append({"kernel": name, "TN": tn, "TK": tk, "ms": round(ms, 4),
-                             "x_floor": round(ms / (nbytes / bw * 1e3), 2)})
-        best = min((r for r in rows if r["kernel"] == name and "ms" in r),
-                   key=lambda r: r["ms"])
-        print(f"{name:8} best TN={best['TN']} TK={best['TK']}: {best['ms']:.4f} ms "
-              f"({best['x_floor']}x of its weight-read floor)")
-    print(json.dumps({"bench": "gpu_tile_sweep", "batch": b, "device":
-                      torch.cuda.get_device_name(), "copy_GBps": round(bw / 1e9), "rows": rows}))
+    batches = [int(v) for v in a.batches.split(",")]
+    for what in a.what.split(","):
+        for b in batches:
+            if what == "layer":
+                layer_breakdown(cfg, b, bw, rows)
+            elif what == "gemm":
+                sweep_gemm(cfg, b, bw, rows)
+            elif what == "attn":
+                sweep_attn(cfg, b, bw, rows)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "copy_GBps": bw / 1e9,
+                       "rows": rows}, f, default=str)
 
 
 if __name__ == "__main__":

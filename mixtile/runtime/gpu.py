@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -72,6 +73,7 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
     mod = _module(source, cache_dir)
     device = next((a.device for a in by_name.values() if isinstance(a, torch.Tensor)), None)
     args: list = []
+    mutable: list = []  # what a launch may write (restored after autotune trials)
     dims: dict[tuple[str, int], int] = {}
     scalars: dict = {}
     for p in kernel.params:
@@ -85,6 +87,8 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
             a = torch.empty(shape, dtype=_torch_dtype(t.dtype), device=device)
         else:
             a = by_name[p.name]
+        if p.role in (Role.OUT, Role.INOUT, Role.SCRATCH):
+            mutable.append(a)
         args.append(a)
         for d in range(len(t.shape)):
             dims[(p.name, d)] = a.shape[d]
@@ -95,27 +99,109 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
         if grid is None:
             raise UnsupportedError("the launch grid is not a host-side value")
         if grid > 0:
-            _launch(getattr(mod, la["fn"]), int(grid), args)
+            _launch(getattr(mod, la["fn"]), int(grid), args, mutable)
 
 
-_stages: dict = {}  # jit function -> the software-pipelining depth that fits
+DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults
+CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2))  # tried by autotune
+_chosen: dict = {}  # (jit fn, grid, int args) -> (num_warps, num_stages)
+_state = {"tune": False, "forced": None}
 
 
-def _launch(fn, grid: int, args: list) -> None:
-    """Launch with Triton's default pipelining depth, or a shallower one when the tiles
-    of a deep pipeline do not fit in shared memory (chosen once per kernel)."""
+@contextmanager
+def autotune(enabled: bool = True):
+    """Inside this context, the first launch of each (kernel phase, grid, shapes) outside
+    CUDA-graph capture times the (num_warps, num_stages) CANDIDATES and keeps the fastest
+    for every later launch (captured ones too). Outputs are snapshotted and restored around
+    the trials, so a kernel that accumulates (InOut, atomics) still runs exactly once."""
+    old = _state["tune"]
+    _state["tune"] = enabled
+    try:
+        yield
+    finally:
+        _state["tune"] = old
+
+
+@contextmanager
+def launch_config(num_warps: int, num_stages: int):
+    """Force one (num_warps, num_stages) for every launch inside (tile sweeps)."""
+    old = _state["forced"]
+    _state["forced"] = (num_warps, num_stages)
+    try:
+        yield
+    finally:
+        _state["forced"] = old
+
+
+def chosen_configs() -> dict:
+    """{jit function name: [(num_warps, num_stages), ...]} chosen so far (for reports)."""
+    out: dict = {}
+    for (fn, _grid, _key), cfg in _chosen.items():
+        out.setdefault(getattr(fn, "__name__", str(fn)), []).append(cfg)
+    return out
+
+
+def _try(fn, grid: int, args: list, cfg) -> bool:
+    """Launch once with cfg; False when its tiles do not fit (shared memory, registers)."""
     from triton.runtime.errors import OutOfResources
 
-    known = _stages.get(fn)
-    for ns in ((known,) if known else (3, 2, 1)):
-        try:
-            fn[(grid,)](*args, num_stages=ns)
-        except OutOfResources:
-            if ns == 1 or known:
-                raise
+    try:
+        fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
+    except OutOfResources:
+        return False
+    return True
+
+
+def _time(fn, grid: int, args: list, cfg, reps: int = 10) -> float:
+    """Milliseconds per launch, `reps` back-to-back launches queued behind a spin kernel
+    (so host launch overhead does not count, as in a CUDA graph)."""
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(2_000_000)
+    a.record()
+    for _ in range(reps):
+        fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) / reps
+
+
+def _tune(fn, grid: int, args: list, mutable: list):
+    saved = [t.clone() for t in mutable]
+    best = None
+    for cfg in CANDIDATES:
+        if not _try(fn, grid, args, cfg):
             continue
-        _stages[fn] = ns
+        ms = min(_time(fn, grid, args, cfg) for _ in range(2))
+        if best is None or ms < best[0]:
+            best = (ms, cfg)
+    for t, s in zip(mutable, saved):
+        t.copy_(s)
+    return best[1] if best else None
+
+
+def _launch(fn, grid: int, args: list, mutable: list) -> None:
+    """Launch with the chosen (num_warps, num_stages): forced, tuned once (see autotune),
+    or Triton's defaults with a shallower pipeline when the tiles do not fit in shared
+    memory (chosen once per kernel phase and shapes)."""
+    if _state["forced"] is not None:
+        fn[(grid,)](*args, num_warps=_state["forced"][0], num_stages=_state["forced"][1])
         return
+    key = (fn, grid, tuple(a for a in args if isinstance(a, int)))
+    cfg = _chosen.get(key)
+    if cfg is not None:
+        fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
+        return
+    if _state["tune"] and not interpreting() and not torch.cuda.is_current_stream_capturing():
+        cfg = _tune(fn, grid, args, mutable)
+    if cfg is None:
+        nw = DEFAULT_CONFIG[0]
+        for ns in range(DEFAULT_CONFIG[1], 0, -1):
+            if _try(fn, grid, args, (nw, ns)):
+                _chosen[key] = (nw, ns)
+                return
+        fn[(grid,)](*args, num_warps=nw, num_stages=1)  # raises OutOfResources
+    _chosen[key] = cfg
+    fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
 
 
 def _sym(by_name, kernel: Kernel, name: str) -> int:

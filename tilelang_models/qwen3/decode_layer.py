@@ -19,9 +19,20 @@ from dataclasses import dataclass, field
 import torch
 
 import mixtile as mt
+from mixtile.runtime.gpu import autotune  # GPU launch tuning (no-op on other targets)
 from tilelang_models.qwen3.config import Qwen3Config
 from tilelang_models.qwen3.kernels import fa_fused, gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
 from tilelang_models.qwen3.weights import LayerWeights
+
+# GPU tiles per kernel, (batch <= 8, batch > 8); TM is 16 up to batch 16, else 32.
+# From benchmarks/gpu_tile_sweep.py on an H200.
+GPU_TILES = {
+    "qkv": (dict(TN=64, TK=512), dict(TN=64, TK=256)),
+    "o_proj": (dict(TN=64, TK=512), dict(TN=64, TK=256)),
+    "mlp_up": (dict(TN=32, TK=256), dict(TN=32, TK=256)),
+    "down": (dict(TN=64, TK=512), dict(TN=32, TK=256)),
+}
+GPU_ATTN_ITEMS = 256  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
 
 
 @dataclass
@@ -37,8 +48,13 @@ class DecodeLayer:
     """One Qwen3 decoder layer for decode steps (one new token per sequence)."""
 
     def __init__(self, cfg: Qwen3Config, w: LayerWeights, target: str = "sim",
-                 compile_cfg: dict | None = None, progress: bool | None = None) -> None:
+                 compile_cfg: dict | None = None, progress: bool | None = None,
+                 tiles: dict | None = None, tune: bool = True) -> None:
+        """tiles: {kernel name: constants} overriding the GPU tile table (sweeps);
+        tune: on CUDA, pick each launch's num_warps / num_stages by timing at first use
+        (outside graph capture; see mixtile.runtime.gpu.autotune)."""
         self.cfg, self.w, self.target = cfg, w, target
+        self.tiles, self.tune = dict(tiles or {}), tune
         self.compile_cfg = dict(compile_cfg or {})
         self.wqkv = torch.cat([w.q_proj, w.k_proj, w.v_proj]).contiguous()  # merged once
         self._bufs: dict[int, dict[str, torch.Tensor]] = {}
@@ -59,22 +75,28 @@ class DecodeLayer:
 
     def attention_consts(self, b: int, block_size: int) -> dict:
         c = self.cfg
-        clusters = mt.get_target(self.compile_cfg.get("arch", "a2")).clusters
         items = b * c.num_key_value_heads
+        consts = dict(HQ=c.num_attention_heads, KVH=c.num_key_value_heads, D=c.head_dim,
+                      BS=block_size, eps=c.rms_norm_eps, theta=c.rope_theta)
+        if self.target == "cuda":
+            # a syncall is a launch boundary on a GPU: one block per work item, and
+            # enough items (splits of the KV sequence) for several blocks per SM
+            nsplit = max(1, min(16, math.ceil(GPU_ATTN_ITEMS / items)))
+            return dict(consts, NSPLIT=nsplit, GRID=items * nsplit, **self.tiles.get(
+                "attention", {}))
+        clusters = mt.get_target(self.compile_cfg.get("arch", "a2")).clusters
         nsplit = max(1, min(8, math.ceil(2 * clusters / items)))  # keep every cluster busy
-        return dict(HQ=c.num_attention_heads, KVH=c.num_key_value_heads, D=c.head_dim,
-                    BS=block_size, eps=c.rms_norm_eps, theta=c.rope_theta, NSPLIT=nsplit)
+        return dict(consts, NSPLIT=nsplit)
 
     def kernels(self, b: int, block_size: int) -> list[tuple]:
         """(kernel, constants) of each phase for batch b (the compile units)."""
         tm = 16 if b <= 16 else 32
-        # decode GEMMs read each weight once: on a GPU, narrow N tiles give enough blocks
-        # to keep every SM streaming; the Ascend simulator keeps cube-sized tiles
-        if self.target == "cuda":  # from benchmarks/gpu_tile_sweep.py on an H200
-            tk = 512 if b <= 8 else 256
-            qkv = o = dict(TM=tm, TN=64, TK=tk)
-            mlp = dict(TM=tm, TN=32, TK=256)
-            down = dict(TM=tm, TN=64 if b <= 8 else 32, TK=tk)
+        if self.target == "cuda":
+            # decode GEMMs read each weight once: on a GPU, narrow N tiles give enough
+            # blocks to keep every SM streaming; the Ascend simulator keeps cube-sized tiles
+            t = {k: dict(TM=tm, **v[0 if b <= 8 else 1]) for k, v in GPU_TILES.items()}
+            t.update(self.tiles)
+            qkv, o, mlp, down = t["qkv"], t["o_proj"], t["mlp_up"], t["down"]
         else:
             qkv = mlp = dict(TM=tm, TN=128, TK=256)
             o = down = dict(TM=tm, TN=128, TK=128)
@@ -88,7 +110,8 @@ class DecodeLayer:
             mt.compile(kern, self.compile_cfg, **consts)
         return time.perf_counter() - t0
 
-    def __call__(self, x, k_cache, v_cache, block_table, seq_lens) -> torch.Tensor:
+    def steps(self, x, k_cache, v_cache, block_table, seq_lens) -> list[tuple]:
+        """(name, kernel, args, constants) of each launch of one step, in order."""
         c, w = self.cfg, self.w
         b = x.shape[0]
         bs = k_cache.shape[1]
@@ -96,7 +119,7 @@ class DecodeLayer:
         (k1, c1), (k2, c2), (k3, c3), (k4, c4), (k5, c5) = self.kernels(b, bs)
         nh = c.num_attention_heads + 2 * c.num_key_value_heads
         eps = float(c.rms_norm_eps)
-        steps = [
+        return [
             ("qkv", k1, (x, w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
             ("attention", k2, (buf["qkv"].view(b, nh, c.head_dim), w.q_norm, w.k_norm,
                                k_cache, v_cache, block_table, seq_lens, buf["attn"]), c2),
@@ -105,19 +128,27 @@ class DecodeLayer:
                             buf["act"], eps), c4),
             ("down", k5, (buf["act"], w.down_proj, buf["h2"], buf["out"]), c5),
         ]
+
+    def run_step(self, name, kern, args, consts):
+        """Run one launch of `steps` (on CUDA with launch configs tuned at first use)."""
+        with autotune(self.tune and self.target == "cuda"):
+            return mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
+                              **consts)
+
+    def __call__(self, x, k_cache, v_cache, block_table, seq_lens) -> torch.Tensor:
+        steps = self.steps(x, k_cache, v_cache, block_table, seq_lens)
         self.times = StepTimes()
         for i, (name, kern, args, consts) in enumerate(steps):
             if self.progress:
                 print(f"\r[{i + 1}/{len(steps)}] {name:<10}", end="", file=sys.stderr,
                       flush=True)
-            res = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
-                             **consts)
+            res = self.run_step(name, kern, args, consts)
             self.times.compile_s += res.compile_s
             self.times.run_s += res.run_s
             self.times.per_kernel[name] = res.run_s
         if self.progress:
             print("\r" + " " * 24 + "\r", end="", file=sys.stderr, flush=True)
-        return buf["out"]
+        return self._bufs[x.shape[0]]["out"]
 
 
 _layers: dict[tuple, DecodeLayer] = {}

@@ -84,7 +84,7 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
              block_table: mt.Tensor["B", "MB", mt.i32], seq_lens: mt.Tensor["B", mt.i32],
              out: mt.Out["B", "HQD", mt.bf16],
              HQ: mt.const, KVH: mt.const, D: mt.const, BS: mt.const, eps: mt.const = 1e-6,
-             theta: mt.const = 1e6, NSPLIT: mt.const = 4):
+             theta: mt.const = 1e6, NSPLIT: mt.const = 4, GRID: mt.const = 0):
     """One decode step of GQA attention over a vLLM-layout paged KV cache.
 
     qkv is the QKV projection viewed as [B, HQ + 2 KVH, D]; the new token of sequence b is
@@ -92,10 +92,13 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     and RoPE, k/v of the new token written into the cache, q to a workspace. Phase 2
     (mixed): work items (sequence, KV head, split) over the clusters: QK^T and PV on the
     cube, online softmax on the lanes (the G = HQ / KVH query heads are the rows).
-    Phase 3 (vector): each (sequence, query head) merges its NSPLIT partials."""
+    Phase 3 (vector): each (sequence, query head) merges its NSPLIT partials.
+    GRID: the launch's blocks (0: the target's clusters, as a hard syncall needs on an
+    NPU; on a GPU, where a syncall is a launch boundary, more blocks than SMs hide
+    latency)."""
     G = HQ // KVH
     B = qkv.shape[0]
-    P = mt.target().clusters
+    P = GRID if GRID else mt.target().clusters
     half = D // 2
     scale = 1.0 / math.sqrt(D)
     nitems = B * KVH * NSPLIT
