@@ -359,3 +359,13 @@ def test_the_hazard_check_catches_each_removed_sync():
         s.parent.ops.remove(s)
         caught += bool(_unordered(k, ck.target))
     assert caught == n
+
+
+def test_qwen3_cli_emits_the_layers_sources(tmp_path):
+    from tilelang_models.qwen3.__main__ import main
+
+    assert main(["--config", "tiny", "--batch", "4", "--emit-ascendc", str(tmp_path)]) == 0
+    files = sorted(p.name for p in tmp_path.glob("*.cpp"))
+    assert files == ["0_rmsnorm_gemm.cpp", "1_fa_fused.cpp", "2_gemm_residual.cpp",
+                     "3_rmsnorm_swiglu.cpp", "4_gemm_residual.cpp"]
+    assert "SyncAll<false>();" in (tmp_path / "1_fa_fused.cpp").read_text()

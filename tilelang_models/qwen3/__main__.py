@@ -2,9 +2,12 @@
 
     python -m tilelang_models.qwen3 --config tiny --target sim [--batch B] [--seq S]
         [--hf-dir DIR --layer N] [--save FILE.npz] [--seed K] [--block-size 16]
+    python -m tilelang_models.qwen3 --config 14b --batch 16 --emit-ascendc DIR [--arch a2]
 
 Prints a summary and, last, one JSON line (config, target, batch, seq, max_abs_err,
-rel_err, passed, compile_s, run_s); exits 1 on a mismatch.
+rel_err, passed, compile_s, run_s); exits 1 on a mismatch. With --emit-ascendc it runs
+nothing: it writes the Ascend C source of each of the layer's kernels into DIR and
+prints one JSON line listing them (no NPU or CANN needed).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +37,25 @@ def _err(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
     return abs_err, abs_err / max(scale, 1e-12)
 
 
+def _emit_ascendc(cfg, w, a) -> dict:
+    import mixtile as mt
+
+    out = Path(a.emit_ascendc)
+    out.mkdir(parents=True, exist_ok=True)
+    layer = DecodeLayer(cfg, w, target="sim", compile_cfg=dict(arch=a.arch), progress=False)
+    files = []
+    for i, (kern, consts) in enumerate(layer.kernels(a.batch, a.block_size)):
+        ak = mt.compile(kern, dict(arch=a.arch), target="npu", **consts).ascendc
+        path = out / f"{i}_{ak.name}.cpp"
+        path.write_text(ak.source)
+        files.append({"file": str(path), "kernel_type": ak.kernel_type,
+                      "tiling": [f.name for f in ak.tiling]})
+        print(f"{path}: {ak.kernel_type}, {len(ak.source.splitlines())} lines")
+    summary = {"config": a.config, "arch": a.arch, "batch": a.batch, "kernels": files}
+    print(json.dumps(summary))
+    return summary
+
+
 def run(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m tilelang_models.qwen3",
                                  description=__doc__.splitlines()[0])
@@ -46,9 +69,14 @@ def run(argv=None) -> dict:
     ap.add_argument("--save", default=None, help="write x, out, seq_lens, block_table, "
                                                  "k_cache, v_cache (after the step) to .npz")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--emit-ascendc", default=None, metavar="DIR",
+                    help="write the layer's Ascend C kernel sources to DIR and stop")
+    ap.add_argument("--arch", default="a2", help="Ascend target for --emit-ascendc")
     a = ap.parse_args(argv)
     cfg = get_config(a.hf_dir or a.config)
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
+    if a.emit_ascendc:
+        return _emit_ascendc(cfg, w, a)
     gen = torch.Generator().manual_seed(a.seed + 1)
     # different lengths within the batch; the longest is --seq
     lo = max(1, a.seq // 2)
@@ -82,6 +110,8 @@ def run(argv=None) -> dict:
 
 def main(argv=None) -> int:
     res = run(argv)
+    if "kernels" in res:  # --emit-ascendc: _emit_ascendc printed its summary
+        return 0
     print(json.dumps(res))
     return 0 if res["passed"] else 1
 
