@@ -15,13 +15,13 @@ from tilelang_models.qwen3.reference import decode_layer_ref
 from tilelang_models.qwen3.weights import random_weights, save_hf_checkpoint
 
 
-def _step(cfg, w, lens, bs, seed):
+def _step(cfg, w, lens, bs, seed, **layer_kw):
     k, v, bt, sl = make_paged_cache(cfg, lens, bs, seed)
     x = torch.randn(len(lens), cfg.hidden_size, generator=torch.Generator().manual_seed(seed))
     x = x.bfloat16()
     k_ref, v_ref = k.clone(), v.clone()
     want = decode_layer_ref(cfg, w, x, k_ref, v_ref, bt, sl)
-    out = DecodeLayer(cfg, w, progress=False)(x, k, v, bt, sl)
+    out = DecodeLayer(cfg, w, progress=False, **layer_kw)(x, k, v, bt, sl)
     return out, want, (k, k_ref), (v, v_ref)
 
 
@@ -37,6 +37,17 @@ def test_tiny_layer_vs_reference(lens, bs):
     out, want, (k, kr), (v, vr) = _step(cfg, w, lens, bs, seed=bs)
     assert _close(out, want)
     assert _close(k, kr) and torch.equal(v, vr)  # v is written unchanged, k after norm+RoPE
+
+
+@pytest.mark.parametrize("lens,bs", [([37, 5, 1], 16), ([100, 17, 33, 64], 8)])
+def test_tiny_layer_with_norm_stats_vs_reference(lens, bs):
+    """The GPU's O projection + MLP pair (row sums of squares handed from one kernel to the
+    next) on the simulator: same results within the layer's tolerance, v exact."""
+    cfg = get_config("tiny")
+    w = random_weights(cfg, seed=len(lens))
+    out, want, (k, kr), (v, vr) = _step(cfg, w, lens, bs, seed=bs, norm_stats=True)
+    assert _close(out, want)
+    assert _close(k, kr) and torch.equal(v, vr)
 
 
 def test_decode_layer_function_reuses_one_layer():

@@ -7,6 +7,8 @@
 Phases (see kernels.py):
   x ─ rmsnorm_gemm ─> qkv ─ fa_fused(paged cache) ─> attn ─ gemm_residual(+x) ─> h2
     ─ rmsnorm_swiglu ─> a ─ gemm_residual(+h2) ─> out
+With norm_stats (the default on CUDA) the O projection is gemm_residual_sumsq, which also
+writes row sums of h2^2 per N tile, and the MLP is rmsnorm_swiglu_ssq, which reads them.
 Intermediate buffers are allocated once per batch size and reused across steps.
 """
 from __future__ import annotations
@@ -21,16 +23,23 @@ import torch
 import mixtile as mt
 from mixtile.runtime.gpu import autotune  # GPU launch tuning (no-op on other targets)
 from tilelang_models.qwen3.config import Qwen3Config
-from tilelang_models.qwen3.kernels import fa_fused, gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
+from tilelang_models.qwen3.kernels import (
+    fa_fused,
+    gemm_residual,
+    gemm_residual_sumsq,
+    rmsnorm_gemm,
+    rmsnorm_swiglu,
+    rmsnorm_swiglu_ssq,
+)
 from tilelang_models.qwen3.weights import LayerWeights
 
 # GPU tiles per kernel, (batch <= 8, batch > 8); TM is 16 up to batch 16, else 32.
 # From benchmarks/gpu_tile_sweep.py on an H200.
 GPU_TILES = {
     "qkv": (dict(TN=64, TK=512), dict(TN=64, TK=256)),
-    "o_proj": (dict(TN=64, TK=512), dict(TN=64, TK=256)),
-    "mlp_up": (dict(TN=32, TK=256), dict(TN=32, TK=256)),
-    "down": (dict(TN=64, TK=512), dict(TN=32, TK=256)),
+    "o_proj": (dict(TN=32, TK=256), dict(TN=64, TK=512)),
+    "mlp_up": (dict(TN=32, TK=128), dict(TN=32, TK=128)),
+    "down": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
 }
 GPU_ATTN_ITEMS = 256  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
 
@@ -49,12 +58,18 @@ class DecodeLayer:
 
     def __init__(self, cfg: Qwen3Config, w: LayerWeights, target: str = "sim",
                  compile_cfg: dict | None = None, progress: bool | None = None,
-                 tiles: dict | None = None, tune: bool = True) -> None:
+                 tiles: dict | None = None, tune: bool = True,
+                 norm_stats: bool | None = None) -> None:
         """tiles: {kernel name: constants} overriding the GPU tile table (sweeps);
         tune: on CUDA, pick each launch's num_warps / num_stages by timing at first use
-        (outside graph capture; see mixtile.runtime.gpu.autotune)."""
+        (outside graph capture; see mixtile.runtime.gpu.autotune);
+        norm_stats: the O projection also writes per-tile row sums of h2^2 and the MLP's
+        RMSNorm reads them (gemm_residual_sumsq + rmsnorm_swiglu_ssq) instead of a pass
+        over h2 in every block (default: on CUDA, where that pass stalls each block before
+        its weights stream; elsewhere the plain gemm_residual + rmsnorm_swiglu)."""
         self.cfg, self.w, self.target = cfg, w, target
         self.tiles, self.tune = dict(tiles or {}), tune
+        self.norm_stats = target == "cuda" if norm_stats is None else norm_stats
         self.compile_cfg = dict(compile_cfg or {})
         self.wqkv = torch.cat([w.q_proj, w.k_proj, w.v_proj]).contiguous()  # merged once
         self._bufs: dict[int, dict[str, torch.Tensor]] = {}
@@ -64,11 +79,14 @@ class DecodeLayer:
     def _buffers(self, b: int, device) -> dict[str, torch.Tensor]:
         if b not in self._bufs:
             c = self.cfg
+            nt = -(-c.hidden_size // self.gemm_tiles(b)["o_proj"]["TN"])
             nh = c.num_attention_heads + 2 * c.num_key_value_heads
             e = dict(dtype=torch.bfloat16, device=device)
             self._bufs[b] = {"qkv": torch.empty(b, nh * c.head_dim, **e),
                              "attn": torch.empty(b, c.q_size, **e),
                              "h2": torch.empty(b, c.hidden_size, **e),
+                             # per-tile row sums of h2^2 (o_proj -> the MLP's RMSNorm)
+                             "ssq": torch.empty(b, nt, dtype=torch.float32, device=device),
                              "act": torch.empty(b, c.intermediate_size, **e),
                              "out": torch.empty(b, c.hidden_size, **e)}
         return self._bufs[b]
@@ -88,20 +106,29 @@ class DecodeLayer:
         nsplit = max(1, min(8, math.ceil(2 * clusters / items)))  # keep every cluster busy
         return dict(consts, NSPLIT=nsplit)
 
-    def kernels(self, b: int, block_size: int) -> list[tuple]:
-        """(kernel, constants) of each phase for batch b (the compile units)."""
+    def gemm_tiles(self, b: int) -> dict[str, dict]:
+        """{kernel: tile constants} of the four projections for batch b."""
         tm = 16 if b <= 16 else 32
         if self.target == "cuda":
             # decode GEMMs read each weight once: on a GPU, narrow N tiles give enough
             # blocks to keep every SM streaming; the Ascend simulator keeps cube-sized tiles
             t = {k: dict(TM=tm, **v[0 if b <= 8 else 1]) for k, v in GPU_TILES.items()}
-            t.update(self.tiles)
-            qkv, o, mlp, down = t["qkv"], t["o_proj"], t["mlp_up"], t["down"]
+            t.update({k: v for k, v in self.tiles.items() if k in t})
+            return t
+        return dict(qkv=dict(TM=tm, TN=128, TK=256), o_proj=dict(TM=tm, TN=128, TK=128),
+                    mlp_up=dict(TM=tm, TN=128, TK=256), down=dict(TM=tm, TN=128, TK=128))
+
+    def kernels(self, b: int, block_size: int) -> list[tuple]:
+        """(kernel, constants) of each phase for batch b (the compile units)."""
+        t = self.gemm_tiles(b)
+        nt = -(-self.cfg.hidden_size // t["o_proj"]["TN"])
+        if self.norm_stats:
+            o = (gemm_residual_sumsq, t["o_proj"])
+            mlp = (rmsnorm_swiglu_ssq, dict(NT=nt, **t["mlp_up"]))
         else:
-            qkv = mlp = dict(TM=tm, TN=128, TK=256)
-            o = down = dict(TM=tm, TN=128, TK=128)
-        return [(rmsnorm_gemm, qkv), (fa_fused, self.attention_consts(b, block_size)),
-                (gemm_residual, o), (rmsnorm_swiglu, mlp), (gemm_residual, down)]
+            o, mlp = (gemm_residual, t["o_proj"]), (rmsnorm_swiglu, t["mlp_up"])
+        return [(rmsnorm_gemm, t["qkv"]), (fa_fused, self.attention_consts(b, block_size)),
+                o, mlp, (gemm_residual, t["down"])]
 
     def compile(self, b: int, block_size: int) -> float:
         """Compile every kernel of the layer (cached); returns the seconds it took."""
@@ -119,13 +146,14 @@ class DecodeLayer:
         (k1, c1), (k2, c2), (k3, c3), (k4, c4), (k5, c5) = self.kernels(b, bs)
         nh = c.num_attention_heads + 2 * c.num_key_value_heads
         eps = float(c.rms_norm_eps)
+        ssq = (buf["ssq"],) if self.norm_stats else ()
         return [
             ("qkv", k1, (x, w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
             ("attention", k2, (buf["qkv"].view(b, nh, c.head_dim), w.q_norm, w.k_norm,
                                k_cache, v_cache, block_table, seq_lens, buf["attn"]), c2),
-            ("o_proj", k3, (buf["attn"], w.o_proj, x, buf["h2"]), c3),
-            ("mlp_up", k4, (buf["h2"], w.post_attention_layernorm, w.gate_proj, w.up_proj,
-                            buf["act"], eps), c4),
+            ("o_proj", k3, (buf["attn"], w.o_proj, x, buf["h2"]) + ssq, c3),
+            ("mlp_up", k4, (buf["h2"],) + ssq + (w.post_attention_layernorm, w.gate_proj,
+                                                  w.up_proj, buf["act"], eps), c4),
             ("down", k5, (buf["act"], w.down_proj, buf["h2"], buf["out"]), c5),
         ]
 

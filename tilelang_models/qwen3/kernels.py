@@ -5,13 +5,15 @@
                       the cache split over KV blocks, online-softmax merge (3 phases, hard
                       syncalls between them)
 3. gemm_residual:     y = x @ w^T + residual                     (O and down projections)
+   gemm_residual_sumsq: the same, plus per-tile row sums of y^2   (O projection)
 4. rmsnorm_swiglu:    y = silu(rmsnorm(x) @ Wg^T) * (rmsnorm(x) @ Wu^T)
+   rmsnorm_swiglu_ssq: the same, the norm from those partial sums (no pass over x first)
 Storage points (bf16) match tilelang_models/qwen3/reference.py.
 """
 import math
 
 import mixtile as mt
-from tilelang_models.kernels.gemm import blocks
+from tilelang_models.kernels.gemm import blocks, mainloop
 from tilelang_models.kernels.mixed import gemm_residual  # noqa: F401  (re-exported)
 
 
@@ -58,6 +60,48 @@ def rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     I = wg.shape[0]
     for m0, n0 in blocks(B, I, TM, TN):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
+        ag = mt.zeros((TM, TN))
+        au = mt.zeros((TM, TN))
+        for k0 in mt.range(0, H, TK):
+            a = _normed(x, g, m0, k0, inv, TM, TK)
+            ag = mt.matmul(a, mt.load(wg[n0:n0 + TN, k0:k0 + TK]), acc=ag, b_trans=True)
+            au = mt.matmul(a, mt.load(wu[n0:n0 + TN, k0:k0 + TK]), acc=au, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag) * au).astype(mt.bf16))
+
+
+@mt.kernel
+def gemm_residual_sumsq(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+                        res: mt.Tensor["M", "N", mt.bf16], y: mt.Out["M", "N", mt.bf16],
+                        ssq: mt.Out["M", "NTILES", mt.f32],
+                        TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
+    """y = x @ w^T + res, and ssq[m, j] = the sum of y[m, j*TN:(j+1)*TN]^2 (y as stored,
+    bf16): the partial sums of squares of the next RMSNorm, so that its kernel needs no
+    pass over y before the weights stream (ssq has cdiv(N, TN) columns)."""
+    M, K = x.shape
+    N = w.shape[0]
+    for m0, n0 in blocks(M, N, TM, TN):
+        acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
+        out = (acc + mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)).astype(mt.bf16)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], out)
+        of = out.astype(mt.f32)
+        j = n0 // TN
+        mt.store(ssq[m0:m0 + TM, j:j + 1], mt.row_sum(of * of))
+
+
+@mt.kernel
+def rmsnorm_swiglu_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTILES", mt.f32],
+                       g: mt.Tensor["H", mt.bf16], wg: mt.Tensor["I", "H", mt.bf16],
+                       wu: mt.Tensor["I", "H", mt.bf16], y: mt.Out["B", "I", mt.bf16],
+                       eps: mt.Scalar[mt.f32], NT: mt.const,
+                       TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """rmsnorm_swiglu with the row sums of squares of x given as NT partials per row
+    (from gemm_residual_sumsq): one load instead of a pass over x in every block."""
+    B, H = x.shape
+    I = wg.shape[0]
+    ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
+    for m0, n0 in blocks(B, I, TM, TN):
+        ss = mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp]))
+        inv = mt.rsqrt(ss / mt.to_float(H) + eps)
         ag = mt.zeros((TM, TN))
         au = mt.zeros((TM, TN))
         for k0 in mt.range(0, H, TK):
