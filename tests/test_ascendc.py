@@ -216,9 +216,11 @@ def test_checker_rejects_an_unpaired_event_and_a_tile_past_its_buffer():
     ak = _emit(X.gemm_bias_silu)
     bad = _tampered(ak, "WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);", "")
     assert any("SetFlag<MTE2_V>(EVENT_ID0) is never waited" in p for p in check(bad))
+    ub = int(re.search(r"pipe\.InitBuffer\(ubBuf, (\d+)\)", ak.source)[1])
+    n = (ub - 8192) // 4 + 8  # 32 bytes too many
     bad = _tampered(ak, "ubBuf.GetWithOffset<float>(128, 8192)",
-                    "ubBuf.GetWithOffset<float>(2048, 8192)")
-    assert any("ends at 16384, past the buffer's 12288 bytes" in p for p in check(bad))
+                    f"ubBuf.GetWithOffset<float>({n}, 8192)")
+    assert any(f"ends at {ub + 32}, past the buffer's {ub} bytes" in p for p in check(bad))
     bad = _tampered(ak, "pipe.InitBuffer(l0cBuf, 16384)", "pipe.InitBuffer(l0cBuf, 262144)")
     assert any("exceeds the L0C capacity 131072" in p for p in check(bad))
 

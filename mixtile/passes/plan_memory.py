@@ -32,7 +32,11 @@ from mixtile.target import Target
 
 S = MemSpace
 PLANNED = (S.L1, S.L0A, S.L0B, S.L0C, S.UB, S.BT)
-_NOT_IN_PLACE = frozenset({"transpose", "broadcast", "reduce"})
+# results that never share a buffer with an operand: shape changes, and the ops Ascend C
+# computes with its high-level APIs, which forbid overlapping source and destination
+# (Silu computes -x, exp, +1 in dst, then x / dst)
+_NOT_IN_PLACE = frozenset({"transpose", "broadcast", "reduce", "silu", "sigmoid", "gelu_tanh",
+                           "gelu_erf", "tanh", "sin", "cos"})
 _FIX = "use smaller tile sizes (e.g. TM/TN/TK) or keep fewer tiles live"
 
 

@@ -356,6 +356,8 @@ class Emitter:
         for v in op.results:
             if isinstance(v.type, TileType) and "addr" in op.attrs:
                 self.tile(v)
+        if op.opdef.pipe_of(op) is Pipe.V and self.tmp_bytes(self, op):
+            self.vec_sync("V", "V")  # the scratch an earlier rule may still be using
         rule(self, op)
         pipe = op.opdef.pipe_of(op)
         if pipe in (Pipe.MTE2, Pipe.MTE3, Pipe.FIX):

@@ -82,6 +82,16 @@ class _Region:
         rows = ext[self.row_dim] if self.row_dim is not None else "1"
         em.out(f"const int64_t {self.nr} = {guard}{rows}{' : 0' if inb else ''};")
         em.out(f"const int64_t {self.nc} = {ext[self.col_dim]};")
+        shape = tensor.type.shape
+        if (self.row_dim is not None and self.C == 1 and self.contiguous
+                and all(isinstance(d, int) and d == 1 for d in shape[self.row_dim + 1:])):
+            # an (R, 1) column whose rows are adjacent in GM: one run of R elements
+            n = em.fresh("nr")
+            em.out(f"const int64_t {n} = ({self.nr} > 0 && {self.nc} > 0) ? 1 : 0;")
+            m = em.fresh("nc")
+            em.out(f"const int64_t {m} = {self.nr} * {self.nc};")
+            self.nr, self.nc, self.C, self.R = n, m, self.R, 1
+            self.row_dim, self.row_stride = None, None
 
     def partial(self) -> str:
         return f"({self.nr} < {self.R} || {self.nc} < {self.C})"
@@ -95,9 +105,32 @@ def _dense_ok(r: _Region, t: TileType) -> bool:
     return r.contiguous and (r.R == 1 or (r.C * t.dtype.itemsize) % 32 == 0)
 
 
+def _row_elems(t: TileType) -> int:
+    """Elements of a 32-byte aligned scratch row for a tile's row."""
+    _, c = _rc(t)
+    return -(-(c * t.dtype.itemsize) // 32) * 32 // t.dtype.itemsize
+
+
+def _row_tmp(op: Op) -> int:
+    t = op.result.type if op.name == "load" else op.operands[1].type
+    if not isinstance(t, TileType) or t.space is not MemSpace.UB:
+        return 0
+    return _row_elems(t) * t.dtype.itemsize
+
+
+TMP[lookup("load")] = _row_tmp
+TMP[lookup("store")] = _row_tmp
+
+
 def _gm_gap(r: _Region, sz: int) -> str:
     """The GM-side gap between rows, in bytes."""
     return "0" if r.row_stride is None else f"({r.row_stride} - {r.nc}) * {sz}"
+
+
+def _tail(r: _Region, sz: int) -> str:
+    """Elements from a row's end to its 32-byte boundary in UB: DataCopyPad writes the
+    pad value there (isPad = false would leave random values)."""
+    return f"static_cast<uint8_t>((({r.nc} * {sz} + 31) / 32 * 32 - {r.nc} * {sz}) / {sz})"
 
 
 def _ub_gap(r: _Region, sz: int) -> str:
@@ -126,16 +159,28 @@ def _load(em: Emitter, op: Op) -> None:
             em.out(f"if {r.nonempty()} {{")
             em.out(f"    DataCopyPad({dst}, {r.gm}[{r.base}], DataCopyExtParams({r.nr}, "
                    f"{r.nc} * {sz}, {_gm_gap(r, sz)}, {_ub_gap(r, sz)}, 0), "
-                   f"DataCopyPadExtParams<{cty}>(false, 0, 0, {pad}));")
+                   f"DataCopyPadExtParams<{cty}>(true, 0, {_tail(r, sz)}, {pad}));")
             em.out("}")
-        else:  # rows that DataCopyPad would pad to 32 bytes: element by element
-            em.out("PipeBarrier<PIPE_ALL>();  // scalar copy: rows are not 32-byte aligned")
+        else:  # rows DataCopyPad would pad to 32 bytes: one row at a time via a scratch
+            if not r.contiguous:
+                _unsupported(op, "a UB load whose columns are not the tensor's last axis")
+            row = em.fresh("row")
+            em.out(f"LocalTensor<{cty}> {row} = {em.tmp(t.dtype, _row_elems(t))};")
+            em.out("PipeBarrier<PIPE_ALL>();  // rows are not 32-byte aligned in UB")
             em.out(f"for (int64_t r = 0; r < {r.R}; ++r) {{")
+            em.out(f"    if (r < {r.nr} && {r.nc} > 0) {{")
+            em.out(f"        DataCopyPad({row}, {r.gm}[{r.base} + r * {r.row_stride or 0}], "
+                   f"DataCopyExtParams(1, {r.nc} * {sz}, 0, 0, 0), "
+                   f"DataCopyPadExtParams<{cty}>(true, 0, {_tail(r, sz)}, {pad}));")
+            em.out("        SetFlag<HardEvent::MTE2_S>(EVENT_ID0);")
+            em.out("        WaitFlag<HardEvent::MTE2_S>(EVENT_ID0);")
+            em.out("    }")
             em.out(f"    for (int64_t c = 0; c < {r.C}; ++c) {{")
             em.out(f"        {dst}.SetValue(r * {r.C} + c, (r < {r.nr} && c < {r.nc}) ? "
-                   f"{r.gm}.GetValue({r.base} + r * {r.row_stride or 0} + c * {r.col_stride}) : "
-                   f"{pad});")
+                   f"{row}.GetValue(c) : {pad});")
             em.out("    }")
+            em.out("    SetFlag<HardEvent::S_MTE2>(EVENT_ID0);")
+            em.out("    WaitFlag<HardEvent::S_MTE2>(EVENT_ID0);")
             em.out("}")
             em.out("PipeBarrier<PIPE_ALL>();")
     elif t.space is MemSpace.L1:
@@ -218,18 +263,27 @@ def _store(em: Emitter, op: Op) -> None:
             if atomic:
                 em.out("    SetAtomicNone();")
             em.out("}")
-        else:
-            if atomic:
-                _unsupported(op, "an atomic add of rows that are not 32-byte aligned")
-            em.out("PipeBarrier<PIPE_ALL>();  // scalar copy: rows are not 32-byte aligned")
+        else:  # rows that are not 32-byte aligned in UB: one row at a time via a scratch
+            if not r.contiguous:
+                _unsupported(op, "a UB store whose columns are not the tensor's last axis")
+            row, cty = em.fresh("row"), ctype(t.dtype)
+            em.out(f"LocalTensor<{cty}> {row} = {em.tmp(t.dtype, _row_elems(t))};")
+            em.out("PipeBarrier<PIPE_ALL>();  // rows are not 32-byte aligned in UB")
             em.out(f"for (int64_t r = 0; r < {r.nr}; ++r) {{")
             em.out(f"    for (int64_t c = 0; c < {r.nc}; ++c) {{")
-            em.out(f"        {r.gm}.SetValue({r.base} + r * {r.row_stride or 0} + c * "
-                   f"{r.col_stride}, {em.ref(src)}.GetValue(r * {r.C} + c));")
+            em.out(f"        {row}.SetValue(c, {em.ref(src)}.GetValue(r * {r.C} + c));")
             em.out("    }")
+            em.out("    SetFlag<HardEvent::S_MTE3>(EVENT_ID0);")
+            em.out("    WaitFlag<HardEvent::S_MTE3>(EVENT_ID0);")
+            if atomic:
+                em.out(f"    SetAtomicAdd<{cty}>();")
+            em.out(f"    DataCopyPad({r.gm}[{r.base} + r * {r.row_stride or 0}], {row}, "
+                   f"DataCopyExtParams(1, {r.nc} * {sz}, 0, 0, 0));")
+            if atomic:
+                em.out("    SetAtomicNone();")
+            em.out("    SetFlag<HardEvent::MTE3_S>(EVENT_ID0);")
+            em.out("    WaitFlag<HardEvent::MTE3_S>(EVENT_ID0);")
             em.out("}")
-            em.out(f"DataCacheCleanAndInvalid<{ctype(t.dtype)}, CacheLine::ENTIRE_DATA_CACHE, "
-                   f"DcciDst::CACHELINE_OUT>({r.gm});  // scalar writes reach GM")
             em.out("PipeBarrier<PIPE_ALL>();")
     else:
         _unsupported(op, f"a store from {t.space.value}")
@@ -327,7 +381,9 @@ def _matmul(em: Emitter, op: Op) -> None:
         _unsupported(op, "an accumulation into a different L0C buffer than its input")
     p = em.fresh("mm")
     em.out(f"MmadParams {p};")
-    em.out(f"{p}.m = {m};")
+    # m == 1 would switch the cube to its GEMV mode (other operand layout): compute the
+    # whole 16-row fractal instead; the extra rows are never written back
+    em.out(f"{p}.m = {16 if m == 1 else m};")
     em.out(f"{p}.n = {n};")
     em.out(f"{p}.k = {k};")
     call = f"Mmad({dst}, {em.ref(a)}, {em.ref(b)}, {p});"
@@ -360,6 +416,8 @@ _UNARY = {"exp": "Exp", "log": "Ln", "sqrt": "Sqrt", "rsqrt": "Rsqrt",
           "reciprocal": "Reciprocal", "abs": "Abs", "relu": "Relu", "tanh": "Tanh",
           "sin": "Sin", "cos": "Cos", "sigmoid": "Sigmoid", "silu": "Silu",
           "gelu_tanh": "Gelu"}
+# high-level (adv_api) calls: source and destination must not overlap
+_HIGH_LEVEL = frozenset({"tanh", "sin", "cos", "sigmoid", "silu", "gelu_tanh"})
 _BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "maximum": "Max",
            "minimum": "Min"}
 _CMP = {"lt": "LT", "le": "LE", "gt": "GT", "ge": "GE", "eq": "EQ", "ne": "NE"}
@@ -385,6 +443,9 @@ def _unary(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     _vec_dtype(op, t)
     dst, x = em.ref(op.result), em.ref(op.operands[0])
+    if op.name in _HIGH_LEVEL and em.addrs.get(op.result) == em.addrs.get(op.operands[0]):
+        _unsupported(op, f"{_UNARY[op.name]} in place (its source and destination may not "
+                     "overlap); PlanMemory should have kept them apart")
     if op.name == "neg":
         em.out(f"Muls({dst}, {x}, {literal(-1, t.dtype)}, {t.numel});")
     else:
@@ -396,20 +457,26 @@ def _gelu_erf(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     _vec_dtype(op, t)
     dst, x, n, cty = em.ref(op.result), em.ref(op.operands[0]), t.numel, ctype(t.dtype)
-    tmp = em.fresh("tmp")
-    em.out(f"LocalTensor<{cty}> {tmp} = {em.tmp(t.dtype, n)};  // 0.5 x (1 + erf(x / sqrt 2))")
-    em.out(f"Muls({tmp}, {x}, {literal(0.7071067811865476, t.dtype)}, {n});")
+    a, b = em.fresh("tmp"), em.fresh("tmp")
+    em.out(f"LocalTensor<{cty}> {a} = {em.tmp(t.dtype, n)};  // 0.5 x (1 + erf(x / sqrt 2))")
+    em.out(f"LocalTensor<{cty}> {b} = {em.tmp(t.dtype, n, _align32(n * t.dtype.itemsize))};")
+    em.out(f"Muls({a}, {x}, {literal(0.7071067811865476, t.dtype)}, {n});")
     em.vec_sync("V", "V")
-    em.out(f"Erf({tmp}, {tmp}, {n});")
+    em.out(f"Erf({b}, {a}, {n});  // adv_api: source and destination apart")
     em.vec_sync("V", "V")
-    em.out(f"Adds({tmp}, {tmp}, {literal(1, t.dtype)}, {n});")
+    em.out(f"Adds({b}, {b}, {literal(1, t.dtype)}, {n});")
     em.vec_sync("V", "V")
-    em.out(f"Mul({dst}, {tmp}, {x}, {n});")
+    em.out(f"Mul({dst}, {b}, {x}, {n});")
     em.vec_sync("V", "V")
     em.out(f"Muls({dst}, {dst}, {literal(0.5, t.dtype)}, {n});")
 
 
-TMP[lookup("gelu_erf")] = lambda op: op.result.type.numel * op.result.type.dtype.itemsize
+def _align32(n: int) -> int:
+    return -(-n // 32) * 32
+
+
+TMP[lookup("gelu_erf")] = lambda op: 2 * _align32(op.result.type.numel
+                                                  * op.result.type.dtype.itemsize)
 
 
 def _shape2(t) -> tuple[int, int]:
@@ -428,18 +495,14 @@ def _binary(em: Emitter, op: Op) -> None:
     R, C = _rc(t)
     sa, sb = _shape2(a.type), _shape2(b.type)
     full = (R, C)
+    if cmp:
+        return _compare(em, op, sa, sb, full)
     if sa == full and sb == full and isinstance(a.type, TileType) and isinstance(b.type, TileType):
-        if cmp:
-            em.out(f"Compare({dst}, {em.ref(a)}, {em.ref(b)}, CMPMODE::{_CMP[name]}, {n});")
-        else:
-            em.out(f"{_BINARY[name]}({dst}, {em.ref(a)}, {em.ref(b)}, {n});")
+        em.out(f"{_BINARY[name]}({dst}, {em.ref(a)}, {em.ref(b)}, {n});")
         return
     if sa == full and sb == (1, 1):  # tile op scalar
         s = _scalar_of(em, b, src_t.dtype)
-        if cmp:
-            em.out(f"CompareScalar({dst}, {em.ref(a)}, {s}, CMPMODE::{_CMP[name]}, {n});")
-        else:
-            _with_scalar(em, op, dst, em.ref(a), s, name, n, src_t.dtype)
+        _with_scalar(em, op, dst, em.ref(a), s, name, n, src_t.dtype)
         return
     if sb == full and sa == (1, 1) and name in ("add", "mul", "maximum", "minimum"):
         s = _scalar_of(em, a, src_t.dtype)
@@ -470,6 +533,45 @@ def _binary(em: Emitter, op: Op) -> None:
         return
     _unsupported(op, f"{name} of tiles shaped {list(sa)} and {list(sb)} into {list(full)}",
                  "broadcast the smaller operand explicitly (mt.broadcast_to)")
+
+
+def _cmp_count(n: int) -> int:
+    """Compare's count must cover a multiple of 256 bytes: f32 elements, rounded up."""
+    return -(-n // 64) * 64
+
+
+def _compare(em: Emitter, op: Op, sa, sb, full) -> None:
+    """Comparisons run in f32 on zero-padded scratch copies: A2/A3's Compare needs a count
+    of 256-byte multiples, and int32 compares support only EQ (ints exact to 2^24)."""
+    a, b = op.operands
+    n = op.result.type.numel
+    cnt = _cmp_count(n)
+    mask = op.result.type
+    if cnt // 8 > em.t.tile_bytes(mask):
+        _unsupported(op, f"a comparison of {n} elements (its bit mask needs {cnt // 8} bytes)",
+                     "compare at least 64 elements at a time")
+    if sa != full or sb not in (full, (1, 1)):
+        _unsupported(op, f"a broadcast comparison of {list(sa)} and {list(sb)}")
+    srcs = [a] + ([b] if sb == full and isinstance(b.type, TileType) else [])
+    names = []
+    for i, v in enumerate(srcs):
+        tv = em.fresh("cmp")
+        names.append(tv)
+        em.out(f"LocalTensor<float> {tv} = {em.tmp(DType.F32, cnt, i * cnt * 4)};")
+        em.out(f"Duplicate({tv}, 0.0f, {cnt});")
+        em.vec_sync("V", "V")
+        if v.type.dtype is DType.F32:
+            em.out(f"Adds({tv}, {em.ref(v)}, 0.0f, {n});")
+        else:
+            em.out(f"Cast({tv}, {em.ref(v)}, RoundMode::CAST_NONE, {n});")
+    em.vec_sync("V", "V")
+    mode = f"CMPMODE::{_CMP[op.name]}"
+    if len(names) == 2:
+        em.out(f"Compare({em.ref(op.result)}, {names[0]}, {names[1]}, {mode}, {cnt});")
+    else:
+        s = _scalar_of(em, b, DType.F32)
+        em.out(f"CompareScalar({em.ref(op.result)}, {names[0]}, static_cast<float>({s}), "
+               f"{mode}, {cnt});")
 
 
 def _with_scalar(em: Emitter, op: Op, dst: str, x: str, s: str, name: str, n,
@@ -607,6 +709,8 @@ def _reduce_tmp(op: Op) -> int:
 
 
 TMP[lookup("reduce")] = _reduce_tmp
+for _c in _CMP:
+    TMP[lookup(_c)] = lambda op: 2 * 4 * _cmp_count(op.result.type.numel)
 
 
 @_rule("reduce")

@@ -324,7 +324,7 @@ extern "C" __global__ __aicore__ void flash_decode(GM_ADDR q, GM_ADDR k, GM_ADDR
                             PipeBarrier<PIPE_ALL>();
                         }
                         if (nr97 > 0 && nc98 > 0) {
-                            DataCopyPad(t96, ws0Gm[v92 * ws0_s0 + v95 * ws0_s1 + v6 * ws0_s2], DataCopyExtParams(nr97, nc98 * 4, (ws0_s1 - nc98) * 4, (256 - (nc98 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                            DataCopyPad(t96, ws0Gm[v92 * ws0_s0 + v95 * ws0_s1 + v6 * ws0_s2], DataCopyExtParams(nr97, nc98 * 4, (ws0_s1 - nc98) * 4, (256 - (nc98 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc98 * 4 + 31) / 32 * 32 - nc98 * 4) / 4), 0.0f));
                         }
                     }
                     CrossCoreSetFlag<2, PIPE_MTE2>(1);
@@ -338,240 +338,261 @@ extern "C" __global__ __aicore__ void flash_decode(GM_ADDR q, GM_ADDR k, GM_ADDR
                     LocalTensor<int32_t> t101 = ubBuf.GetWithOffset<int32_t>(64, 3136);
                     PipeBarrier<PIPE_V>();
                     LocalTensor<uint8_t> t102 = ubBuf.GetWithOffset<uint8_t>(64, 3392);
-                    CompareScalar(t102, t101, static_cast<int32_t>(v80), CMPMODE::LT, 64);
+                    PipeBarrier<PIPE_V>();
+                    LocalTensor<float> cmp103 = ubBuf.GetWithOffset<float>(64, 13024);
+                    Duplicate(cmp103, 0.0f, 64);
+                    PipeBarrier<PIPE_V>();
+                    Cast(cmp103, t101, RoundMode::CAST_NONE, 64);
+                    PipeBarrier<PIPE_V>();
+                    CompareScalar(t102, cmp103, static_cast<float>(static_cast<float>(v80)), CMPMODE::LT, 64);
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t103 = ubBuf.GetWithOffset<float>(256, 2112);
-                    Muls(t103, t96, static_cast<float>(static_cast<float>(v12)), 256);
-                    PipeBarrier<PIPE_V>();
                     LocalTensor<float> t104 = ubBuf.GetWithOffset<float>(256, 2112);
-                    for (int64_t r = 0; r < 4; ++r) {
-                        Select(t104[r * 64], t102, t103[r * 64], static_cast<float>(static_cast<float>(v11)), SELMODE::VSEL_TENSOR_SCALAR_MODE, 64);
-                    }
+                    Muls(t104, t96, static_cast<float>(static_cast<float>(v12)), 256);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t105 = ubBuf.GetWithOffset<float>(4, 3136);
-                    WholeReduceMax<float>(t105, t104, 64, 4, 1, 1, 8, ReduceOrder::ORDER_ONLY_VALUE);
+                    LocalTensor<float> t105 = ubBuf.GetWithOffset<float>(256, 2112);
+                    for (int64_t r = 0; r < 4; ++r) {
+                        Select(t105[r * 64], t102, t104[r * 64], static_cast<float>(static_cast<float>(v11)), SELMODE::VSEL_TENSOR_SCALAR_MODE, 64);
+                    }
                     PipeBarrier<PIPE_V>();
                     LocalTensor<float> t106 = ubBuf.GetWithOffset<float>(4, 3136);
-                    Max(t106, c84, t105, 4);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t107 = ubBuf.GetWithOffset<float>(256, 2112);
+                    WholeReduceMax<float>(t106, t105, 64, 4, 1, 1, 8, ReduceOrder::ORDER_ONLY_VALUE);
+                    PipeBarrier<PIPE_V>();
+                    LocalTensor<float> t107 = ubBuf.GetWithOffset<float>(4, 3136);
+                    Max(t107, c84, t106, 4);
+                    PipeBarrier<PIPE_V>();
+                    LocalTensor<float> t108 = ubBuf.GetWithOffset<float>(256, 2112);
                     SetFlag<HardEvent::V_S>(EVENT_ID0);
                     WaitFlag<HardEvent::V_S>(EVENT_ID0);
                     for (int64_t r = 0; r < 4; ++r) {
-                        const float s108 = t106.GetValue(r);
-                        Adds(t107[r * 64], t104[r * 64], static_cast<float>(-(s108)), 64);
+                        const float s109 = t107.GetValue(r);
+                        Adds(t108[r * 64], t105[r * 64], static_cast<float>(-(s109)), 64);
                     }
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t109 = ubBuf.GetWithOffset<float>(256, 2112);
-                    Exp(t109, t107, 256);
-                    LocalTensor<float> t110 = ubBuf.GetWithOffset<float>(4, 0);
-                    Sub(t110, c84, t106, 4);
-                    PipeBarrier<PIPE_V>();
+                    LocalTensor<float> t110 = ubBuf.GetWithOffset<float>(256, 2112);
+                    Exp(t110, t108, 256);
                     LocalTensor<float> t111 = ubBuf.GetWithOffset<float>(4, 0);
-                    Exp(t111, t110, 4);
+                    Sub(t111, c84, t107, 4);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t112 = ubBuf.GetWithOffset<float>(4, 32);
-                    Mul(t112, c85, t111, 4);
-                    LocalTensor<float> t113 = ubBuf.GetWithOffset<float>(4, 3168);
-                    WholeReduceSum<float>(t113, t109, 64, 4, 1, 1, 8);
+                    LocalTensor<float> t112 = ubBuf.GetWithOffset<float>(4, 0);
+                    Exp(t112, t111, 4);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t114 = ubBuf.GetWithOffset<float>(4, 32);
-                    Add(t114, t112, t113, 4);
-                    LocalTensor<float> t115 = ubBuf.GetWithOffset<float>(512, 64);
+                    LocalTensor<float> t113 = ubBuf.GetWithOffset<float>(4, 32);
+                    Mul(t113, c85, t112, 4);
+                    LocalTensor<float> t114 = ubBuf.GetWithOffset<float>(4, 3168);
+                    PipeBarrier<PIPE_V>();
+                    WholeReduceSum<float>(t114, t110, 64, 4, 1, 1, 8);
+                    PipeBarrier<PIPE_V>();
+                    LocalTensor<float> t115 = ubBuf.GetWithOffset<float>(4, 32);
+                    Add(t115, t113, t114, 4);
+                    LocalTensor<float> t116 = ubBuf.GetWithOffset<float>(512, 64);
                     SetFlag<HardEvent::V_S>(EVENT_ID0);
                     WaitFlag<HardEvent::V_S>(EVENT_ID0);
                     for (int64_t r = 0; r < 4; ++r) {
-                        const float s116 = t111.GetValue(r);
-                        Muls(t115[r * 128], c86[r * 128], static_cast<float>(s116), 128);
+                        const float s117 = t112.GetValue(r);
+                        Muls(t116[r * 128], c86[r * 128], static_cast<float>(s117), 128);
                     }
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<bfloat16_t> t117 = ubBuf.GetWithOffset<bfloat16_t>(256, 3168);
-                    Cast(t117, t109, RoundMode::CAST_RINT, 256);
-                    const int64_t v118 = (i87 - v78);
-                    const int64_t v119 = FloorDiv(v118, v10);
-                    const int64_t v120 = FloorMod(v119, v2);
-                    const int64_t v121 = (blk16 * v2);
-                    const int64_t v122 = (v121 + v120);
+                    LocalTensor<bfloat16_t> t118 = ubBuf.GetWithOffset<bfloat16_t>(256, 3168);
+                    Cast(t118, t110, RoundMode::CAST_RINT, 256);
+                    const int64_t v119 = (i87 - v78);
+                    const int64_t v120 = FloorDiv(v119, v10);
+                    const int64_t v121 = FloorMod(v120, v2);
+                    const int64_t v122 = (blk16 * v2);
+                    const int64_t v123 = (v122 + v121);
                     CrossCoreWaitFlag(3);
-                    const int64_t v123 = (v5 + v71);
-                    const int64_t v124 = 8;
-                    const int64_t v125 = Min(v123, v124);
+                    const int64_t v124 = (v5 + v71);
+                    const int64_t v125 = 8;
+                    const int64_t v126 = Min(v124, v125);
                     SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                     {
-                        const int64_t nr126 = (v122 < 48) ? Clamp0(8 - v125, 4) : 0;
-                        const int64_t nc127 = Clamp0(64 - v5, 64);
-                        if (nr126 > 0 && nc127 > 0) {
-                            DataCopyPad(ws1Gm[v122 * ws1_s0 + v125 * ws1_s1 + v5 * ws1_s2], t117, DataCopyExtParams(nr126, nc127 * 2, (128 - (nc127 * 2 + 31) / 32 * 32) / 32, (ws1_s1 - nc127) * 2, 0));
+                        const int64_t nr127 = (v123 < 48) ? Clamp0(8 - v126, 4) : 0;
+                        const int64_t nc128 = Clamp0(64 - v5, 64);
+                        if (nr127 > 0 && nc128 > 0) {
+                            DataCopyPad(ws1Gm[v123 * ws1_s0 + v126 * ws1_s1 + v5 * ws1_s2], t118, DataCopyExtParams(nr127, nc128 * 2, (128 - (nc128 * 2 + 31) / 32 * 32) / 32, (ws1_s1 - nc128) * 2, 0));
                         }
                     }
                     PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done
                     CrossCoreSetFlag<2, PIPE_MTE3>(2);
-                    const int64_t v128 = (i87 - v78);
-                    const int64_t v129 = FloorDiv(v128, v10);
-                    const int64_t v130 = FloorMod(v129, v2);
-                    const int64_t v131 = (blk16 * v2);
-                    const int64_t v132 = (v131 + v130);
+                    const int64_t v129 = (i87 - v78);
+                    const int64_t v130 = FloorDiv(v129, v10);
+                    const int64_t v131 = FloorMod(v130, v2);
+                    const int64_t v132 = (blk16 * v2);
+                    const int64_t v133 = (v132 + v131);
                     CrossCoreWaitFlag(4);
-                    const int64_t v133 = (v4 + v71);
-                    const int64_t v134 = 8;
-                    const int64_t v135 = Min(v133, v134);
-                    LocalTensor<float> t136 = ubBuf.GetWithOffset<float>(512, 3168);
+                    const int64_t v134 = (v4 + v71);
+                    const int64_t v135 = 8;
+                    const int64_t v136 = Min(v134, v135);
+                    LocalTensor<float> t137 = ubBuf.GetWithOffset<float>(512, 3168);
                     {
-                        const int64_t nr137 = (v132 < 48) ? Clamp0(8 - v135, 4) : 0;
-                        const int64_t nc138 = Clamp0(128 - v4, 128);
-                        if (nr137 < 4 || nc138 < 128) {  // edge tile: fill with the pad value first
+                        const int64_t nr138 = (v133 < 48) ? Clamp0(8 - v136, 4) : 0;
+                        const int64_t nc139 = Clamp0(128 - v4, 128);
+                        if (nr138 < 4 || nc139 < 128) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t136, 0.0f, 512);
+                            Duplicate(t137, 0.0f, 512);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr137 > 0 && nc138 > 0) {
-                            DataCopyPad(t136, ws2Gm[v132 * ws2_s0 + v135 * ws2_s1 + v4 * ws2_s2], DataCopyExtParams(nr137, nc138 * 4, (ws2_s1 - nc138) * 4, (512 - (nc138 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                        if (nr138 > 0 && nc139 > 0) {
+                            DataCopyPad(t137, ws2Gm[v133 * ws2_s0 + v136 * ws2_s1 + v4 * ws2_s2], DataCopyExtParams(nr138, nc139 * 4, (ws2_s1 - nc139) * 4, (512 - (nc139 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc139 * 4 + 31) / 32 * 32 - nc139 * 4) / 4), 0.0f));
                         }
                     }
                     CrossCoreSetFlag<2, PIPE_MTE2>(5);
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t139 = ubBuf.GetWithOffset<float>(512, 64);
-                    Add(t139, t115, t136, 512);
+                    LocalTensor<float> t140 = ubBuf.GetWithOffset<float>(512, 64);
+                    Add(t140, t116, t137, 512);
                     PipeBarrier<PIPE_V>();
-                    Adds(c84, t106, 0.0f, 4);
+                    Adds(c84, t107, 0.0f, 4);
                 }
-                const int64_t v140 = (v7 + v71);
-                const int64_t v141 = 8;
-                const int64_t v142 = Min(v140, v141);
+                const int64_t v141 = (v7 + v71);
+                const int64_t v142 = 8;
+                const int64_t v143 = Min(v141, v142);
                 {
-                    const int64_t nr143 = (i70 < 24) ? Clamp0(8 - v142, 4) : 0;
-                    const int64_t nc144 = Clamp0(1 - v7, 1);
-                    PipeBarrier<PIPE_ALL>();  // scalar copy: rows are not 32-byte aligned
-                    for (int64_t r = 0; r < nr143; ++r) {
-                        for (int64_t c = 0; c < nc144; ++c) {
-                            part_mGm.SetValue(i70 * part_m_s0 + v142 * part_m_s1 + v7 * part_m_s2 + r * part_m_s1 + c * part_m_s2, c84.GetValue(r * 1 + c));
-                        }
+                    const int64_t nr144 = (i70 < 24) ? Clamp0(8 - v143, 4) : 0;
+                    const int64_t nc145 = Clamp0(1 - v7, 1);
+                    const int64_t nr146 = (nr144 > 0 && nc145 > 0) ? 1 : 0;
+                    const int64_t nc147 = nr144 * nc145;
+                    if (nr146 > 0 && nc147 > 0) {
+                        DataCopyPad(part_mGm[i70 * part_m_s0 + v143 * part_m_s1 + v7 * part_m_s2], c84, DataCopyExtParams(nr146, nc147 * 4, (16 - (nc147 * 4 + 31) / 32 * 32) / 32, 0, 0));
                     }
-                    DataCacheCleanAndInvalid<float, CacheLine::ENTIRE_DATA_CACHE, DcciDst::CACHELINE_OUT>(part_mGm);  // scalar writes reach GM
-                    PipeBarrier<PIPE_ALL>();
                 }
-                const int64_t v145 = (v7 + v71);
-                const int64_t v146 = 8;
-                const int64_t v147 = Min(v145, v146);
+                const int64_t v148 = (v7 + v71);
+                const int64_t v149 = 8;
+                const int64_t v150 = Min(v148, v149);
                 {
-                    const int64_t nr148 = (i70 < 24) ? Clamp0(8 - v147, 4) : 0;
-                    const int64_t nc149 = Clamp0(1 - v7, 1);
-                    PipeBarrier<PIPE_ALL>();  // scalar copy: rows are not 32-byte aligned
-                    for (int64_t r = 0; r < nr148; ++r) {
-                        for (int64_t c = 0; c < nc149; ++c) {
-                            part_lGm.SetValue(i70 * part_l_s0 + v147 * part_l_s1 + v7 * part_l_s2 + r * part_l_s1 + c * part_l_s2, c85.GetValue(r * 1 + c));
-                        }
+                    const int64_t nr151 = (i70 < 24) ? Clamp0(8 - v150, 4) : 0;
+                    const int64_t nc152 = Clamp0(1 - v7, 1);
+                    const int64_t nr153 = (nr151 > 0 && nc152 > 0) ? 1 : 0;
+                    const int64_t nc154 = nr151 * nc152;
+                    if (nr153 > 0 && nc154 > 0) {
+                        DataCopyPad(part_lGm[i70 * part_l_s0 + v150 * part_l_s1 + v7 * part_l_s2], c85, DataCopyExtParams(nr153, nc154 * 4, (16 - (nc154 * 4 + 31) / 32 * 32) / 32, 0, 0));
                     }
-                    DataCacheCleanAndInvalid<float, CacheLine::ENTIRE_DATA_CACHE, DcciDst::CACHELINE_OUT>(part_lGm);  // scalar writes reach GM
-                    PipeBarrier<PIPE_ALL>();
                 }
-                const int64_t v150 = (v7 + v71);
-                const int64_t v151 = 8;
-                const int64_t v152 = Min(v150, v151);
+                const int64_t v155 = (v7 + v71);
+                const int64_t v156 = 8;
+                const int64_t v157 = Min(v155, v156);
                 SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 {
-                    const int64_t nr153 = (i70 < 24) ? Clamp0(8 - v152, 4) : 0;
-                    const int64_t nc154 = Clamp0(128 - v7, 128);
-                    if (nr153 > 0 && nc154 > 0) {
-                        DataCopyPad(part_accGm[i70 * part_acc_s0 + v152 * part_acc_s1 + v7 * part_acc_s2], c86, DataCopyExtParams(nr153, nc154 * 4, (512 - (nc154 * 4 + 31) / 32 * 32) / 32, (part_acc_s1 - nc154) * 4, 0));
+                    const int64_t nr158 = (i70 < 24) ? Clamp0(8 - v157, 4) : 0;
+                    const int64_t nc159 = Clamp0(128 - v7, 128);
+                    if (nr158 > 0 && nc159 > 0) {
+                        DataCopyPad(part_accGm[i70 * part_acc_s0 + v157 * part_acc_s1 + v7 * part_acc_s2], c86, DataCopyExtParams(nr158, nc159 * 4, (512 - (nc159 * 4 + 31) / 32 * 32) / 32, (part_acc_s1 - nc159) * 4, 0));
                     }
                 }
                 PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done
                 SyncAll<false>();
-                const int64_t v155 = (i70 * v9);
-                const int64_t v156 = (v155 + lane69);
-                const int64_t v157 = Min(v156, v8);
-                const int64_t v158 = Min(v156, q_d0);
-                LocalTensor<float> t159 = ubBuf.GetWithOffset<float>(24, 0);
+                const int64_t v160 = (i70 * v9);
+                const int64_t v161 = (v160 + lane69);
+                const int64_t v162 = Min(v161, v8);
+                const int64_t v163 = Min(v161, q_d0);
+                LocalTensor<float> t164 = ubBuf.GetWithOffset<float>(24, 0);
                 {
-                    const int64_t nr160 = (v157 < 8) ? Clamp0(24 - v7, 24) : 0;
-                    const int64_t nc161 = Clamp0(1 - v7, 1);
-                    PipeBarrier<PIPE_ALL>();  // scalar copy: rows are not 32-byte aligned
+                    const int64_t nr165 = (v162 < 8) ? Clamp0(24 - v7, 24) : 0;
+                    const int64_t nc166 = Clamp0(1 - v7, 1);
+                    LocalTensor<float> row167 = ubBuf.GetWithOffset<float>(8, 13024);
+                    PipeBarrier<PIPE_ALL>();  // rows are not 32-byte aligned in UB
                     for (int64_t r = 0; r < 24; ++r) {
-                        for (int64_t c = 0; c < 1; ++c) {
-                            t159.SetValue(r * 1 + c, (r < nr160 && c < nc161) ? part_mGm.GetValue(v7 * part_m_s0 + v157 * part_m_s1 + v7 * part_m_s2 + r * part_m_s0 + c * part_m_s2) : 0.0f);
+                        if (r < nr165 && nc166 > 0) {
+                            DataCopyPad(row167, part_mGm[v7 * part_m_s0 + v162 * part_m_s1 + v7 * part_m_s2 + r * part_m_s0], DataCopyExtParams(1, nc166 * 4, 0, 0, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc166 * 4 + 31) / 32 * 32 - nc166 * 4) / 4), 0.0f));
+                            SetFlag<HardEvent::MTE2_S>(EVENT_ID0);
+                            WaitFlag<HardEvent::MTE2_S>(EVENT_ID0);
                         }
+                        for (int64_t c = 0; c < 1; ++c) {
+                            t164.SetValue(r * 1 + c, (r < nr165 && c < nc166) ? row167.GetValue(c) : 0.0f);
+                        }
+                        SetFlag<HardEvent::S_MTE2>(EVENT_ID0);
+                        WaitFlag<HardEvent::S_MTE2>(EVENT_ID0);
                     }
                     PipeBarrier<PIPE_ALL>();
                 }
                 SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                LocalTensor<float> t162 = ubBuf.GetWithOffset<float>(1, 96);
-                ReduceMax(t162, t159, ubBuf.GetWithOffset<float>(24, 13024), 24);
+                LocalTensor<float> t168 = ubBuf.GetWithOffset<float>(1, 96);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t163 = ubBuf.GetWithOffset<float>(24, 0);
+                ReduceMax(t168, t164, ubBuf.GetWithOffset<float>(24, 13024), 24);
+                PipeBarrier<PIPE_V>();
+                LocalTensor<float> t169 = ubBuf.GetWithOffset<float>(24, 0);
                 SetFlag<HardEvent::V_S>(EVENT_ID0);
                 WaitFlag<HardEvent::V_S>(EVENT_ID0);
-                Adds(t163, t159, static_cast<float>(-(t162.GetValue(0))), 24);
+                Adds(t169, t164, static_cast<float>(-(t168.GetValue(0))), 24);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t164 = ubBuf.GetWithOffset<float>(24, 0);
-                Exp(t164, t163, 24);
+                LocalTensor<float> t170 = ubBuf.GetWithOffset<float>(24, 0);
+                Exp(t170, t169, 24);
                 SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                 WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                LocalTensor<float> t165 = ubBuf.GetWithOffset<float>(24, 96);
+                LocalTensor<float> t171 = ubBuf.GetWithOffset<float>(24, 96);
                 {
-                    const int64_t nr166 = (v157 < 8) ? Clamp0(24 - v7, 24) : 0;
-                    const int64_t nc167 = Clamp0(1 - v7, 1);
-                    PipeBarrier<PIPE_ALL>();  // scalar copy: rows are not 32-byte aligned
+                    const int64_t nr172 = (v162 < 8) ? Clamp0(24 - v7, 24) : 0;
+                    const int64_t nc173 = Clamp0(1 - v7, 1);
+                    LocalTensor<float> row174 = ubBuf.GetWithOffset<float>(8, 13024);
+                    PipeBarrier<PIPE_ALL>();  // rows are not 32-byte aligned in UB
                     for (int64_t r = 0; r < 24; ++r) {
-                        for (int64_t c = 0; c < 1; ++c) {
-                            t165.SetValue(r * 1 + c, (r < nr166 && c < nc167) ? part_lGm.GetValue(v7 * part_l_s0 + v157 * part_l_s1 + v7 * part_l_s2 + r * part_l_s0 + c * part_l_s2) : 0.0f);
+                        if (r < nr172 && nc173 > 0) {
+                            DataCopyPad(row174, part_lGm[v7 * part_l_s0 + v162 * part_l_s1 + v7 * part_l_s2 + r * part_l_s0], DataCopyExtParams(1, nc173 * 4, 0, 0, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc173 * 4 + 31) / 32 * 32 - nc173 * 4) / 4), 0.0f));
+                            SetFlag<HardEvent::MTE2_S>(EVENT_ID0);
+                            WaitFlag<HardEvent::MTE2_S>(EVENT_ID0);
                         }
+                        for (int64_t c = 0; c < 1; ++c) {
+                            t171.SetValue(r * 1 + c, (r < nr172 && c < nc173) ? row174.GetValue(c) : 0.0f);
+                        }
+                        SetFlag<HardEvent::S_MTE2>(EVENT_ID0);
+                        WaitFlag<HardEvent::S_MTE2>(EVENT_ID0);
                     }
                     PipeBarrier<PIPE_ALL>();
                 }
                 SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                LocalTensor<float> t168 = ubBuf.GetWithOffset<float>(24, 96);
-                Mul(t168, t164, t165, 24);
+                LocalTensor<float> t175 = ubBuf.GetWithOffset<float>(24, 96);
+                Mul(t175, t170, t171, 24);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t169 = ubBuf.GetWithOffset<float>(1, 192);
-                ReduceSum(t169, t168, ubBuf.GetWithOffset<float>(24, 13024), 24);
-                LocalTensor<float> t170 = ubBuf.GetWithOffset<float>(3072, 224);
+                LocalTensor<float> t176 = ubBuf.GetWithOffset<float>(1, 192);
+                PipeBarrier<PIPE_V>();
+                ReduceSum(t176, t175, ubBuf.GetWithOffset<float>(24, 13024), 24);
+                LocalTensor<float> t177 = ubBuf.GetWithOffset<float>(3072, 224);
                 {
-                    const int64_t nr171 = (v157 < 8) ? Clamp0(24 - v7, 24) : 0;
-                    const int64_t nc172 = Clamp0(128 - v7, 128);
-                    if (nr171 < 24 || nc172 < 128) {  // edge tile: fill with the pad value first
+                    const int64_t nr178 = (v162 < 8) ? Clamp0(24 - v7, 24) : 0;
+                    const int64_t nc179 = Clamp0(128 - v7, 128);
+                    if (nr178 < 24 || nc179 < 128) {  // edge tile: fill with the pad value first
                         PipeBarrier<PIPE_ALL>();
-                        Duplicate(t170, 0.0f, 3072);
+                        Duplicate(t177, 0.0f, 3072);
                         PipeBarrier<PIPE_ALL>();
                     }
-                    if (nr171 > 0 && nc172 > 0) {
-                        DataCopyPad(t170, part_accGm[v7 * part_acc_s0 + v157 * part_acc_s1 + v7 * part_acc_s2], DataCopyExtParams(nr171, nc172 * 4, (part_acc_s0 - nc172) * 4, (512 - (nc172 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                    if (nr178 > 0 && nc179 > 0) {
+                        DataCopyPad(t177, part_accGm[v7 * part_acc_s0 + v162 * part_acc_s1 + v7 * part_acc_s2], DataCopyExtParams(nr178, nc179 * 4, (part_acc_s0 - nc179) * 4, (512 - (nc179 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc179 * 4 + 31) / 32 * 32 - nc179 * 4) / 4), 0.0f));
                     }
                 }
                 SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                LocalTensor<float> t173 = ubBuf.GetWithOffset<float>(3072, 224);
+                LocalTensor<float> t180 = ubBuf.GetWithOffset<float>(3072, 224);
                 SetFlag<HardEvent::V_S>(EVENT_ID0);
                 WaitFlag<HardEvent::V_S>(EVENT_ID0);
                 for (int64_t r = 0; r < 24; ++r) {
-                    const float s174 = t164.GetValue(r);
-                    Muls(t173[r * 128], t170[r * 128], static_cast<float>(s174), 128);
+                    const float s181 = t170.GetValue(r);
+                    Muls(t180[r * 128], t177[r * 128], static_cast<float>(s181), 128);
                 }
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t175 = ubBuf.GetWithOffset<float>(128, 12512);
-                Adds(t175, t173, 0.0f, 128);
+                LocalTensor<float> t182 = ubBuf.GetWithOffset<float>(128, 12512);
+                PipeBarrier<PIPE_V>();
+                Adds(t182, t180, 0.0f, 128);
                 for (int64_t r = 1; r < 24; ++r) {
                     PipeBarrier<PIPE_V>();
-                    Add(t175, t175, t173[r * 128], 128);
+                    Add(t182, t182, t180[r * 128], 128);
                 }
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t176 = ubBuf.GetWithOffset<float>(128, 12512);
+                LocalTensor<float> t183 = ubBuf.GetWithOffset<float>(128, 12512);
                 SetFlag<HardEvent::V_S>(EVENT_ID0);
                 WaitFlag<HardEvent::V_S>(EVENT_ID0);
-                Muls(t176, t175, static_cast<float>(1.0f / (t169.GetValue(0))), 128);
+                Muls(t183, t182, static_cast<float>(1.0f / (t176.GetValue(0))), 128);
                 SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 {
-                    const int64_t nr177 = Clamp0(out_d0 - v158, 1);
-                    const int64_t nc178 = Clamp0(out_d1 - v7, 128);
-                    if (nr177 > 0 && nc178 > 0) {
-                        DataCopyPad(outGm[v158 * out_s0 + v7 * out_s1], t176, DataCopyExtParams(nr177, nc178 * 4, (512 - (nc178 * 4 + 31) / 32 * 32) / 32, (out_s0 - nc178) * 4, 0));
+                    const int64_t nr184 = Clamp0(out_d0 - v163, 1);
+                    const int64_t nc185 = Clamp0(out_d1 - v7, 128);
+                    if (nr184 > 0 && nc185 > 0) {
+                        DataCopyPad(outGm[v163 * out_s0 + v7 * out_s1], t183, DataCopyExtParams(nr184, nc185 * 4, (512 - (nc185 * 4 + 31) / 32 * 32) / 32, (out_s0 - nc185) * 4, 0));
                     }
                 }
             }

@@ -170,7 +170,7 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
         if ASCEND_IS_AIV {
             const int64_t lane44 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
-            pipe.InitBuffer(ubBuf, 12288);
+            pipe.InitBuffer(ubBuf, 16896);
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
             for (int64_t i45 = blk16; i45 < v14; i45 += v3) {
                 const int64_t v46 = (lane44 * v1);
@@ -187,8 +187,8 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
                 const int64_t v56 = (v4 + v46);
                 const int64_t v57 = 32;
                 const int64_t v58 = Min(v56, v57);
-                SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
+                SetFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
+                WaitFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
                 LocalTensor<float> t59 = ubBuf.GetWithOffset<float>(2048, 0);
                 {
                     const int64_t nr60 = (v55 < 48) ? Clamp0(32 - v58, 16) : 0;
@@ -199,12 +199,10 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
                         PipeBarrier<PIPE_ALL>();
                     }
                     if (nr60 > 0 && nc61 > 0) {
-                        DataCopyPad(t59, ws0Gm[v55 * ws0_s0 + v58 * ws0_s1 + v4 * ws0_s2], DataCopyExtParams(nr60, nc61 * 4, (ws0_s1 - nc61) * 4, (512 - (nc61 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                        DataCopyPad(t59, ws0Gm[v55 * ws0_s0 + v58 * ws0_s1 + v4 * ws0_s2], DataCopyExtParams(nr60, nc61 * 4, (ws0_s1 - nc61) * 4, (512 - (nc61 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc61 * 4 + 31) / 32 * 32 - nc61 * 4) / 4), 0.0f));
                     }
                 }
                 CrossCoreSetFlag<2, PIPE_MTE2>(1);
-                SetFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
-                WaitFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
                 LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(128, 8192);
                 {
                     const int64_t nr63 = 1;
@@ -215,7 +213,7 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
                         PipeBarrier<PIPE_ALL>();
                     }
                     if (nr63 > 0 && nc64 > 0) {
-                        DataCopyPad(t62, biasGm[v50 * bias_s0], DataCopyExtParams(nr63, nc64 * 4, 0, (512 - (nc64 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                        DataCopyPad(t62, biasGm[v50 * bias_s0], DataCopyExtParams(nr63, nc64 * 4, 0, (512 - (nc64 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc64 * 4 + 31) / 32 * 32 - nc64 * 4) / 4), 0.0f));
                     }
                 }
                 SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
@@ -225,10 +223,10 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
                     Add(t65[r * 128], t59[r * 128], t62, 128);
                 }
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t66 = ubBuf.GetWithOffset<float>(2048, 0);
+                LocalTensor<float> t66 = ubBuf.GetWithOffset<float>(2048, 8192);
                 Silu(t66, t65, 2048);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<bfloat16_t> t67 = ubBuf.GetWithOffset<bfloat16_t>(2048, 8192);
+                LocalTensor<bfloat16_t> t67 = ubBuf.GetWithOffset<bfloat16_t>(2048, 0);
                 Cast(t67, t66, RoundMode::CAST_RINT, 2048);
                 const int64_t v68 = (v48 + v46);
                 const int64_t v69 = Min(v68, y_d0);

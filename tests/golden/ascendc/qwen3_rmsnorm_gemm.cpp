@@ -198,7 +198,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
                             PipeBarrier<PIPE_ALL>();
                         }
                         if (nr56 > 0 && nc57 > 0) {
-                            DataCopyPad(t55, xGm[v54 * x_s0 + i52 * x_s1], DataCopyExtParams(nr56, nc57 * 2, (x_s0 - nc57) * 2, (512 - (nc57 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(false, 0, 0, static_cast<bfloat16_t>(0.0f)));
+                            DataCopyPad(t55, xGm[v54 * x_s0 + i52 * x_s1], DataCopyExtParams(nr56, nc57 * 2, (x_s0 - nc57) * 2, (512 - (nc57 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc57 * 2 + 31) / 32 * 32 - nc57 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
@@ -210,6 +210,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
                     Mul(t59, t58, t58, 2048);
                     PipeBarrier<PIPE_V>();
                     LocalTensor<float> t60 = ubBuf.GetWithOffset<float>(8, 32);
+                    PipeBarrier<PIPE_V>();
                     LocalTensor<float> acc61 = ubBuf.GetWithOffset<float>(512, 12320);
                     Adds<float>(acc61, t59, 0.0f, 64, 8, UnaryRepeatParams(1, 1, 8, 32));
                     PipeBarrier<PIPE_V>();
@@ -249,7 +250,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
                             PipeBarrier<PIPE_ALL>();
                         }
                         if (nr71 > 0 && nc72 > 0) {
-                            DataCopyPad(t70, xGm[v69 * x_s0 + i67 * x_s1], DataCopyExtParams(nr71, nc72 * 2, (x_s0 - nc72) * 2, (512 - (nc72 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(false, 0, 0, static_cast<bfloat16_t>(0.0f)));
+                            DataCopyPad(t70, xGm[v69 * x_s0 + i67 * x_s1], DataCopyExtParams(nr71, nc72 * 2, (x_s0 - nc72) * 2, (512 - (nc72 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc72 * 2 + 31) / 32 * 32 - nc72 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
@@ -276,7 +277,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
                             PipeBarrier<PIPE_ALL>();
                         }
                         if (nr77 > 0 && nc78 > 0) {
-                            DataCopyPad(t76, gGm[i67 * g_s0], DataCopyExtParams(nr77, nc78 * 2, 0, (512 - (nc78 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(false, 0, 0, static_cast<bfloat16_t>(0.0f)));
+                            DataCopyPad(t76, gGm[i67 * g_s0], DataCopyExtParams(nr77, nc78 * 2, 0, (512 - (nc78 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc78 * 2 + 31) / 32 * 32 - nc78 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
