@@ -21,6 +21,7 @@ from mixtile.codegen.ascendc.check import CodegenCheckError, assert_sound, check
 from mixtile.ir.core import Op
 from mixtile.ir.types import MemSpace, Pipe, TileType
 from tilelang_models.kernels import attention as A
+from tilelang_models.kernels import examples
 from tilelang_models.kernels import gemm as G
 from tilelang_models.kernels import mixed as X
 from tilelang_models.kernels import vector as V
@@ -31,14 +32,6 @@ API_DIR = HERE / "ascendc_api"
 GOLDEN = HERE / "golden" / "ascendc"
 GXX = shutil.which("g++")
 
-EXAMPLES = [(G, n) for n in ("gemm", "gemm_bias", "gemm_bias_relu", "gemm_bias_relu_bf16",
-                             "gemm_cast_bf16", "gemm_cast_f16", "gemm_splitk")] + \
-    [(V, n) for n in ("rmsnorm", "softmax", "silu_mul")] + \
-    [(X, n) for n in ("gemm_bias_silu", "gemm_bias_gelu_tanh", "gemm_bias_gelu_erf",
-                      "gemm_residual", "gemm_swiglu", "gemm_bias_silu_manual",
-                      "gemm_bias_gelu_tanh_manual", "gemm_bias_gelu_erf_manual",
-                      "gemm_residual_manual", "gemm_swiglu_manual")] + \
-    [(A, "flash_decode")]
 _ATTN = dict(eps=1e-6, theta=1e6)
 # the Qwen3 layer's compile units (tilelang_models/qwen3/decode_layer.py: DecodeLayer.kernels)
 # for the tiny and the 14B configuration, decode batch 16
@@ -47,7 +40,7 @@ QWEN3 = [("rmsnorm_gemm", Q.rmsnorm_gemm, dict(TM=16, TN=128, TK=256)),
          ("rmsnorm_swiglu", Q.rmsnorm_swiglu, dict(TM=16, TN=128, TK=256)),
          ("fa_fused_tiny", Q.fa_fused, dict(HQ=4, KVH=2, D=64, BS=16, NSPLIT=6, **_ATTN)),
          ("fa_fused_14b", Q.fa_fused, dict(HQ=40, KVH=8, D=128, BS=128, NSPLIT=1, **_ATTN))]
-UNITS = [(n, getattr(m, n), {}) for m, n in EXAMPLES] + QWEN3
+UNITS = [(n, k, {}) for n, k in examples()] + QWEN3
 
 
 def _emit(kern, arch="a2", **consts):
