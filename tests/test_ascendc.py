@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mixtile as mt
 from mixtile.codegen.ascendc.check import CodegenCheckError, assert_sound, check
@@ -410,3 +412,33 @@ def test_the_qwen3_layer_through_the_ascendc_pipeline_matches_bit_for_bit():
         outs.append((layer(x, k, v, bt, sl), k, v))
     for a, b in zip(*outs):
         assert torch.equal(a, b)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kern=st.sampled_from([G.gemm_bias_relu_bf16, G.gemm_splitk, X.gemm_bias_gelu_erf,
+                             X.gemm_swiglu, X.gemm_residual_manual]),
+       tm=st.sampled_from([2, 16, 32, 64]), tn=st.sampled_from([16, 64, 128]),
+       tk=st.sampled_from([16, 64, 128]))
+def test_property_gemm_tiles_emit_sound_sources(kern, tm, tn, tk):
+    """Any tile shape: the source passes the structural checks and every pipe hazard is
+    ordered (or the tile is refused with a mixtile error, never a crash)."""
+    try:
+        ck = mt.compile(kern, target="npu", TM=tm, TN=tn, TK=tk)
+        ak = ck.ascendc
+    except mt.MixtileError:
+        return
+    assert check(ak) == [] and _unordered(ck.kernel, ck.target) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kern=st.sampled_from([V.rmsnorm, V.softmax, V.silu_mul, A.flash_decode]),
+       r=st.sampled_from([1, 2, 7, 8, 16]), c=st.sampled_from([8, 16, 48, 64, 256, 1024]))
+def test_property_vector_tiles_emit_sound_sources(kern, r, c):
+    consts = {V.rmsnorm: dict(TR=r, TH=c), V.softmax: dict(TR=r, TC=c),
+              V.silu_mul: dict(TR=r, TC=c), A.flash_decode: dict(TQ=max(2, r), TS=c)}[kern]
+    try:
+        ck = mt.compile(kern, target="npu", **consts)
+        ak = ck.ascendc
+    except mt.MixtileError:
+        return
+    assert check(ak) == [] and _unordered(ck.kernel, ck.target) == []
