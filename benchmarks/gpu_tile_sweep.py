@@ -9,7 +9,9 @@ gemm:  each projection alone per (TN, TK), launch config autotuned (and Triton's
 attn:  fa_fused (3 launches) per NSPLIT, one block per work item (GRID = B * KVH * NSPLIT),
        and the persistent 132-block launch for comparison; ratio to its KV-read floor.
 layer: the DecodeLayer as the benchmark runs it (CUDA graph); each step's marginal cost
-       = whole graph minus the graph without that step.
+       = whole graph minus the graph without that step (layer_spec: static dims).
+--shard i/n runs every n-th case: n such processes in parallel fill Triton's disk cache,
+then one unsharded run times everything without compiling (benchmarks/gpu_session.sh).
 Prints a short table per section and writes every row as JSON (--out, default stdout).
 """
 import argparse
@@ -323,7 +325,7 @@ def sweep_attn(cfg, b, bw, rows, seq=4096, bs=128, splits=None):
     torch.cuda.empty_cache()
 
 
-def layer_breakdown(cfg, b, bw, rows, seq=4096, bs=128, tiles=None, label="table"):
+def layer_breakdown(cfg, b, bw, rows, seq=4096, bs=128, tiles=None, label="table", **kw):
     if not _mine():
         return
     w = random_weights(cfg, 0)
@@ -335,7 +337,7 @@ def layer_breakdown(cfg, b, bw, rows, seq=4096, bs=128, tiles=None, label="table
     floor = (wbytes + kv_bytes) / bw * 1e3
     kr, vr = kc.clone(), vc.clone()
     want = decode_layer_ref(cfg, w, x, kr, vr, bt, sl)
-    layer = DecodeLayer(cfg, w, target="cuda", progress=False, tiles=tiles)
+    layer = DecodeLayer(cfg, w, target="cuda", progress=False, tiles=tiles, **kw)
     t0 = time.time()
     got = layer(x, kc, vc, bt, sl).clone()
     first_s = time.time() - t0
@@ -375,6 +377,8 @@ def main() -> None:
         for b in batches:
             if what == "layer":
                 layer_breakdown(cfg, b, bw, rows)
+            elif what == "layer_spec":  # the same, kernels specialised to the shapes
+                layer_breakdown(cfg, b, bw, rows, label="spec", specialize=True)
             elif what == "gemm":
                 sweep_gemm(cfg, b, bw, rows, only=a.kernels and a.kernels.split(","))
             elif what == "attn":

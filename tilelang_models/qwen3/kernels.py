@@ -18,9 +18,11 @@ from tilelang_models.kernels.mixed import gemm_residual  # noqa: F401  (re-expor
 
 
 def _inv_rms(x, m0, H, eps, TM, TK):
-    """rsqrt(mean(x[m0:m0+TM, :H]^2) + eps) as a (TM, 1) tile (vector; loops over H)."""
+    """rsqrt(mean(x[m0:m0+TM, :H]^2) + eps) as a (TM, 1) tile (vector; loops over H).
+    With H static (compile_cfg specialize_dims), the loop unrolls at trace time: its loads
+    are independent and can all be in flight at once."""
     ss = mt.zeros((TM, 1))
-    for k0 in mt.range(0, H, TK):
+    for k0 in (range if isinstance(H, int) else mt.range)(0, H, TK):
         xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
         ss = ss + mt.row_sum(xt * xt)
     return mt.rsqrt(ss / mt.to_float(H) + eps)
