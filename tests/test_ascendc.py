@@ -36,13 +36,17 @@ GXX = shutil.which("g++")
 
 _ATTN = dict(eps=1e-6, theta=1e6)
 # the Qwen3 layer's compile units (tilelang_models/qwen3/decode_layer.py: DecodeLayer.kernels)
-# for the tiny and the 14B configuration, decode batch 16
+# for the tiny and the 14B configuration, decode batch 16, and the CUDA path's variants
 QWEN3 = [("rmsnorm_gemm", Q.rmsnorm_gemm, dict(TM=16, TN=128, TK=256)),
          ("gemm_residual", Q.gemm_residual, dict(TM=16, TN=128, TK=128)),
          ("rmsnorm_swiglu", Q.rmsnorm_swiglu, dict(TM=16, TN=128, TK=256)),
+         # the CUDA layer's O-proj -> MLP norm hand-off pair (14B: 5120 / 128 = 40 partials)
+         ("gemm_residual_sumsq", Q.gemm_residual_sumsq, dict(TM=16, TN=128, TK=128)),
+         ("rmsnorm_swiglu_ssq", Q.rmsnorm_swiglu_ssq, dict(NT=40, TM=16, TN=128, TK=256)),
          ("fa_fused_tiny", Q.fa_fused, dict(HQ=4, KVH=2, D=64, BS=16, NSPLIT=6, **_ATTN)),
          ("fa_fused_14b", Q.fa_fused, dict(HQ=40, KVH=8, D=128, BS=128, NSPLIT=1, **_ATTN))]
 UNITS = [(n, k, {}) for n, k in examples()] + QWEN3
+_QCONSTS = {n: c for n, _, c in QWEN3}
 
 
 def _emit(kern, arch="a2", **consts):
@@ -137,7 +141,7 @@ def test_tiling_and_launch_facts():
     assert ak.block_dim(shapes) == min(24, 4 * 2)  # cdiv(100, 32) x cdiv(200, 128) blocks
     assert ak.block_dim({**shapes, "x": (1000, 300), "y": (1000, 200)}) == 24  # persistent
     assert [p[0] for p in ak.params] == ["x", "w", "bias", "y", "ws0"]
-    att = _emit(Q.fa_fused, **QWEN3[3][2])
+    att = _emit(Q.fa_fused, **_QCONSTS["fa_fused_tiny"])
     assert att.has_syncall and att.static_grid == att.clusters == 24
     assert "SyncAll<false>();" in att.source
     eps = next(f for f in _emit(V.rmsnorm).tiling if f.name == "eps")
@@ -223,7 +227,7 @@ def test_checker_rejects_an_unpaired_event_and_a_tile_past_its_buffer():
 def test_checker_rejects_a_syncall_kernel_not_sized_to_the_clusters():
     import dataclasses
 
-    ak = _emit(Q.fa_fused, **QWEN3[3][2])
+    ak = _emit(Q.fa_fused, **_QCONSTS["fa_fused_tiny"])
     assert check(ak) == []
     assert any("launches 12 blocks; 24 clusters" in p
                for p in check(dataclasses.replace(ak, static_grid=12)))
