@@ -15,6 +15,7 @@ triton = pytest.importorskip("triton")
 
 import mixtile as mt  # noqa: E402
 from tilelang_models.kernels import attention as A  # noqa: E402
+from tilelang_models.kernels import examples  # noqa: E402
 from tilelang_models.kernels import gemm as G  # noqa: E402
 from tilelang_models.kernels import mixed as X  # noqa: E402
 from tilelang_models.kernels import vector as V  # noqa: E402
@@ -153,14 +154,7 @@ def test_bf16_mixed_epilogue_on_gpu(m, n, k):
 
 SIZES = {"M": 37, "K": 70, "N": 50, "R": 9, "C": 100, "H": 100, "I": 40, "N2": 80, "G": 5,
          "S": 300, "D": 128}
-EXAMPLES = [(G, n) for n in ("gemm", "gemm_bias", "gemm_bias_relu", "gemm_bias_relu_bf16",
-                             "gemm_cast_bf16", "gemm_cast_f16", "gemm_splitk")] + \
-    [(V, n) for n in ("rmsnorm", "softmax", "silu_mul")] + \
-    [(X, n) for n in ("gemm_bias_silu", "gemm_bias_gelu_tanh", "gemm_bias_gelu_erf",
-                      "gemm_residual", "gemm_swiglu", "gemm_bias_silu_manual",
-                      "gemm_bias_gelu_tanh_manual", "gemm_bias_gelu_erf_manual",
-                      "gemm_residual_manual", "gemm_swiglu_manual")] + \
-    [(A, "flash_decode")]
+EXAMPLES = examples()  # (name, kernel) of every example kernel
 
 
 def _args(kern, gen):
@@ -185,13 +179,13 @@ def _args(kern, gen):
     return out
 
 
-@pytest.mark.parametrize("mod,name", EXAMPLES, ids=[n for _, n in EXAMPLES])
-def test_every_example_agrees_between_simulator_and_triton(mod, name):
+@pytest.mark.parametrize("name,kern", EXAMPLES, ids=[n for n, _ in EXAMPLES])
+def test_every_example_agrees_between_simulator_and_triton(name, kern):
     """The same kernel source on the simulator and through Triton gives the same outputs
     (fp16 stands in for bf16 where the interpreter needs it)."""
     from mixtile.ir.types import Role
 
-    kern = _as(getattr(mod, name)) if not HAS_GPU else getattr(mod, name)
+    kern = _as(kern) if not HAS_GPU else kern
     gen = torch.Generator().manual_seed(7)
     args = _args(kern, gen)
     sim = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
