@@ -217,3 +217,23 @@ def test_autotune_keeps_one_launch_of_effect():
         mt.run_jit(G.gemm_splitk, x, w, y, target="cuda", TM=16, TN=32, TK=64, SPLIT=2)
     assert float((y - want).abs().max()) <= 1e-2 * float(want.abs().max())
     assert G_.chosen_configs()  # a config was picked and kept
+
+
+@mt.kernel
+def _f2i(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.i32], T: mt.const = 16):
+    for b in mt.spmd(mt.cdiv(x.shape[0], T)):
+        mt.store(y[b * T:b * T + T], mt.load(x[b * T:b * T + T]).astype(mt.i32))
+
+
+def test_float_to_int_rounds_half_to_even_and_saturates_on_every_backend():
+    """astype(i32) stores like numpy's rint + clip: ties to even, out-of-range values
+    saturate (the simulator used to wrap 3e9 through a float32 bound; Triton truncated)."""
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 2.4, 2.6, -2.6, 3e9, -3e9, 7.0, -7.5,
+                      0.49999997, 1e-3, 100.5, 101.5, 2147483520.0, -2147483648.0, 9.5])
+    want = torch.round(x.double()).clamp(-2**31, 2**31 - 1).to(torch.int32)
+    for target in ("sim", "cuda"):
+        y = torch.zeros(len(x), dtype=torch.int32)
+        xs = x.to(DEV) if target == "cuda" else x
+        ys = y.to(DEV) if target == "cuda" else y
+        mt.run_jit(_f2i, xs, ys, target=target)
+        assert torch.equal(ys.cpu(), want), (target, ys.cpu().tolist())

@@ -31,7 +31,8 @@ def round_to(dtype: DType, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind == "f":
         lo, hi = _INT_RANGE[dtype]
-        x = np.clip(np.rint(x), lo, hi)
+        # in float64: a float32 bound (2**31 - 1 rounds up to 2**31) would wrap on astype
+        x = np.clip(np.rint(x.astype(np.float64)), lo, hi)
     return x.astype(dtype.np)
 
 

@@ -621,9 +621,6 @@ def _select(em: Emitter, op: Op) -> None:
                f"{n});")
 
 
-_ROUND = {(True, False): "CAST_RINT", (False, True): "CAST_NONE"}
-
-
 @_rule("cast")
 def _cast(em: Emitter, op: Op) -> None:
     src, dst = op.operands[0].type, op.result.type
@@ -634,12 +631,10 @@ def _cast(em: Emitter, op: Op) -> None:
         return
     if DType.BOOL in (s, d) or {s, d} == {DType.BF16, DType.F16}:
         _unsupported(op, f"a cast {s.short} -> {d.short}", "cast through f32")
-    if s.is_float and d.is_float:
-        mode = "CAST_RINT" if d.itemsize < s.itemsize else "CAST_NONE"
-    elif s.is_float:
-        mode = "CAST_TRUNC"
-    else:
-        mode = "CAST_NONE" if d.is_float else "CAST_NONE"
+    # narrowing floats and float -> int round half to even (CAST_RINT), as the simulator
+    # stores them; widening and int -> float are exact (CAST_NONE)
+    narrowing = s.is_float and (d.is_int or d.itemsize < s.itemsize)
+    mode = "CAST_RINT" if narrowing else "CAST_NONE"
     em.out(f"Cast({em.ref(op.result)}, {em.ref(op.operands[0])}, RoundMode::{mode}, "
            f"{dst.numel});")
 
