@@ -169,7 +169,9 @@ class Emitter:
         self.core = CoreType.MIX if kernel.core is CoreType.MIX else kernel.core
         self.tiling: list[TilingField] = []
         self.dims: dict[tuple[str, int], str] = {}
-        self.zero_flag: dict[Value, str] = {}  # L0C accumulators still to be initialised
+        # L0C accumulators whose first Mmad initialises them: value -> (C++ flag, BT bias)
+        self.zero_flag: dict[Value, tuple] = {}
+        self.zero_mm: dict[str, Op] = {}  # flag -> the matmul that accumulates under it
         self.bias: dict[Value, Value] = {}  # accumulator (zero full) -> its BT bias tile
         self.tmp_base = 0
         self.buffers: dict[str, dict[MemSpace, int]] = {}

@@ -194,9 +194,9 @@ def _load(em: Emitter, op: Op) -> None:
         em.out("    PipeBarrier<PIPE_ALL>();")
         em.out("}")
         em.out(f"if {r.nonempty()} {{")
-        if len(t.shape) == 1:
-            em.out(f"    DataCopy({dst}, {r.gm}[{r.base}], DataCopyParams(1, "
-                   f"({r.nc} * {sz} + 31) / 32, 0, 0));")
+        if len(t.shape) == 1:  # one row: in NZ (C0 stride 1) it is the plain vector
+            em.out(f"    DataCopy({dst}, {r.gm}[{r.base}], Nd2NzParams(1, 1, {r.nc}, 0, {r.nc}, "
+                   "1, 1, 0));")
         else:  # ND rows -> NZ fractals: nValue rows of dValue elements, C0 stride = R16
             r16 = -(-r.R // 16) * 16
             em.out(f"    DataCopy({dst}, {r.gm}[{r.base}], Nd2NzParams(1, {r.nr}, {r.nc}, 0, "
@@ -240,6 +240,52 @@ def _fixpipe_out(em: Emitter, op: Op, src: Value, relu: bool, out_dt: DType) -> 
     em.out("}")
 
 
+def _zero_start(em: Emitter, op: Op, acc: Value) -> None:
+    """Before an accumulator leaves L0C: if its K loop ran no step, the first Mmad never
+    initialised it (an empty split of a split-K GEMM); make it zero (or the bias) with
+    one Mmad of zeroed L0A/L0B operands."""
+    flag = em.zero_flag.get(acc)
+    if flag is None:
+        return
+    z, bias = flag
+    mm = em.zero_mm.get(z)
+    if mm is None:
+        _unsupported(op, "an L0C accumulator that no matmul updates")
+    a, b = mm.operands[0], mm.operands[1]
+    em.out(f"if ({z}) {{  // the K loop ran no step: the accumulator is "
+           f"{'the bias' if bias is not None else 'zero'}")
+    em.ind += 1
+    em.out("PipeBarrier<PIPE_ALL>();")
+    names = []
+    for v in (a, b):
+        t: TileType = v.type
+        nbytes = em.t.tile_bytes(t)
+        name = em.fresh("zop")
+        names.append(name)
+        em.out(f"LocalTensor<{ctype(t.dtype)}> {name} = "
+               f"{em.handle(t.space, t.dtype, nbytes // t.dtype.itemsize, em.addrs[v])};")
+        em.out(f"InitConstValue({name}, InitConstValueParams<{ctype(t.dtype)}>(1, "
+               f"{-(-nbytes // 512)}, 0, {literal(0, t.dtype)}));  // 512-byte blocks in L0")
+    em.out("PipeBarrier<PIPE_ALL>();")
+    m, n = mm.result.type.shape
+    k = a.type.shape[0] if mm.attrs.get("a_trans") else a.type.shape[1]
+    p = em.fresh("mm")
+    em.out(f"MmadParams {p};")
+    em.out(f"{p}.m = {16 if m == 1 else m};")
+    em.out(f"{p}.n = {n};")
+    em.out(f"{p}.k = {k};")
+    dst = em.ref(acc)
+    if bias is None:
+        em.out(f"{p}.cmatrixInitVal = true;")
+        em.out(f"Mmad({dst}, {names[0]}, {names[1]}, {p});")
+    else:
+        em.out(f"{p}.cmatrixInitVal = false;")
+        em.out(f"Mmad({dst}, {names[0]}, {names[1]}, {em.ref(bias)}, {p});")
+    em.out("PipeBarrier<PIPE_ALL>();")
+    em.ind -= 1
+    em.out("}")
+
+
 @_rule("store")
 def _store(em: Emitter, op: Op) -> None:
     src = op.operands[1]
@@ -247,6 +293,7 @@ def _store(em: Emitter, op: Op) -> None:
     em.out("{")
     em.ind += 1
     if t.space is MemSpace.L0C:
+        _zero_start(em, op, src)
         _fixpipe_out(em, op, src, False, op.operands[0].type.dtype)
     elif t.space is MemSpace.UB:
         row_limit = op.attrs.get("row_limit") is not None
@@ -296,6 +343,7 @@ def _fixpipe(em: Emitter, op: Op) -> None:
     # a bias was added by the first Mmad (BiasToMmad); relu and the cast happen here
     em.out("{")
     em.ind += 1
+    _zero_start(em, op, op.operands[1])
     _fixpipe_out(em, op, op.operands[1], bool(op.attrs.get("relu")), op.attrs["dtype"])
     em.ind -= 1
     em.out("}")
@@ -408,6 +456,7 @@ def _matmul(em: Emitter, op: Op) -> None:
             em.out("}")
         em.out(f"{z} = false;")
         em.zero_flag[op.result] = flag
+        em.zero_mm.setdefault(z, op)
 
 
 # ---------------------------------------------------------------- vector

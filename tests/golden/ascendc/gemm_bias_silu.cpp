@@ -149,17 +149,32 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
                 SetFlag<HardEvent::M_FIX>(EVENT_ID0);
                 WaitFlag<HardEvent::M_FIX>(EVENT_ID0);
                 {
-                    const int64_t nr41 = (v40 < 48) ? Clamp0(32 - v4, 32) : 0;
-                    const int64_t nc42 = Clamp0(128 - v4, 128);
-                    FixpipeParamsV220 fp43;  // L0C (NZ) -> GM rows, converted on the way
-                    fp43.nSize = nc42;
-                    fp43.mSize = nr41;
-                    fp43.srcStride = 32;
-                    fp43.dstStride = ws0_s1;
-                    fp43.reluEn = false;
-                    fp43.quantPre = QuantMode_t::NoQuant;
-                    if (nr41 > 0 && nc42 > 0) {
-                        Fixpipe<float, float, CFG_ROW_MAJOR>(ws0Gm[v40 * ws0_s0 + v4 * ws0_s1 + v4 * ws0_s2], c24, fp43);
+                    if (zero23) {  // the K loop ran no step: the accumulator is zero
+                        PipeBarrier<PIPE_ALL>();
+                        LocalTensor<bfloat16_t> zop41 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 0);
+                        InitConstValue(zop41, InitConstValueParams<bfloat16_t>(1, 16, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
+                        LocalTensor<bfloat16_t> zop42 = l0bBuf.GetWithOffset<bfloat16_t>(16384, 0);
+                        InitConstValue(zop42, InitConstValueParams<bfloat16_t>(1, 64, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
+                        PipeBarrier<PIPE_ALL>();
+                        MmadParams mm43;
+                        mm43.m = 32;
+                        mm43.n = 128;
+                        mm43.k = 128;
+                        mm43.cmatrixInitVal = true;
+                        Mmad(c24, zop41, zop42, mm43);
+                        PipeBarrier<PIPE_ALL>();
+                    }
+                    const int64_t nr44 = (v40 < 48) ? Clamp0(32 - v4, 32) : 0;
+                    const int64_t nc45 = Clamp0(128 - v4, 128);
+                    FixpipeParamsV220 fp46;  // L0C (NZ) -> GM rows, converted on the way
+                    fp46.nSize = nc45;
+                    fp46.mSize = nr44;
+                    fp46.srcStride = 32;
+                    fp46.dstStride = ws0_s1;
+                    fp46.reluEn = false;
+                    fp46.quantPre = QuantMode_t::NoQuant;
+                    if (nr44 > 0 && nc45 > 0) {
+                        Fixpipe<float, float, CFG_ROW_MAJOR>(ws0Gm[v40 * ws0_s0 + v4 * ws0_s1 + v4 * ws0_s2], c24, fp46);
                     }
                 }
                 PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done
@@ -168,75 +183,75 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
             CrossCoreWaitFlag(1);
         }
         if ASCEND_IS_AIV {
-            const int64_t lane44 = GetSubBlockIdx();
+            const int64_t lane47 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 16896);
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
-            for (int64_t i45 = blk16; i45 < v14; i45 += v3) {
-                const int64_t v46 = (lane44 * v1);
-                const int64_t v47 = FloorDiv(i45, v11);
-                const int64_t v48 = (v47 * v6);
-                const int64_t v49 = FloorMod(i45, v11);
-                const int64_t v50 = (v49 * v5);
-                const int64_t v51 = (i45 - blk16);
-                const int64_t v52 = FloorDiv(v51, v3);
-                const int64_t v53 = FloorMod(v52, v2);
-                const int64_t v54 = (blk16 * v2);
-                const int64_t v55 = (v54 + v53);
+            for (int64_t i48 = blk16; i48 < v14; i48 += v3) {
+                const int64_t v49 = (lane47 * v1);
+                const int64_t v50 = FloorDiv(i48, v11);
+                const int64_t v51 = (v50 * v6);
+                const int64_t v52 = FloorMod(i48, v11);
+                const int64_t v53 = (v52 * v5);
+                const int64_t v54 = (i48 - blk16);
+                const int64_t v55 = FloorDiv(v54, v3);
+                const int64_t v56 = FloorMod(v55, v2);
+                const int64_t v57 = (blk16 * v2);
+                const int64_t v58 = (v57 + v56);
                 CrossCoreWaitFlag(0);
-                const int64_t v56 = (v4 + v46);
-                const int64_t v57 = 32;
-                const int64_t v58 = Min(v56, v57);
+                const int64_t v59 = (v4 + v49);
+                const int64_t v60 = 32;
+                const int64_t v61 = Min(v59, v60);
                 SetFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
-                LocalTensor<float> t59 = ubBuf.GetWithOffset<float>(2048, 0);
+                LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(2048, 0);
                 {
-                    const int64_t nr60 = (v55 < 48) ? Clamp0(32 - v58, 16) : 0;
-                    const int64_t nc61 = Clamp0(128 - v4, 128);
-                    if (nr60 < 16 || nc61 < 128) {  // edge tile: fill with the pad value first
+                    const int64_t nr63 = (v58 < 48) ? Clamp0(32 - v61, 16) : 0;
+                    const int64_t nc64 = Clamp0(128 - v4, 128);
+                    if (nr63 < 16 || nc64 < 128) {  // edge tile: fill with the pad value first
                         PipeBarrier<PIPE_ALL>();
-                        Duplicate(t59, 0.0f, 2048);
-                        PipeBarrier<PIPE_ALL>();
-                    }
-                    if (nr60 > 0 && nc61 > 0) {
-                        DataCopyPad(t59, ws0Gm[v55 * ws0_s0 + v58 * ws0_s1 + v4 * ws0_s2], DataCopyExtParams(nr60, nc61 * 4, (ws0_s1 - nc61) * 4, (512 - (nc61 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc61 * 4 + 31) / 32 * 32 - nc61 * 4) / 4), 0.0f));
-                    }
-                }
-                CrossCoreSetFlag<2, PIPE_MTE2>(1);
-                LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(128, 8192);
-                {
-                    const int64_t nr63 = 1;
-                    const int64_t nc64 = Clamp0(bias_d0 - v50, 128);
-                    if (nr63 < 1 || nc64 < 128) {  // edge tile: fill with the pad value first
-                        PipeBarrier<PIPE_ALL>();
-                        Duplicate(t62, 0.0f, 128);
+                        Duplicate(t62, 0.0f, 2048);
                         PipeBarrier<PIPE_ALL>();
                     }
                     if (nr63 > 0 && nc64 > 0) {
-                        DataCopyPad(t62, biasGm[v50 * bias_s0], DataCopyExtParams(nr63, nc64 * 4, 0, (512 - (nc64 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc64 * 4 + 31) / 32 * 32 - nc64 * 4) / 4), 0.0f));
+                        DataCopyPad(t62, ws0Gm[v58 * ws0_s0 + v61 * ws0_s1 + v4 * ws0_s2], DataCopyExtParams(nr63, nc64 * 4, (ws0_s1 - nc64) * 4, (512 - (nc64 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc64 * 4 + 31) / 32 * 32 - nc64 * 4) / 4), 0.0f));
+                    }
+                }
+                CrossCoreSetFlag<2, PIPE_MTE2>(1);
+                LocalTensor<float> t65 = ubBuf.GetWithOffset<float>(128, 8192);
+                {
+                    const int64_t nr66 = 1;
+                    const int64_t nc67 = Clamp0(bias_d0 - v53, 128);
+                    if (nr66 < 1 || nc67 < 128) {  // edge tile: fill with the pad value first
+                        PipeBarrier<PIPE_ALL>();
+                        Duplicate(t65, 0.0f, 128);
+                        PipeBarrier<PIPE_ALL>();
+                    }
+                    if (nr66 > 0 && nc67 > 0) {
+                        DataCopyPad(t65, biasGm[v53 * bias_s0], DataCopyExtParams(nr66, nc67 * 4, 0, (512 - (nc67 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc67 * 4 + 31) / 32 * 32 - nc67 * 4) / 4), 0.0f));
                     }
                 }
                 SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                LocalTensor<float> t65 = ubBuf.GetWithOffset<float>(2048, 0);
+                LocalTensor<float> t68 = ubBuf.GetWithOffset<float>(2048, 0);
                 for (int64_t r = 0; r < 16; ++r) {
-                    Add(t65[r * 128], t59[r * 128], t62, 128);
+                    Add(t68[r * 128], t62[r * 128], t65, 128);
                 }
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t66 = ubBuf.GetWithOffset<float>(2048, 8192);
-                Silu(t66, t65, 2048);
+                LocalTensor<float> t69 = ubBuf.GetWithOffset<float>(2048, 8192);
+                Silu(t69, t68, 2048);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<bfloat16_t> t67 = ubBuf.GetWithOffset<bfloat16_t>(2048, 0);
-                Cast(t67, t66, RoundMode::CAST_RINT, 2048);
-                const int64_t v68 = (v48 + v46);
-                const int64_t v69 = Min(v68, y_d0);
+                LocalTensor<bfloat16_t> t70 = ubBuf.GetWithOffset<bfloat16_t>(2048, 0);
+                Cast(t70, t69, RoundMode::CAST_RINT, 2048);
+                const int64_t v71 = (v51 + v49);
+                const int64_t v72 = Min(v71, y_d0);
                 SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 {
-                    const int64_t nr70 = Clamp0(y_d0 - v69, 16);
-                    const int64_t nc71 = Clamp0(y_d1 - v50, 128);
-                    if (nr70 > 0 && nc71 > 0) {
-                        DataCopyPad(yGm[v69 * y_s0 + v50 * y_s1], t67, DataCopyExtParams(nr70, nc71 * 2, (256 - (nc71 * 2 + 31) / 32 * 32) / 32, (y_s0 - nc71) * 2, 0));
+                    const int64_t nr73 = Clamp0(y_d0 - v72, 16);
+                    const int64_t nc74 = Clamp0(y_d1 - v53, 128);
+                    if (nr73 > 0 && nc74 > 0) {
+                        DataCopyPad(yGm[v72 * y_s0 + v53 * y_s1], t70, DataCopyExtParams(nr73, nc74 * 2, (256 - (nc74 * 2 + 31) / 32 * 32) / 32, (y_s0 - nc74) * 2, 0));
                     }
                 }
             }

@@ -157,157 +157,172 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
                 SetFlag<HardEvent::M_FIX>(EVENT_ID0);
                 WaitFlag<HardEvent::M_FIX>(EVENT_ID0);
                 {
-                    const int64_t nr42 = Clamp0(y_d0 - v20, 16);
-                    const int64_t nc43 = Clamp0(y_d1 - v22, 128);
-                    FixpipeParamsV220 fp44;  // L0C (NZ) -> GM rows, converted on the way
-                    fp44.nSize = nc43;
-                    fp44.mSize = nr42;
-                    fp44.srcStride = 16;
-                    fp44.dstStride = y_s0;
-                    fp44.reluEn = false;
-                    fp44.quantPre = QuantMode_t::F322BF16;
-                    if (nr42 > 0 && nc43 > 0) {
-                        Fixpipe<bfloat16_t, float, CFG_ROW_MAJOR>(yGm[v20 * y_s0 + v22 * y_s1], c25, fp44);
+                    if (zero24) {  // the K loop ran no step: the accumulator is zero
+                        PipeBarrier<PIPE_ALL>();
+                        LocalTensor<bfloat16_t> zop42 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 0);
+                        InitConstValue(zop42, InitConstValueParams<bfloat16_t>(1, 16, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
+                        LocalTensor<bfloat16_t> zop43 = l0bBuf.GetWithOffset<bfloat16_t>(32768, 0);
+                        InitConstValue(zop43, InitConstValueParams<bfloat16_t>(1, 128, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
+                        PipeBarrier<PIPE_ALL>();
+                        MmadParams mm44;
+                        mm44.m = 16;
+                        mm44.n = 128;
+                        mm44.k = 256;
+                        mm44.cmatrixInitVal = true;
+                        Mmad(c25, zop42, zop43, mm44);
+                        PipeBarrier<PIPE_ALL>();
+                    }
+                    const int64_t nr45 = Clamp0(y_d0 - v20, 16);
+                    const int64_t nc46 = Clamp0(y_d1 - v22, 128);
+                    FixpipeParamsV220 fp47;  // L0C (NZ) -> GM rows, converted on the way
+                    fp47.nSize = nc46;
+                    fp47.mSize = nr45;
+                    fp47.srcStride = 16;
+                    fp47.dstStride = y_s0;
+                    fp47.reluEn = false;
+                    fp47.quantPre = QuantMode_t::F322BF16;
+                    if (nr45 > 0 && nc46 > 0) {
+                        Fixpipe<bfloat16_t, float, CFG_ROW_MAJOR>(yGm[v20 * y_s0 + v22 * y_s1], c25, fp47);
                     }
                 }
             }
         }
         if ASCEND_IS_AIV {
-            const int64_t lane45 = GetSubBlockIdx();
+            const int64_t lane48 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 20544);
-            for (int64_t i46 = blk17; i46 < v15; i46 += v3) {
-                const int64_t v47 = (lane45 * v1);
-                const int64_t v48 = FloorDiv(i46, v12);
-                const int64_t v49 = (v48 * v6);
-                LocalTensor<float> t50 = ubBuf.GetWithOffset<float>(8, 0);
-                Duplicate(t50, static_cast<float>(0.0f), 8);
-                LocalTensor<float> c51 = ubBuf.GetWithOffset<float>(8, 0);
-                for (int64_t i52 = v8; i52 < w_d1; i52 += v7) {
-                    const int64_t v53 = (v49 + v47);
-                    const int64_t v54 = Min(v53, x_d0);
+            for (int64_t i49 = blk17; i49 < v15; i49 += v3) {
+                const int64_t v50 = (lane48 * v1);
+                const int64_t v51 = FloorDiv(i49, v12);
+                const int64_t v52 = (v51 * v6);
+                LocalTensor<float> t53 = ubBuf.GetWithOffset<float>(8, 0);
+                Duplicate(t53, static_cast<float>(0.0f), 8);
+                LocalTensor<float> c54 = ubBuf.GetWithOffset<float>(8, 0);
+                for (int64_t i55 = v8; i55 < w_d1; i55 += v7) {
+                    const int64_t v56 = (v52 + v50);
+                    const int64_t v57 = Min(v56, x_d0);
                     SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t55 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
+                    LocalTensor<bfloat16_t> t58 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
                     {
-                        const int64_t nr56 = Clamp0(x_d0 - v54, 8);
-                        const int64_t nc57 = Clamp0(x_d1 - i52, 256);
-                        if (nr56 < 8 || nc57 < 256) {  // edge tile: fill with the pad value first
+                        const int64_t nr59 = Clamp0(x_d0 - v57, 8);
+                        const int64_t nc60 = Clamp0(x_d1 - i55, 256);
+                        if (nr59 < 8 || nc60 < 256) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t55, static_cast<bfloat16_t>(0.0f), 2048);
+                            Duplicate(t58, static_cast<bfloat16_t>(0.0f), 2048);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr56 > 0 && nc57 > 0) {
-                            DataCopyPad(t55, xGm[v54 * x_s0 + i52 * x_s1], DataCopyExtParams(nr56, nc57 * 2, (x_s0 - nc57) * 2, (512 - (nc57 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc57 * 2 + 31) / 32 * 32 - nc57 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                        if (nr59 > 0 && nc60 > 0) {
+                            DataCopyPad(t58, xGm[v57 * x_s0 + i55 * x_s1], DataCopyExtParams(nr59, nc60 * 2, (x_s0 - nc60) * 2, (512 - (nc60 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc60 * 2 + 31) / 32 * 32 - nc60 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t58 = ubBuf.GetWithOffset<float>(2048, 4128);
-                    Cast(t58, t55, RoundMode::CAST_NONE, 2048);
+                    LocalTensor<float> t61 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    Cast(t61, t58, RoundMode::CAST_NONE, 2048);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t59 = ubBuf.GetWithOffset<float>(2048, 4128);
-                    Mul(t59, t58, t58, 2048);
+                    LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    Mul(t62, t61, t61, 2048);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t60 = ubBuf.GetWithOffset<float>(8, 32);
+                    LocalTensor<float> t63 = ubBuf.GetWithOffset<float>(8, 32);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> acc61 = ubBuf.GetWithOffset<float>(512, 12320);
-                    Adds<float>(acc61, t59, 0.0f, 64, 8, UnaryRepeatParams(1, 1, 8, 32));
+                    LocalTensor<float> acc64 = ubBuf.GetWithOffset<float>(512, 12320);
+                    Adds<float>(acc64, t62, 0.0f, 64, 8, UnaryRepeatParams(1, 1, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    Add<float>(acc61, acc61, t59[64], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                    Add<float>(acc64, acc64, t62[64], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    Add<float>(acc61, acc61, t59[128], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                    Add<float>(acc64, acc64, t62[128], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    Add<float>(acc61, acc61, t59[192], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                    Add<float>(acc64, acc64, t62[192], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    WholeReduceSum<float>(t60, acc61, 64, 8, 1, 1, 8);
+                    WholeReduceSum<float>(t63, acc64, 64, 8, 1, 1, 8);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(8, 0);
-                    Add(t62, c51, t60, 8);
+                    LocalTensor<float> t65 = ubBuf.GetWithOffset<float>(8, 0);
+                    Add(t65, c54, t63, 8);
                 }
-                const float v63 = static_cast<float>(w_d1);
+                const float v66 = static_cast<float>(w_d1);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t64 = ubBuf.GetWithOffset<float>(8, 0);
-                Muls(t64, c51, static_cast<float>(1.0f / (static_cast<float>(v63))), 8);
+                LocalTensor<float> t67 = ubBuf.GetWithOffset<float>(8, 0);
+                Muls(t67, c54, static_cast<float>(1.0f / (static_cast<float>(v66))), 8);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t65 = ubBuf.GetWithOffset<float>(8, 0);
-                Adds(t65, t64, static_cast<float>(static_cast<float>(eps)), 8);
+                LocalTensor<float> t68 = ubBuf.GetWithOffset<float>(8, 0);
+                Adds(t68, t67, static_cast<float>(static_cast<float>(eps)), 8);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t66 = ubBuf.GetWithOffset<float>(8, 0);
-                Rsqrt(t66, t65, 8);
-                for (int64_t i67 = v8; i67 < w_d1; i67 += v7) {
-                    const int64_t v68 = (v49 + v47);
-                    const int64_t v69 = Min(v68, x_d0);
+                LocalTensor<float> t69 = ubBuf.GetWithOffset<float>(8, 0);
+                Rsqrt(t69, t68, 8);
+                for (int64_t i70 = v8; i70 < w_d1; i70 += v7) {
+                    const int64_t v71 = (v52 + v50);
+                    const int64_t v72 = Min(v71, x_d0);
                     SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t70 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
+                    LocalTensor<bfloat16_t> t73 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
                     {
-                        const int64_t nr71 = Clamp0(x_d0 - v69, 8);
-                        const int64_t nc72 = Clamp0(x_d1 - i67, 256);
-                        if (nr71 < 8 || nc72 < 256) {  // edge tile: fill with the pad value first
+                        const int64_t nr74 = Clamp0(x_d0 - v72, 8);
+                        const int64_t nc75 = Clamp0(x_d1 - i70, 256);
+                        if (nr74 < 8 || nc75 < 256) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t70, static_cast<bfloat16_t>(0.0f), 2048);
+                            Duplicate(t73, static_cast<bfloat16_t>(0.0f), 2048);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr71 > 0 && nc72 > 0) {
-                            DataCopyPad(t70, xGm[v69 * x_s0 + i67 * x_s1], DataCopyExtParams(nr71, nc72 * 2, (x_s0 - nc72) * 2, (512 - (nc72 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc72 * 2 + 31) / 32 * 32 - nc72 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                        if (nr74 > 0 && nc75 > 0) {
+                            DataCopyPad(t73, xGm[v72 * x_s0 + i70 * x_s1], DataCopyExtParams(nr74, nc75 * 2, (x_s0 - nc75) * 2, (512 - (nc75 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc75 * 2 + 31) / 32 * 32 - nc75 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t73 = ubBuf.GetWithOffset<float>(2048, 4128);
-                    Cast(t73, t70, RoundMode::CAST_NONE, 2048);
+                    LocalTensor<float> t76 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    Cast(t76, t73, RoundMode::CAST_NONE, 2048);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t74 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    LocalTensor<float> t77 = ubBuf.GetWithOffset<float>(2048, 4128);
                     SetFlag<HardEvent::V_S>(EVENT_ID0);
                     WaitFlag<HardEvent::V_S>(EVENT_ID0);
                     for (int64_t r = 0; r < 8; ++r) {
-                        const float s75 = t66.GetValue(r);
-                        Muls(t74[r * 256], t73[r * 256], static_cast<float>(s75), 256);
+                        const float s78 = t69.GetValue(r);
+                        Muls(t77[r * 256], t76[r * 256], static_cast<float>(s78), 256);
                     }
                     SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t76 = ubBuf.GetWithOffset<bfloat16_t>(256, 32);
+                    LocalTensor<bfloat16_t> t79 = ubBuf.GetWithOffset<bfloat16_t>(256, 32);
                     {
-                        const int64_t nr77 = 1;
-                        const int64_t nc78 = Clamp0(g_d0 - i67, 256);
-                        if (nr77 < 1 || nc78 < 256) {  // edge tile: fill with the pad value first
+                        const int64_t nr80 = 1;
+                        const int64_t nc81 = Clamp0(g_d0 - i70, 256);
+                        if (nr80 < 1 || nc81 < 256) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t76, static_cast<bfloat16_t>(0.0f), 256);
+                            Duplicate(t79, static_cast<bfloat16_t>(0.0f), 256);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr77 > 0 && nc78 > 0) {
-                            DataCopyPad(t76, gGm[i67 * g_s0], DataCopyExtParams(nr77, nc78 * 2, 0, (512 - (nc78 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc78 * 2 + 31) / 32 * 32 - nc78 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                        if (nr80 > 0 && nc81 > 0) {
+                            DataCopyPad(t79, gGm[i70 * g_s0], DataCopyExtParams(nr80, nc81 * 2, 0, (512 - (nc81 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc81 * 2 + 31) / 32 * 32 - nc81 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t79 = ubBuf.GetWithOffset<float>(256, 544);
-                    Cast(t79, t76, RoundMode::CAST_NONE, 256);
+                    LocalTensor<float> t82 = ubBuf.GetWithOffset<float>(256, 544);
+                    Cast(t82, t79, RoundMode::CAST_NONE, 256);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t80 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    LocalTensor<float> t83 = ubBuf.GetWithOffset<float>(2048, 4128);
                     for (int64_t r = 0; r < 8; ++r) {
-                        Mul(t80[r * 256], t74[r * 256], t79, 256);
+                        Mul(t83[r * 256], t77[r * 256], t82, 256);
                     }
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<bfloat16_t> t81 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
-                    Cast(t81, t80, RoundMode::CAST_RINT, 2048);
-                    const int64_t v82 = (i67 - v8);
-                    const int64_t v83 = FloorDiv(v82, v7);
-                    const int64_t v84 = FloorMod(v83, v2);
-                    const int64_t v85 = (blk17 * v2);
-                    const int64_t v86 = (v85 + v84);
+                    LocalTensor<bfloat16_t> t84 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
+                    Cast(t84, t83, RoundMode::CAST_RINT, 2048);
+                    const int64_t v85 = (i70 - v8);
+                    const int64_t v86 = FloorDiv(v85, v7);
+                    const int64_t v87 = FloorMod(v86, v2);
+                    const int64_t v88 = (blk17 * v2);
+                    const int64_t v89 = (v88 + v87);
                     CrossCoreWaitFlag(1);
-                    const int64_t v87 = (v4 + v47);
-                    const int64_t v88 = 16;
-                    const int64_t v89 = Min(v87, v88);
+                    const int64_t v90 = (v4 + v50);
+                    const int64_t v91 = 16;
+                    const int64_t v92 = Min(v90, v91);
                     SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                     {
-                        const int64_t nr90 = (v86 < 48) ? Clamp0(16 - v89, 8) : 0;
-                        const int64_t nc91 = Clamp0(256 - v4, 256);
-                        if (nr90 > 0 && nc91 > 0) {
-                            DataCopyPad(ws0Gm[v86 * ws0_s0 + v89 * ws0_s1 + v4 * ws0_s2], t81, DataCopyExtParams(nr90, nc91 * 2, (512 - (nc91 * 2 + 31) / 32 * 32) / 32, (ws0_s1 - nc91) * 2, 0));
+                        const int64_t nr93 = (v89 < 48) ? Clamp0(16 - v92, 8) : 0;
+                        const int64_t nc94 = Clamp0(256 - v4, 256);
+                        if (nr93 > 0 && nc94 > 0) {
+                            DataCopyPad(ws0Gm[v89 * ws0_s0 + v92 * ws0_s1 + v4 * ws0_s2], t84, DataCopyExtParams(nr93, nc94 * 2, (512 - (nc94 * 2 + 31) / 32 * 32) / 32, (ws0_s1 - nc94) * 2, 0));
                         }
                     }
                     PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done

@@ -1,0 +1,257 @@
+"""Emitted Ascend C, executed: each kernel's source is built against a functional CPU
+model of the API (tests/ascendc_cpu/kernel_operator.h: one thread per core, real
+cross-core flags, SyncAll and atomics, bounds-checked memories) and its outputs are
+compared with the simulator's on the same inputs (ragged shapes).
+
+This checks the emitter's index math, tiling, strides, layouts as mixtile reads the
+documentation, the ring protocol (a deadlock or a flag counter past 15 aborts) and the
+numerics; it does not check the hardware's behaviour (no NPU here).
+"""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mixtile as mt
+from mixtile.ir.types import Role, TensorType
+from mixtile.runtime.jit import TORCH_DTYPE, check_args
+from tilelang_models.kernels import attention as A
+from tilelang_models.kernels import gemm as G
+from tilelang_models.kernels import mixed as X
+from tilelang_models.kernels import vector as V
+from tilelang_models.qwen3 import kernels as Q
+
+CPU_DIR = Path(__file__).resolve().parent / "ascendc_cpu"
+GXX = shutil.which("g++")
+pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+_TYPE = {"KERNEL_TYPE_AIV_ONLY": 0, "KERNEL_TYPE_AIC_ONLY": 1, "KERNEL_TYPE_MIX_AIC_1_2": 5}
+
+
+def _driver(ak, n_bufs: int) -> str:
+    args = ", ".join(f"bufs[{i}].data()" for i in range(n_bufs))
+    return f"""#include "kernel.cpp"
+#include <fstream>
+#include <iterator>
+#include <string>
+
+int main(int argc, char** argv)
+{{
+    // argv: kernel type, blocks, then one file per GM argument (the tiling last)
+    const int type = std::stoi(argv[1]);
+    const long long blocks = std::stoll(argv[2]);
+    std::vector<std::vector<uint8_t>> bufs;
+    for (int i = 3; i < argc; ++i) {{
+        std::ifstream f(argv[i], std::ios::binary);
+        bufs.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+        uint8_t* lo = bufs.back().data();
+        mixtile_cpu::gm_regions().push_back({{lo, lo + bufs.back().size()}});
+    }}
+    mixtile_cpu::run(type, blocks, [&] {{ {ak.name}({args}); }});
+    for (int i = 3; i < argc; ++i) {{
+        std::ofstream f(argv[i], std::ios::binary);
+        f.write(reinterpret_cast<const char*>(bufs[i - 3].data()), bufs[i - 3].size());
+    }}
+    return 0;
+}}
+"""
+
+
+def _to_bytes(t: torch.Tensor) -> bytes:
+    if t.dtype in (torch.bfloat16, torch.float16):
+        return t.contiguous().view(torch.int16).numpy().tobytes()
+    return t.contiguous().numpy().tobytes()
+
+
+def _from_bytes(b: bytes, like: torch.Tensor) -> torch.Tensor:
+    if like.dtype in (torch.bfloat16, torch.float16):
+        raw = torch.from_numpy(np.frombuffer(b, np.int16).copy())
+        return raw.view(like.dtype).reshape(like.shape)
+    npdt = {torch.float32: np.float32, torch.int32: np.int32, torch.int64: np.int64}[like.dtype]
+    return torch.from_numpy(np.frombuffer(b, npdt).copy()).reshape(like.shape)
+
+
+def run_cpu(kern, args: list, tmp: Path, edit=None, **consts) -> list:
+    """Run `kern` through the emitted Ascend C on the CPU model; returns new tensors.
+    `edit(source) -> source` tampers with the source first (tests of the model)."""
+    ck = mt.compile(kern, target="npu", **consts)
+    ak = ck.ascendc
+    dims = check_args(kern, tuple(args))
+    by_name = dict(zip(kern.order, args))
+    shapes, scalars, tensors = {}, {}, []
+    for p in ck.kernel.params:
+        t = p.value.type
+        if not isinstance(t, TensorType):
+            scalars[p.name] = by_name[p.name]
+            continue
+        if p.role is Role.SCRATCH:
+            a = torch.zeros([d if isinstance(d, int) else dims[d] for d in t.shape],
+                            dtype=TORCH_DTYPE[t.dtype])
+        else:
+            a = by_name[p.name].clone()
+        shapes[p.name] = tuple(a.shape)
+        tensors.append((p.name, a))
+    tiling = ak.tiling_values(shapes, scalars)
+    src = tmp / "kernel.cpp"
+    src.write_text(edit(ak.source) if edit else ak.source)
+    (tmp / "main.cpp").write_text(_driver(ak, len(tensors) + 1))
+    exe = tmp / "main"
+    r = subprocess.run([GXX, "-std=c++17", "-O1", "-pthread", "-I", str(CPU_DIR), "-o",
+                        str(exe), str(tmp / "main.cpp")], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    files = []
+    for i, (_, a) in enumerate(tensors):
+        f = tmp / f"arg{i}.bin"
+        f.write_bytes(_to_bytes(a))
+        files.append(str(f))
+    tf = tmp / "tiling.bin"
+    tf.write_bytes(tiling.tobytes())
+    files.append(str(tf))
+    blocks = ak.block_dim(shapes, scalars)
+    r = subprocess.run([str(exe), str(_TYPE[ak.kernel_type]), str(blocks), *files],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"{ak.name}: {r.stderr[-2000:]}")
+    got = {n: _from_bytes(Path(f).read_bytes(), a)
+           for (n, a), f in zip(tensors, files)}
+    return [got.get(n, a) for n, a in zip(kern.order, args)]
+
+
+def _compare(kern, args, tmp, rtol=2e-2, **consts):
+    sim = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    mt.run_jit(kern, *sim, **consts)
+    cpu = run_cpu(kern, args, tmp, **consts)
+    roles = dict(kern.tensors)
+    n_out = 0
+    for name, s, c in zip(kern.order, sim, cpu):
+        spec = roles.get(name)
+        if spec is None or spec.role not in (Role.OUT, Role.INOUT):
+            continue
+        n_out += 1
+        s, c = s.float(), c.float()
+        assert torch.isfinite(c).all(), f"{name}: non-finite values from the emitted code"
+        scale = max(float(s.abs().max()), 1e-6)
+        err = float((s - c).abs().max())
+        assert err <= rtol * scale, f"{kern.name}.{name}: max |sim - ascendc| = {err} ({scale})"
+    assert n_out
+
+
+def _t(*shape, gen, scale=1.0, dtype=torch.bfloat16):
+    return (torch.randn(*shape, generator=gen) * scale).to(dtype)
+
+
+@pytest.mark.parametrize("kern", [G.gemm_bias_relu_bf16, G.gemm_cast_f16])
+def test_cube_gemm_with_fused_epilogue(kern, gen, tmp_path):
+    m, n, k = 100, 300, 200  # ragged against 64 x 128 x 128 tiles
+    x, w = _t(m, k, gen=gen), _t(n, k, gen=gen, scale=0.07)
+    args = [x, w, torch.randn(n, generator=gen)]
+    out_dt = torch.bfloat16 if kern is G.gemm_bias_relu_bf16 else torch.float16
+    _compare(kern, args + [torch.zeros(m, n, dtype=out_dt)], tmp_path)
+
+
+def test_split_k_gemm_with_atomic_adds(gen, tmp_path):
+    m, n, k = 40, 130, 300
+    x, w = _t(m, k, gen=gen), _t(n, k, gen=gen, scale=0.07)
+    _compare(G.gemm_splitk, [x, w, torch.zeros(m, n)], tmp_path, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kern", [X.gemm_bias_silu, X.gemm_bias_gelu_erf, X.gemm_swiglu])
+def test_mixed_gemm_with_a_vector_epilogue_through_the_gm_ring(kern, gen, tmp_path):
+    m, n, k = 70, 200, 150
+    x = _t(m, k, gen=gen)
+    if kern is X.gemm_swiglu:
+        args = [x, _t(2 * n, k, gen=gen, scale=0.07), torch.zeros(m, n, dtype=torch.bfloat16)]
+    else:
+        args = [x, _t(n, k, gen=gen, scale=0.07), torch.randn(n, generator=gen),
+                torch.zeros(m, n, dtype=torch.bfloat16)]
+    _compare(kern, args, tmp_path)
+
+
+@pytest.mark.parametrize("kern", [V.rmsnorm, V.softmax])
+def test_vector_kernels(kern, gen, tmp_path):
+    r, c = 13, 200
+    if kern is V.rmsnorm:
+        args = [_t(r, c, gen=gen), _t(c, gen=gen), torch.zeros(r, c, dtype=torch.bfloat16), 1e-6]
+    else:
+        args = [torch.randn(r, c, generator=gen), torch.zeros(r, c)]
+    _compare(kern, args, tmp_path, rtol=1e-2)
+
+
+def test_flash_decode_attention(gen, tmp_path):
+    g, s, d = 5, 300, 128
+    q, k, v = _t(g, d, gen=gen), _t(s, d, gen=gen), _t(s, d, gen=gen)
+    _compare(A.flash_decode, [q, k, v, torch.zeros(g, d)], tmp_path)
+
+
+def test_qwen3_rmsnorm_gemm_vector_to_cube_ring(gen, tmp_path):
+    b, h, n = 5, 300, 200
+    args = [_t(b, h, gen=gen), _t(h, gen=gen), _t(n, h, gen=gen, scale=0.07),
+            torch.zeros(b, n, dtype=torch.bfloat16), 1e-6]
+    _compare(Q.rmsnorm_gemm, args, tmp_path, TM=16, TN=128, TK=256)
+
+
+@pytest.mark.parametrize("kern", [X.gemm_residual, X.gemm_bias_silu_manual,
+                                  X.gemm_swiglu_manual])
+def test_more_mixed_epilogues(kern, gen, tmp_path):
+    m, n, k = 45, 130, 140
+    x = _t(m, k, gen=gen)
+    if kern is X.gemm_swiglu_manual:
+        args = [x, _t(2 * n, k, gen=gen, scale=0.07), torch.zeros(m, n, dtype=torch.bfloat16)]
+    elif kern is X.gemm_residual:
+        args = [x, _t(n, k, gen=gen, scale=0.07), _t(m, n, gen=gen),
+                torch.zeros(m, n, dtype=torch.bfloat16)]
+    else:
+        args = [x, _t(n, k, gen=gen, scale=0.07), torch.randn(n, generator=gen),
+                torch.zeros(m, n, dtype=torch.bfloat16)]
+    _compare(kern, args, tmp_path)
+
+
+def test_qwen3_fused_attention_with_syncall_and_a_paged_cache(tmp_path):
+    """fa_fused: q/k norm + RoPE + cache write, split-KV over a paged cache, merge; three
+    phases separated by hard SyncAlls over all 24 clusters."""
+    from tilelang_models.qwen3.config import get_config
+    from tilelang_models.qwen3.paged import make_paged_cache
+
+    cfg = get_config("tiny")
+    lens = [40, 17, 3]
+    k, v, bt, sl = make_paged_cache(cfg, lens, 16, 4)
+    gen = torch.Generator().manual_seed(9)
+    nh = cfg.num_attention_heads + 2 * cfg.num_key_value_heads
+    qkv = _t(len(lens), nh, cfg.head_dim, gen=gen)
+    args = [qkv, _t(cfg.head_dim, gen=gen), _t(cfg.head_dim, gen=gen), k, v, bt, sl,
+            torch.zeros(len(lens), cfg.num_attention_heads * cfg.head_dim, dtype=torch.bfloat16)]
+    _compare(Q.fa_fused, args, tmp_path, HQ=cfg.num_attention_heads,
+             KVH=cfg.num_key_value_heads, D=cfg.head_dim, BS=16, NSPLIT=6)
+
+
+def test_qwen3_rmsnorm_swiglu_and_gemm_residual(gen, tmp_path):
+    b, h, i = 5, 300, 130
+    args = [_t(b, h, gen=gen), _t(h, gen=gen), _t(i, h, gen=gen, scale=0.07),
+            _t(i, h, gen=gen, scale=0.07), torch.zeros(b, i, dtype=torch.bfloat16), 1e-6]
+    _compare(Q.rmsnorm_swiglu, args, tmp_path, TM=16, TN=128, TK=256)
+    args = [_t(b, h, gen=gen), _t(i, h, gen=gen, scale=0.07), _t(b, i, gen=gen),
+            torch.zeros(b, i, dtype=torch.bfloat16)]
+    _compare(Q.gemm_residual, args, tmp_path, TM=16, TN=128, TK=128)
+
+
+def test_the_model_catches_a_missing_cross_core_wait(gen, tmp_path):
+    """Drop the AIV's wait for READY: the AIC's sets pile up on the AIV counters and the
+    model stops the kernel (past 15 sets a chip freezes; a leftover count is a bug)."""
+    m, n, k = 300, 400, 64  # 10 x 4 output blocks over 24 clusters: several per cluster
+    args = [_t(m, k, gen=gen), _t(n, k, gen=gen, scale=0.07), torch.randn(n, generator=gen),
+            torch.zeros(m, n, dtype=torch.bfloat16)]
+    with pytest.raises(RuntimeError, match="flag counter"):
+        run_cpu(X.gemm_bias_silu, args, tmp_path,
+                edit=lambda src: src.replace("CrossCoreWaitFlag(0);", ""))
+
+
+def test_the_model_catches_an_on_chip_overflow(gen, tmp_path):
+    """A tile moved past its TBuf (an emitter bug the structural checks also flag)."""
+    args = [torch.randn(13, 200, generator=gen), torch.zeros(13, 200)]
+    with pytest.raises(RuntimeError, match="past the buffer"):
+        run_cpu(V.softmax, args, tmp_path,
+                edit=lambda src: src.replace("GetWithOffset<float>(2048, 0)",
+                                             "GetWithOffset<float>(2048, 12288)", 1))
