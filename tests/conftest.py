@@ -16,3 +16,31 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setitem(c._DEFAULTS, "cache_dir", str(tmp_path / "cache"))
     c.clear_memory_cache()
     yield
+
+
+# ragged sizes for the symbolic dims of the example kernels (tilelang_models.kernels)
+EXAMPLE_SIZES = {"M": 37, "K": 70, "N": 50, "R": 9, "C": 100, "H": 100, "I": 40, "N2": 80,
+                 "G": 5, "S": 300, "D": 128}
+
+
+def random_args(kern, gen, sizes=EXAMPLE_SIZES, out=torch.zeros):
+    """Arguments for an example kernel from its signature: random inputs (weights, the
+    2-d inputs with 50 or 80 rows, scaled by 0.1), outputs from `out`, scalars 1e-6."""
+    from mixtile.ir.types import Role
+    from mixtile.runtime.jit import TORCH_DTYPE
+
+    specs = dict(kern.tensors) | dict(kern.scalars)
+    args = []
+    for name in kern.order:
+        spec = specs[name]
+        if not hasattr(spec, "dims"):
+            args.append(1e-6)
+            continue
+        shape = [d if isinstance(d, int) else sizes[d] for d in spec.dims]
+        dt = TORCH_DTYPE[spec.dtype]
+        if spec.role is Role.OUT:
+            args.append(out(shape, dtype=dt))
+        else:
+            scale = 0.1 if len(shape) == 2 and shape[0] in (50, 80) else 1.0
+            args.append((torch.randn(shape, generator=gen) * scale).to(dt))
+    return args

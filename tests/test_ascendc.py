@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import random_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -243,38 +244,13 @@ def _sim(kern, backend, args, **consts):
     return res
 
 
-_SIZES = {"M": 37, "K": 70, "N": 50, "R": 9, "C": 100, "H": 100, "I": 40, "N2": 80, "G": 5,
-          "S": 300, "D": 128}
-
-
-def _random_args(kern, gen):
-    """Arguments for an example kernel from its signature, ragged sizes (_SIZES)."""
-    from mixtile.ir.types import Role
-    from mixtile.runtime.jit import TORCH_DTYPE
-
-    specs = dict(kern.tensors) | dict(kern.scalars)
-    out = []
-    for name in kern.order:
-        spec = specs[name]
-        if not hasattr(spec, "dims"):
-            out.append(1e-6)
-            continue
-        shape = [d if isinstance(d, int) else _SIZES[d] for d in spec.dims]
-        if spec.role is Role.OUT:
-            out.append(torch.zeros(shape, dtype=TORCH_DTYPE[spec.dtype]))
-        else:
-            scale = 0.1 if len(shape) == 2 and shape[0] in (50, 80) else 1.0  # weights
-            out.append((torch.randn(shape, generator=gen) * scale).to(TORCH_DTYPE[spec.dtype]))
-    return out
-
-
 @pytest.mark.parametrize("name,kern", examples(), ids=[n for n, _ in examples()])
 def test_the_ascendc_pipeline_keeps_the_simulators_results(name, kern, gen):
     """BiasToMmad, the in-place rules and InsertPipeSync change placement and ordering,
     not values: the simulator runs the Ascend C pipeline's IR to the same bits."""
     from mixtile.ir.types import Role
 
-    args = _random_args(kern, gen)
+    args = random_args(kern, gen)
     a = _sim(kern, "sim", args)
     b = _sim(kern, "ascendc", args)
     roles = dict(kern.tensors)

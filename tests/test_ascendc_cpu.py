@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import random_args
 
 import mixtile as mt
 from mixtile.ir.types import Role, TensorType
 from mixtile.runtime.jit import TORCH_DTYPE, check_args
 from tilelang_models.kernels import attention as A
+from tilelang_models.kernels import examples
 from tilelang_models.kernels import gemm as G
 from tilelang_models.kernels import mixed as X
 from tilelang_models.kernels import vector as V
@@ -255,3 +257,8 @@ def test_the_model_catches_an_on_chip_overflow(gen, tmp_path):
         run_cpu(V.softmax, args, tmp_path,
                 edit=lambda src: src.replace("GetWithOffset<float>(2048, 0)",
                                              "GetWithOffset<float>(2048, 12288)", 1))
+
+
+@pytest.mark.parametrize("name,kern", examples(), ids=[n for n, _ in examples()])
+def test_every_example_runs_like_the_simulator(name, kern, gen, tmp_path):
+    _compare(kern, random_args(kern, gen), tmp_path)

@@ -13,6 +13,8 @@ if not HAS_GPU:  # before Triton is imported: it reads the switch then
     os.environ["TRITON_INTERPRET"] = "1"
 triton = pytest.importorskip("triton")
 
+from conftest import random_args  # noqa: E402
+
 import mixtile as mt  # noqa: E402
 from tilelang_models.kernels import attention as A  # noqa: E402
 from tilelang_models.kernels import examples  # noqa: E402
@@ -152,31 +154,7 @@ def test_bf16_mixed_epilogue_on_gpu(m, n, k):
          golden=lambda x, w, b, y: F.silu(x.float() @ w.float().T + b).bfloat16())
 
 
-SIZES = {"M": 37, "K": 70, "N": 50, "R": 9, "C": 100, "H": 100, "I": 40, "N2": 80, "G": 5,
-         "S": 300, "D": 128}
 EXAMPLES = examples()  # (name, kernel) of every example kernel
-
-
-def _args(kern, gen):
-    """Random arguments for any example kernel, from its signature (bf16 -> f16)."""
-    from mixtile.ir.types import Role
-    from mixtile.runtime.jit import TORCH_DTYPE
-
-    specs = dict(kern.tensors) | dict(kern.scalars)
-    out = []
-    for name in kern.order:
-        spec = specs[name]
-        if not hasattr(spec, "dims"):
-            out.append(1e-6)
-            continue
-        shape = [d if isinstance(d, int) else SIZES[d] for d in spec.dims]
-        dt = TORCH_DTYPE[spec.dtype]
-        if spec.role is Role.OUT:
-            out.append(torch.empty(shape, dtype=dt))
-        else:
-            scale = 0.1 if len(shape) == 2 and shape[0] in (50, 80) else 1.0  # weights
-            out.append((torch.randn(shape, generator=gen) * scale).to(dt))
-    return out
 
 
 @pytest.mark.parametrize("name,kern", EXAMPLES, ids=[n for n, _ in EXAMPLES])
@@ -187,7 +165,7 @@ def test_every_example_agrees_between_simulator_and_triton(name, kern):
 
     kern = _as(kern) if not HAS_GPU else kern
     gen = torch.Generator().manual_seed(7)
-    args = _args(kern, gen)
+    args = random_args(kern, gen, out=torch.empty)
     sim = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
     dev = [a.clone().to(DEV) if isinstance(a, torch.Tensor) else a for a in args]
     mt.run_jit(kern, *sim, target="sim")
