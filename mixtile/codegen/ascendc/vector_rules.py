@@ -1,0 +1,352 @@
+"""Ascend C rules of the vector unit (registered into `rules.RULES`): elementwise ops with
+their broadcasts and scalar forms, comparisons and select, casts, fills, reductions."""
+from __future__ import annotations
+
+from mixtile.codegen.ascendc.emitter import Emitter, ctype, literal
+from mixtile.codegen.ascendc.rules import TMP, _rc, _rule, _unsupported
+from mixtile.ir.core import Op, Value
+from mixtile.ir.registry import lookup
+from mixtile.ir.types import DType, MemSpace, ReduceKind, ScalarType, TileType
+
+_F32_PER_REPEAT = 64  # one vector repeat is 256 bytes
+
+
+_UNARY = {"exp": "Exp", "log": "Ln", "sqrt": "Sqrt", "rsqrt": "Rsqrt",
+          "reciprocal": "Reciprocal", "abs": "Abs", "relu": "Relu", "tanh": "Tanh",
+          "sin": "Sin", "cos": "Cos", "sigmoid": "Sigmoid", "silu": "Silu",
+          "gelu_tanh": "Gelu"}
+# high-level (adv_api) calls: source and destination must not overlap
+_HIGH_LEVEL = frozenset({"tanh", "sin", "cos", "sigmoid", "silu", "gelu_tanh"})
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "maximum": "Max",
+           "minimum": "Min"}
+_CMP = {"lt": "LT", "le": "LE", "gt": "GT", "ge": "GE", "eq": "EQ", "ne": "NE"}
+_SCALAR_FORM = {"add": "Adds", "mul": "Muls", "maximum": "Maxs", "minimum": "Mins"}
+
+
+def _vec_dtype(op: Op, t: TileType) -> None:
+    if t.dtype is DType.BF16:
+        _unsupported(op, "bf16 arithmetic: the A2/A3 vector unit computes in f16/f32",
+                     "cast to f32 first (.astype(mt.f32))")
+
+
+def _scalar_of(em: Emitter, v: Value, dt: DType) -> str:
+    """A C++ scalar of type dt: a scalar value, or element 0 of a 1-element tile."""
+    if isinstance(v.type, ScalarType):
+        return f"static_cast<{ctype(dt)}>({em.ref(v)})"
+    em.vec_sync("V", "S")
+    return f"{em.ref(v)}.GetValue(0)"
+
+
+@_rule(*_UNARY, "neg")
+def _unary(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    _vec_dtype(op, t)
+    dst, x = em.ref(op.result), em.ref(op.operands[0])
+    if op.name in _HIGH_LEVEL and em.addrs.get(op.result) == em.addrs.get(op.operands[0]):
+        _unsupported(op, f"{_UNARY[op.name]} in place (its source and destination may not "
+                     "overlap); PlanMemory should have kept them apart")
+    if op.name == "neg":
+        em.out(f"Muls({dst}, {x}, {literal(-1, t.dtype)}, {t.numel});")
+    else:
+        em.out(f"{_UNARY[op.name]}({dst}, {x}, {t.numel});")
+
+
+@_rule("gelu_erf")
+def _gelu_erf(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    _vec_dtype(op, t)
+    dst, x, n, cty = em.ref(op.result), em.ref(op.operands[0]), t.numel, ctype(t.dtype)
+    a, b = em.fresh("tmp"), em.fresh("tmp")
+    em.out(f"LocalTensor<{cty}> {a} = {em.tmp(t.dtype, n)};  // 0.5 x (1 + erf(x / sqrt 2))")
+    em.out(f"LocalTensor<{cty}> {b} = {em.tmp(t.dtype, n, _align32(n * t.dtype.itemsize))};")
+    em.out(f"Muls({a}, {x}, {literal(0.7071067811865476, t.dtype)}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Erf({b}, {a}, {n});  // adv_api: source and destination apart")
+    em.vec_sync("V", "V")
+    em.out(f"Adds({b}, {b}, {literal(1, t.dtype)}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Mul({dst}, {b}, {x}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Muls({dst}, {dst}, {literal(0.5, t.dtype)}, {n});")
+
+
+def _align32(n: int) -> int:
+    return -(-n // 32) * 32
+
+
+TMP[lookup("gelu_erf")] = lambda op: 2 * _align32(op.result.type.numel
+                                                  * op.result.type.dtype.itemsize)
+
+
+def _shape2(t) -> tuple[int, int]:
+    return _rc(t) if isinstance(t, TileType) else (1, 1)
+
+
+@_rule(*_BINARY, *_CMP)
+def _binary(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    a, b = op.operands
+    name = op.name
+    cmp = name in _CMP
+    src_t = next(v.type for v in (a, b) if isinstance(v.type, TileType))
+    _vec_dtype(op, src_t)
+    dst, n = em.ref(op.result), t.numel
+    R, C = _rc(t)
+    sa, sb = _shape2(a.type), _shape2(b.type)
+    full = (R, C)
+    if cmp:
+        return _compare(em, op, sa, sb, full)
+    if sa == full and sb == full and isinstance(a.type, TileType) and isinstance(b.type, TileType):
+        em.out(f"{_BINARY[name]}({dst}, {em.ref(a)}, {em.ref(b)}, {n});")
+        return
+    if sa == full and sb == (1, 1):  # tile op scalar
+        s = _scalar_of(em, b, src_t.dtype)
+        _with_scalar(em, op, dst, em.ref(a), s, name, n, src_t.dtype)
+        return
+    if sb == full and sa == (1, 1) and name in ("add", "mul", "maximum", "minimum"):
+        s = _scalar_of(em, a, src_t.dtype)
+        _with_scalar(em, op, dst, em.ref(b), s, name, n, src_t.dtype)
+        return
+    if cmp:
+        _unsupported(op, f"a broadcast comparison of {sa} and {sb}")
+    if sa == full and sb in ((1, C), (C,)) and R > 1:  # a row vector over every row
+        if (C * t.dtype.itemsize) % 32:
+            _unsupported(op, f"a row broadcast over rows of {C} {t.dtype.short} (not 32-byte "
+                         "aligned)")
+        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+        em.out(f"    {_BINARY[name]}({dst}[r * {C}], {em.ref(a)}[r * {C}], {em.ref(b)}, {C});")
+        em.out("}")
+        return
+    if sa == full and sb == (R, 1):  # one value per row
+        if (C * t.dtype.itemsize) % 32:
+            _unsupported(op, f"a column broadcast over rows of {C} {t.dtype.short} (not "
+                         "32-byte aligned)")
+        em.vec_sync("V", "S")
+        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+        em.ind += 1
+        sv = em.fresh("s")
+        em.out(f"const {ctype(t.dtype)} {sv} = {em.ref(b)}.GetValue(r);")
+        _with_scalar(em, op, f"{dst}[r * {C}]", f"{em.ref(a)}[r * {C}]", sv, name, C, t.dtype)
+        em.ind -= 1
+        em.out("}")
+        return
+    _unsupported(op, f"{name} of tiles shaped {list(sa)} and {list(sb)} into {list(full)}",
+                 "broadcast the smaller operand explicitly (mt.broadcast_to)")
+
+
+def _cmp_count(n: int) -> int:
+    """Compare's count must cover a multiple of 256 bytes: f32 elements, rounded up."""
+    return -(-n // 64) * 64
+
+
+def _compare(em: Emitter, op: Op, sa, sb, full) -> None:
+    """Comparisons run in f32 on zero-padded scratch copies: A2/A3's Compare needs a count
+    of 256-byte multiples, and int32 compares support only EQ (ints exact to 2^24)."""
+    a, b = op.operands
+    n = op.result.type.numel
+    cnt = _cmp_count(n)
+    mask = op.result.type
+    if cnt // 8 > em.t.tile_bytes(mask):
+        _unsupported(op, f"a comparison of {n} elements (its bit mask needs {cnt // 8} bytes)",
+                     "compare at least 64 elements at a time")
+    if sa != full or sb not in (full, (1, 1)):
+        _unsupported(op, f"a broadcast comparison of {list(sa)} and {list(sb)}")
+    srcs = [a] + ([b] if sb == full and isinstance(b.type, TileType) else [])
+    names = []
+    for i, v in enumerate(srcs):
+        tv = em.fresh("cmp")
+        names.append(tv)
+        em.out(f"LocalTensor<float> {tv} = {em.tmp(DType.F32, cnt, i * cnt * 4)};")
+        em.out(f"Duplicate({tv}, 0.0f, {cnt});")
+        em.vec_sync("V", "V")
+        if v.type.dtype is DType.F32:
+            em.out(f"Adds({tv}, {em.ref(v)}, 0.0f, {n});")
+        else:
+            em.out(f"Cast({tv}, {em.ref(v)}, RoundMode::CAST_NONE, {n});")
+    em.vec_sync("V", "V")
+    mode = f"CMPMODE::{_CMP[op.name]}"
+    if len(names) == 2:
+        em.out(f"Compare({em.ref(op.result)}, {names[0]}, {names[1]}, {mode}, {cnt});")
+    else:
+        s = _scalar_of(em, b, DType.F32)
+        em.out(f"CompareScalar({em.ref(op.result)}, {names[0]}, static_cast<float>({s}), "
+               f"{mode}, {cnt});")
+
+
+def _with_scalar(em: Emitter, op: Op, dst: str, x: str, s: str, name: str, n,
+                 dt: DType) -> None:
+    cty = ctype(dt)
+    if name in _SCALAR_FORM:
+        em.out(f"{_SCALAR_FORM[name]}({dst}, {x}, static_cast<{cty}>({s}), {n});")
+    elif name == "sub":
+        em.out(f"Adds({dst}, {x}, static_cast<{cty}>(-({s})), {n});")
+    elif name == "div":
+        em.out(f"Muls({dst}, {x}, static_cast<{cty}>({literal(1, dt)} / ({s})), {n});")
+    else:
+        _unsupported(op, f"{name} with a scalar")
+
+
+@_rule("select")
+def _select(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    m, a, b = op.operands
+    R, C = _rc(t)
+    if not (isinstance(m.type, TileType) and isinstance(a.type, TileType)
+            and _shape2(m.type) in ((R, C), (1, C)) and _shape2(a.type) == (R, C)):
+        _unsupported(op, "a select whose first value is not a full tile or whose mask is "
+                     "neither full nor one row")
+    dst, n = em.ref(op.result), t.numel
+    per_row = _shape2(m.type) != (R, C)  # one mask row for every row
+    tensor = isinstance(b.type, TileType) and _shape2(b.type) == (R, C)
+    if not tensor:
+        s = f"static_cast<{ctype(t.dtype)}>({_scalar_of(em, b, t.dtype)})"
+    if per_row:
+        if (C * t.dtype.itemsize) % 32:
+            _unsupported(op, f"a row-mask select over rows of {C} {t.dtype.short}")
+        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+        em.ind += 1
+        row = f"[r * {C}]"
+        other = f"{em.ref(b)}{row}" if tensor else s
+        mode = "VSEL_TENSOR_TENSOR_MODE" if tensor else "VSEL_TENSOR_SCALAR_MODE"
+        em.out(f"Select({dst}{row}, {em.ref(m)}, {em.ref(a)}{row}, {other}, SELMODE::{mode}, "
+               f"{C});")
+        em.ind -= 1
+        em.out("}")
+    elif tensor:
+        em.out(f"Select({dst}, {em.ref(m)}, {em.ref(a)}, {em.ref(b)}, "
+               f"SELMODE::VSEL_TENSOR_TENSOR_MODE, {n});")
+    else:
+        em.out(f"Select({dst}, {em.ref(m)}, {em.ref(a)}, {s}, SELMODE::VSEL_TENSOR_SCALAR_MODE, "
+               f"{n});")
+
+
+@_rule("cast")
+def _cast(em: Emitter, op: Op) -> None:
+    src, dst = op.operands[0].type, op.result.type
+    s, d = src.dtype, dst.dtype
+    if s is d:
+        em.out(f"Adds({em.ref(op.result)}, {em.ref(op.operands[0])}, {literal(0, d)}, "
+               f"{dst.numel});")
+        return
+    if DType.BOOL in (s, d) or {s, d} == {DType.BF16, DType.F16}:
+        _unsupported(op, f"a cast {s.short} -> {d.short}", "cast through f32")
+    # narrowing floats and float -> int round half to even (CAST_RINT), as the simulator
+    # stores them; widening and int -> float are exact (CAST_NONE)
+    narrowing = s.is_float and (d.is_int or d.itemsize < s.itemsize)
+    mode = "CAST_RINT" if narrowing else "CAST_NONE"
+    em.out(f"Cast({em.ref(op.result)}, {em.ref(op.operands[0])}, RoundMode::{mode}, "
+           f"{dst.numel});")
+
+
+@_rule("full")
+def _full(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    if t.space is MemSpace.L0C:
+        if op.attrs.get("value") != 0.0:
+            _unsupported(op, "an L0C tile filled with a non-zero value")
+        z = em.fresh("zero")
+        em.out(f"bool {z} = true;  // {em.ref(op.result)} starts at "
+               f"{'the bias' if op.attrs.get('bias_init') else 'zero'}")
+        em.zero_flag[op.result] = (z, em.bias.get(op.result))
+        return
+    if t.space is not MemSpace.UB:
+        _unsupported(op, f"a fill of a {t.space.value} tile")
+    v = (_scalar_of(em, op.operands[0], t.dtype) if op.operands
+         else literal(op.attrs["value"], t.dtype))
+    em.out(f"Duplicate({em.ref(op.result)}, static_cast<{ctype(t.dtype)}>({v}), {t.numel});")
+
+
+@_rule("arange")
+def _arange(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    em.out(f"CreateVecIndex({em.ref(op.result)}, {literal(0, t.dtype)}, {t.numel});")
+
+
+@_rule("reshape")
+def _reshape(em: Emitter, op: Op) -> None:
+    src = op.operands[0]
+    if em.addrs.get(src) == em.addrs.get(op.result):
+        return  # a dense UB tile: the same bytes
+    t: TileType = op.result.type
+    em.out(f"Adds({em.ref(op.result)}, {em.ref(src)}, {literal(0, t.dtype)}, {t.numel});")
+
+
+@_rule("broadcast")
+def _broadcast(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    src = op.operands[0]
+    R, C = _rc(t)
+    sr, sc = _shape2(src.type)
+    dst = em.ref(op.result)
+    if (sr, sc) == (1, C):
+        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+        em.out(f"    Adds({dst}[r * {C}], {em.ref(src)}, {literal(0, t.dtype)}, {C});")
+        em.out("}")
+    elif (sr, sc) == (R, 1):
+        em.vec_sync("V", "S")
+        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+        em.out(f"    Duplicate({dst}[r * {C}], {em.ref(src)}.GetValue(r), {C});")
+        em.out("}")
+    else:
+        _unsupported(op, f"a broadcast of {[sr, sc]} to {[R, C]}")
+
+
+_RED = {ReduceKind.SUM: ("Add", "WholeReduceSum", "ReduceSum"),
+        ReduceKind.MAX: ("Max", "WholeReduceMax", "ReduceMax"),
+        ReduceKind.MIN: ("Min", "WholeReduceMin", "ReduceMin")}
+
+
+def _reduce_tmp(op: Op) -> int:
+    t: TileType = op.operands[0].type
+    R, C = _rc(t)
+    return max(R * _F32_PER_REPEAT * 4, t.numel * 4) + 32
+
+
+TMP[lookup("reduce")] = _reduce_tmp
+for _c in _CMP:
+    TMP[lookup(_c)] = lambda op: 2 * 4 * _cmp_count(op.result.type.numel)
+
+
+@_rule("reduce")
+def _reduce(em: Emitter, op: Op) -> None:
+    t: TileType = op.operands[0].type
+    if t.dtype is not DType.F32:
+        _unsupported(op, f"a {t.dtype.short} reduction", "reduce in f32")
+    R, C = _rc(t)
+    axis = op.attrs["axis"] % len(t.shape)
+    add, whole, count_form = _RED[op.attrs["kind"]]
+    dst, src = em.ref(op.result), em.ref(op.operands[0])
+    if len(t.shape) == 1 or (axis == 1 and R == 1) or (axis == 0 and C == 1):
+        em.out(f"{count_form}({dst}, {src}, {em.tmp(DType.F32, t.numel)}, {t.numel});")
+        return
+    if axis == 0:  # (R, C) -> (1, C): fold the rows
+        if (C * 4) % 32:
+            _unsupported(op, f"a column reduction over rows of {C} f32 (not 32-byte aligned)")
+        em.out(f"Adds({dst}, {src}, 0.0f, {C});")
+        em.out(f"for (int64_t r = 1; r < {R}; ++r) {{")
+        em.out("    PipeBarrier<PIPE_V>();")
+        em.out(f"    {add}({dst}, {dst}, {src}[r * {C}], {C});")
+        em.out("}")
+        return
+    # (R, C) -> (R, 1): fold 64-wide column blocks into a (R, 64) scratch, then one
+    # WholeReduce per row (one repeat = 64 f32)
+    if C % 8 or C * 4 // 32 > 255:
+        _unsupported(op, f"a row reduction over {C} f32 columns", "use a multiple of 8, at "
+                     "most 2040")
+    rep = C * 4 // 32  # the source's row stride in 32-byte blocks
+    if C <= _F32_PER_REPEAT:
+        em.out(f"{whole}<float>({dst}, {src}, {C}, {R}, 1, 1, {rep}"
+               f"{', ReduceOrder::ORDER_ONLY_VALUE' if add != 'Add' else ''});")
+        return
+    tmp = em.fresh("acc")
+    em.out(f"LocalTensor<float> {tmp} = {em.tmp(DType.F32, R * _F32_PER_REPEAT)};")
+    em.out(f"Adds<float>({tmp}, {src}, 0.0f, {_F32_PER_REPEAT}, {R}, "
+           f"UnaryRepeatParams(1, 1, 8, {rep}));")
+    for j in range(1, -(-C // _F32_PER_REPEAT)):
+        w = min(_F32_PER_REPEAT, C - j * _F32_PER_REPEAT)
+        em.out("PipeBarrier<PIPE_V>();")
+        em.out(f"{add}<float>({tmp}, {tmp}, {src}[{j * _F32_PER_REPEAT}], {w}, {R}, "
+               f"BinaryRepeatParams(1, 1, 1, 8, 8, {rep}));")
+    em.out("PipeBarrier<PIPE_V>();")
+    em.out(f"{whole}<float>({dst}, {tmp}, {_F32_PER_REPEAT}, {R}, 1, 1, 8"
+           f"{', ReduceOrder::ORDER_ONLY_VALUE' if add != 'Add' else ''});")
