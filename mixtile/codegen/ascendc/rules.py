@@ -23,7 +23,6 @@ from mixtile.ir.types import AtomicKind, DType, MemSpace, TileType
 Rule = Callable[[Emitter, Op], None]
 RULES: dict = {}
 TMP: dict = {}
-_F32_PER_REPEAT = 64  # one vector repeat is 256 bytes
 
 
 def _rule(*names: str):
