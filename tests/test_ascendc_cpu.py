@@ -263,3 +263,20 @@ def test_the_model_catches_an_on_chip_overflow(gen, tmp_path):
 @pytest.mark.parametrize("name,kern", examples(), ids=[n for n, _ in examples()])
 def test_every_example_runs_like_the_simulator(name, kern, gen, tmp_path):
     _compare(kern, random_args(kern, gen), tmp_path)
+
+
+def test_parameter_names_that_meet_cpp_or_generated_names(gen, tmp_path):
+    """Parameters called like C++ keywords or like the emitter's own names still work."""
+    @mt.kernel
+    def clash(pipe: mt.Tensor["R", "C", mt.f32], v1: mt.Tensor["C", mt.f32],
+              r: mt.Out["R", "C", mt.f32], tiling: mt.Scalar[mt.f32], TR: mt.const = 8):
+        for blk in mt.spmd(mt.cdiv(pipe.shape[0], TR)):
+            r0 = blk * TR
+            t = mt.load(pipe[r0:r0 + TR, 0:64]) * mt.load(v1[0:64]) + tiling
+            mt.store(r[r0:r0 + TR, 0:64], t)
+
+    src = mt.compile(clash, target="npu").code
+    assert "GM_ADDR pipe_, GM_ADDR v1_, GM_ADDR r_, GM_ADDR tiling)" in src
+    args = [torch.randn(10, 64, generator=gen), torch.randn(64, generator=gen),
+            torch.zeros(10, 64), 0.5]
+    _compare(clash, args, tmp_path, rtol=1e-5)
