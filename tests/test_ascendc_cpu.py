@@ -280,3 +280,42 @@ def test_parameter_names_that_meet_cpp_or_generated_names(gen, tmp_path):
     args = [torch.randn(10, 64, generator=gen), torch.randn(64, generator=gen),
             torch.zeros(10, 64), 0.5]
     _compare(clash, args, tmp_path, rtol=1e-5)
+
+
+def _elementwise_kernel(fn, name):
+    @mt.kernel
+    def k(x: mt.Tensor["R", "C", mt.f32], z: mt.Tensor["R", "C", mt.f32],
+          y: mt.Out["R", "C", mt.f32], TR: mt.const = 8, TC: mt.const = 64):
+        R = x.shape[0]
+        for blk in mt.spmd(mt.cdiv(R, TR)):
+            r0 = blk * TR
+            a, b = mt.load(x[r0:r0 + TR, 0:TC]), mt.load(z[r0:r0 + TR, 0:TC])
+            mt.store(y[r0:r0 + TR, 0:TC], fn(a, b))
+    k.name = name  # names like exp or div: the entry symbol must not clash with libc
+    return k
+
+
+VECTOR_OPS = {
+    "abs": lambda a, b: mt.abs(a) + b, "neg": lambda a, b: mt.neg(a),
+    "log": lambda a, b: mt.log(mt.abs(a) + 1.0), "sqrt": lambda a, b: mt.sqrt(mt.abs(a)),
+    "recip": lambda a, b: mt.reciprocal(mt.abs(a) + 1.0), "sigmoid": lambda a, b: mt.sigmoid(a),
+    "tanh": lambda a, b: mt.tanh(a), "sin": lambda a, b: mt.sin(a), "cos": lambda a, b: mt.cos(a),
+    "exp": lambda a, b: mt.exp(a - 3.0), "gelu": lambda a, b: mt.gelu(a),
+    "div": lambda a, b: a / (mt.abs(b) + 1.0), "max": lambda a, b: mt.maximum(a, b),
+    "scalar_minus": lambda a, b: 1.0 - a, "scalar_over": lambda a, b: 2.0 / (mt.abs(a) + 1.0),
+    "where": lambda a, b: mt.where(a < b, a, b),
+    "where_scalar": lambda a, b: mt.where(a > 0.0, a, 0.0),
+    "col_sum": lambda a, b: a - mt.col_sum(a), "col_max": lambda a, b: a - mt.col_max(a),
+    "row_min": lambda a, b: a - mt.row_min(a), "row_scale": lambda a, b: a * mt.row_max(b),
+    "bcast": lambda a, b: mt.broadcast_to(mt.row_sum(a), (8, 64)) + mt.col_sum(b),
+    "casts": lambda a, b: ((a * 10.0).astype(mt.i32).astype(mt.f32)
+                           + a.astype(mt.bf16).astype(mt.f32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_OPS))
+def test_vector_ops_run_like_the_simulator(name, gen, tmp_path):
+    k = _elementwise_kernel(VECTOR_OPS[name], name)
+    args = [torch.randn(13, 64, generator=gen), torch.randn(13, 64, generator=gen),
+            torch.zeros(13, 64)]
+    _compare(k, args, tmp_path, rtol=1e-3)

@@ -103,9 +103,19 @@ def _binary(em: Emitter, op: Op) -> None:
         s = _scalar_of(em, b, src_t.dtype)
         _with_scalar(em, op, dst, em.ref(a), s, name, n, src_t.dtype)
         return
-    if sb == full and sa == (1, 1) and name in ("add", "mul", "maximum", "minimum"):
+    if sb == full and sa == (1, 1):  # scalar op tile
         s = _scalar_of(em, a, src_t.dtype)
-        _with_scalar(em, op, dst, em.ref(b), s, name, n, src_t.dtype)
+        cty = ctype(src_t.dtype)
+        if name in ("add", "mul", "maximum", "minimum"):
+            _with_scalar(em, op, dst, em.ref(b), s, name, n, src_t.dtype)
+        elif name == "sub":  # s - x = (-x) + s
+            em.out(f"Muls({dst}, {em.ref(b)}, {literal(-1, src_t.dtype)}, {n});")
+            em.vec_sync("V", "V")
+            em.out(f"Adds({dst}, {dst}, static_cast<{cty}>({s}), {n});")
+        else:  # div: s / x = (1 / x) * s
+            em.out(f"Reciprocal({dst}, {em.ref(b)}, {n});")
+            em.vec_sync("V", "V")
+            em.out(f"Muls({dst}, {dst}, static_cast<{cty}>({s}), {n});")
         return
     if cmp:
         _unsupported(op, f"a broadcast comparison of {sa} and {sb}")
