@@ -292,8 +292,7 @@ def _unordered(kernel, target):
             d = v.op
             if isinstance(t, TileType) and t.space is not MemSpace.GM and d is not None:
                 if d.name == "for":  # a loop result lives at its carried address
-                    tiles = [r for r in d.results if isinstance(r.type, TileType)]
-                    a = d.attrs["addrs"][tiles.index(v)]
+                    a = d.attrs["addrs"][d.results.index(v)]
                 else:
                     a = d.attrs.get("addr")
                 if a is not None:
@@ -422,3 +421,12 @@ def test_property_vector_tiles_emit_sound_sources(kern, r, c):
     except mt.MixtileError:
         return
     assert check(ak) == [] and _unordered(ck.kernel, ck.target) == []
+
+
+def test_a_kernel_with_two_launches_is_refused_with_its_line():
+    import test_adversarial as ADV
+
+    with pytest.raises(mt.UnsupportedError) as ei:
+        _emit(ADV.two_phase_scale)
+    assert "2 spmd launches" in str(ei.value) and ei.value.loc.line > 0
+    assert "one kernel per launch" in ei.value.fix

@@ -319,3 +319,48 @@ def test_vector_ops_run_like_the_simulator(name, gen, tmp_path):
     args = [torch.randn(13, 64, generator=gen), torch.randn(13, 64, generator=gen),
             torch.zeros(13, 64)]
     _compare(k, args, tmp_path, rtol=1e-3)
+
+
+def test_kernels_from_the_other_suites_run_like_the_simulator(gen, tmp_path):
+    """Odd kernels of the simulator's adversarial suite and the language tests: a carried
+    index scalar through nested loops, where with a scalar first, integer index math,
+    gathers by GM indices, segment means, static-row GEMMs, LEFT_RIGHT lane splits."""
+    import test_adversarial as ADV
+    import test_checks as CHK
+    import test_language as LANG
+    import test_mixed as MIX
+
+    i32 = dict(dtype=torch.int32)
+    cases = [
+        (ADV.tri_count, [torch.randn(6, generator=gen), torch.zeros(2), 6], {}),
+        (ADV.where_mix, [torch.randn(37, generator=gen), torch.zeros(37)], {}),
+        (ADV.int_table, [torch.tensor([-7, 0, 5, -1, 13, -128], **i32),
+                         torch.zeros(6, 6, **i32)], {}),
+        (ADV.seg_mean, [torch.randn(20, 45, generator=gen), torch.tensor([0, 3, 6, 2, 19], **i32),
+                        torch.tensor([3, 5, 6, 20, 19], **i32), torch.zeros(5, 45)], {}),
+        (ADV.colsum_nested, [torch.randn(9, 17, generator=gen), torch.zeros(17),
+                             torch.zeros(1)], {}),
+        (ADV.gemm_static_rows, [_t(3, 70, gen=gen), _t(50, 70, gen=gen), torch.zeros(3, 50)], {}),
+        (ADV.gemm_varlen, [_t(3, 20, 100, gen=gen), _t(40, 100, gen=gen, scale=0.1),
+                           torch.tensor([100, 33, 1], **i32), torch.randn(40, generator=gen),
+                           torch.zeros(3, 20, 40, dtype=torch.bfloat16)], {}),
+        (CHK.gather, [torch.randn(10, 32, generator=gen), torch.tensor([3, 0, 9, 3], **i32),
+                      torch.zeros(4, 32)], {}),
+        (LANG.gather_rows_sum, [torch.randn(10, 64, generator=gen),
+                                torch.tensor([3, 0, 9, 3], **i32),
+                                torch.tensor([2, 5, 1, 7], **i32), torch.zeros(4, 64)], {}),
+        (LANG.online_max_sum, [torch.randn(9, 100, generator=gen), torch.zeros(9, 2)], {}),
+        (LANG.ops_zoo, [torch.randn(9, 40, generator=gen), torch.zeros(7, 9, 40)], {}),
+        (MIX.gemm_bias_silu_lr, [_t(37, 70, gen=gen), _t(50, 70, gen=gen, scale=0.1),
+                                 torch.randn(50, generator=gen),
+                                 torch.zeros(37, 50, dtype=torch.bfloat16)], {}),
+    ]
+    failures = []
+    for kern, args, consts in cases:
+        try:
+            _compare(kern, args, tmp_path, rtol=2e-2, **consts)
+        except mt.MixtileError as e:  # a kernel the backend refuses, with a reason
+            failures.append(f"{kern.name}: refused: {str(e).splitlines()[0]}")
+        except (AssertionError, RuntimeError) as e:
+            failures.append(f"{kern.name}: {str(e)[:300]}")
+    assert not failures, "\n".join(failures)

@@ -183,10 +183,10 @@ class _Inserter:
 
     def loop(self, op: Op, st: _State, insert: bool) -> None:
         body = op.regions[0]
-        addrs = op.attrs.get("addrs") or []
-        carried = [a for a in body.args[1:] if isinstance(a.type, TileType)]
-        for arg, res, addr in zip(carried, [r for r in op.results
-                                            if isinstance(r.type, TileType)], addrs):
+        addrs = op.attrs.get("addrs") or []  # one per carried value, None for scalars
+        for arg, res, addr in zip(body.args[1:], op.results, addrs):
+            if not isinstance(arg.type, TileType) or addr is None:
+                continue
             k = (arg.type.space, addr, addr + self.target.tile_bytes(arg.type))
             self.carried[arg] = k
             self.carried[res] = k

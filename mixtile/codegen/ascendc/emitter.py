@@ -294,6 +294,13 @@ class Emitter:
         self.out(f"KERNEL_TASK_TYPE_DEFAULT({KERNEL_TYPE[self.core]});")
         self.out("GlobalTensor<int64_t> tilingGm;")
         self.out("tilingGm.SetGlobalBuffer((__gm__ int64_t*)tiling);")
+        launches = [op for op in k.body.ops if op.name == "spmd"]
+        if len(launches) > 1:
+            raise UnsupportedError(
+                f"kernel {k.name} has {len(launches)} spmd launches; the Ascend C backend "
+                "emits one launch per kernel", loc=launches[1].loc,
+                fix="split it into one kernel per launch (run them one after another), or "
+                    "use one launch with mt.syncall() between the phases")
         if any(f.is_float for f in self.tiling):
             self.out("GlobalTensor<float> tilingF;")
             self.out("tilingF.SetGlobalBuffer((__gm__ float*)tiling);")
@@ -443,10 +450,9 @@ class Emitter:
         for op in body.walk():
             tiles = [(v, op.attrs["addr"]) for v in op.results
                      if isinstance(v.type, TileType) and "addr" in op.attrs]
-            if op.name == "for":
-                tiles = [(v, a) for v, a in zip([r for r in op.results
-                                                 if isinstance(r.type, TileType)],
-                                                op.attrs.get("addrs") or [])]
+            if op.name == "for":  # addrs: one per carried value, None for scalars
+                tiles = [(v, a) for v, a in zip(op.results, op.attrs.get("addrs") or [])
+                         if isinstance(v.type, TileType)]
             for v, a in tiles:
                 sp = v.type.space
                 peak[sp] = max(peak.get(sp, 0), a + self.t.tile_bytes(v.type))
@@ -473,11 +479,8 @@ class Emitter:
         body = op.regions[0]
         addrs = list(op.attrs.get("addrs") or [])
         carried: list[tuple[Value, Value, str]] = []  # (block arg, result, C++ name)
-        tile_i = 0
-        for arg, res, init in zip(body.args[1:], op.results, inits):
+        for arg, res, init, addr in zip(body.args[1:], op.results, inits, addrs):
             if isinstance(arg.type, TileType):
-                addr = addrs[tile_i]
-                tile_i += 1
                 name = self.tile(arg, addr, prefix="c")
                 self.names[res] = name
                 self.addrs[res] = addr

@@ -201,11 +201,19 @@ def _select(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     m, a, b = op.operands
     R, C = _rc(t)
-    if not (isinstance(m.type, TileType) and isinstance(a.type, TileType)
-            and _shape2(m.type) in ((R, C), (1, C)) and _shape2(a.type) == (R, C)):
-        _unsupported(op, "a select whose first value is not a full tile or whose mask is "
-                     "neither full nor one row")
+    full_a = isinstance(a.type, TileType) and _shape2(a.type) == (R, C)
+    if not (isinstance(m.type, TileType) and _shape2(m.type) in ((R, C), (1, C))
+            and (full_a or _shape2(a.type) == (1, 1))):
+        _unsupported(op, "a select whose mask is neither full nor one row, or whose first "
+                     "value is neither a full tile nor a scalar")
     dst, n = em.ref(op.result), t.numel
+    a_ref = em.ref(a) if full_a else None
+    if not full_a:  # Select takes a scalar only as its second value: fill a scratch tile
+        a_ref = em.fresh("sel")
+        em.out(f"LocalTensor<{ctype(t.dtype)}> {a_ref} = {em.tmp(t.dtype, n)};")
+        em.out(f"Duplicate({a_ref}, static_cast<{ctype(t.dtype)}>("
+               f"{_scalar_of(em, a, t.dtype)}), {n});")
+        em.vec_sync("V", "V")
     per_row = _shape2(m.type) != (R, C)  # one mask row for every row
     tensor = isinstance(b.type, TileType) and _shape2(b.type) == (R, C)
     if not tensor:
@@ -218,16 +226,23 @@ def _select(em: Emitter, op: Op) -> None:
         row = f"[r * {C}]"
         other = f"{em.ref(b)}{row}" if tensor else s
         mode = "VSEL_TENSOR_TENSOR_MODE" if tensor else "VSEL_TENSOR_SCALAR_MODE"
-        em.out(f"Select({dst}{row}, {em.ref(m)}, {em.ref(a)}{row}, {other}, SELMODE::{mode}, "
-               f"{C});")
+        em.out(f"Select({dst}{row}, {em.ref(m)}, {a_ref}{row}, {other}, SELMODE::{mode}, {C});")
         em.ind -= 1
         em.out("}")
     elif tensor:
-        em.out(f"Select({dst}, {em.ref(m)}, {em.ref(a)}, {em.ref(b)}, "
+        em.out(f"Select({dst}, {em.ref(m)}, {a_ref}, {em.ref(b)}, "
                f"SELMODE::VSEL_TENSOR_TENSOR_MODE, {n});")
     else:
-        em.out(f"Select({dst}, {em.ref(m)}, {em.ref(a)}, {s}, SELMODE::VSEL_TENSOR_SCALAR_MODE, "
-               f"{n});")
+        em.out(f"Select({dst}, {em.ref(m)}, {a_ref}, {s}, SELMODE::VSEL_TENSOR_SCALAR_MODE, {n});")
+
+
+def _select_tmp(op: Op) -> int:
+    a, t = op.operands[1], op.result.type
+    full = isinstance(a.type, TileType) and _shape2(a.type) == _shape2(t)
+    return 0 if full else -(-(t.numel * t.dtype.itemsize) // 32) * 32
+
+
+TMP[lookup("select")] = _select_tmp
 
 
 @_rule("cast")
