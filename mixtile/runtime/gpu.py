@@ -17,7 +17,7 @@ import torch
 from mixtile.codegen.triton import generate
 from mixtile.errors import ArgumentError, UnsupportedError
 from mixtile.ir.core import Kernel
-from mixtile.ir.registry import OPS
+from mixtile.ir.hostval import host_scalars
 from mixtile.ir.types import Role, TensorType
 
 _modules: dict[str, object] = {}
@@ -45,23 +45,6 @@ def _module(source: str, cache_dir: Path):
     spec.loader.exec_module(mod)
     _modules[key] = mod
     return mod
-
-
-def _host_scalars(kernel: Kernel, dims: dict[tuple[str, int], int], scalars: dict) -> dict:
-    """Evaluate the kernel body's top-level scalar ops on the host (for launch grids)."""
-    env: dict = {p.value: scalars[p.name] for p in kernel.params if p.name in scalars}
-    for op in kernel.body.ops:
-        if op.name == "spmd":
-            continue
-        if op.name == "dim":
-            t = op.operands[0]
-            env[op.result] = dims[(t.hint, op.attrs["axis"])]
-        elif op.name == "load_scalar":
-            raise UnsupportedError("a launch grid that reads GM has no host-side value",
-                                   loc=op.loc)
-        else:
-            env[op.result] = OPS[op.name].impl(op.attrs, *(env[v] for v in op.operands))
-    return env
 
 
 def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
@@ -93,7 +76,7 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
         for d in range(len(t.shape)):
             dims[(p.name, d)] = a.shape[d]
             args += [a.shape[d], a.stride(d)]
-    env = _host_scalars(kernel, dims, scalars)
+    env = host_scalars(kernel, dims, scalars)
     for la in launches:
         grid = env[la["grid"]] if la["grid"] in env else None
         if grid is None:

@@ -52,6 +52,18 @@ def rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
         mt.store(y[m0:m0 + TM, n0:n0 + TN], acc.astype(mt.bf16))
 
 
+def _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK):
+    """y[m0:, n0:] = silu(xn @ wg^T) * (xn @ wu^T) for one (TM, TN) tile, xn = x * inv * g
+    normalised per K chunk (traced inline into both MLP kernels)."""
+    ag = mt.zeros((TM, TN))
+    au = mt.zeros((TM, TN))
+    for k0 in mt.range(0, H, TK):
+        a = _normed(x, g, m0, k0, inv, TM, TK)
+        ag = mt.matmul(a, mt.load(wg[n0:n0 + TN, k0:k0 + TK]), acc=ag, b_trans=True)
+        au = mt.matmul(a, mt.load(wu[n0:n0 + TN, k0:k0 + TK]), acc=au, b_trans=True)
+    mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag) * au).astype(mt.bf16))
+
+
 @mt.kernel
 def rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
                    wg: mt.Tensor["I", "H", mt.bf16], wu: mt.Tensor["I", "H", mt.bf16],
@@ -62,13 +74,7 @@ def rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     I = wg.shape[0]
     for m0, n0 in blocks(B, I, TM, TN):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
-        ag = mt.zeros((TM, TN))
-        au = mt.zeros((TM, TN))
-        for k0 in mt.range(0, H, TK):
-            a = _normed(x, g, m0, k0, inv, TM, TK)
-            ag = mt.matmul(a, mt.load(wg[n0:n0 + TN, k0:k0 + TK]), acc=ag, b_trans=True)
-            au = mt.matmul(a, mt.load(wu[n0:n0 + TN, k0:k0 + TK]), acc=au, b_trans=True)
-        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag) * au).astype(mt.bf16))
+        _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK)
 
 
 @mt.kernel
@@ -104,13 +110,7 @@ def rmsnorm_swiglu_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTI
     for m0, n0 in blocks(B, I, TM, TN):
         ss = mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp]))
         inv = mt.rsqrt(ss / mt.to_float(H) + eps)
-        ag = mt.zeros((TM, TN))
-        au = mt.zeros((TM, TN))
-        for k0 in mt.range(0, H, TK):
-            a = _normed(x, g, m0, k0, inv, TM, TK)
-            ag = mt.matmul(a, mt.load(wg[n0:n0 + TN, k0:k0 + TK]), acc=ag, b_trans=True)
-            au = mt.matmul(a, mt.load(wu[n0:n0 + TN, k0:k0 + TK]), acc=au, b_trans=True)
-        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag) * au).astype(mt.bf16))
+        _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK)
 
 
 def _norm_rope(x1, x2, n1, n2, c, s, D, eps):

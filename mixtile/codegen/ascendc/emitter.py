@@ -23,6 +23,7 @@ import numpy as np
 
 from mixtile.errors import CapacityError, UnsupportedError
 from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.hostval import host_scalars
 from mixtile.ir.types import (
     CoreRole,
     CoreType,
@@ -162,19 +163,12 @@ def entry_name(name: str) -> str:
 
 
 def launch_blocks(kernel: Kernel, shapes: dict, scalars: dict) -> int:
-    """Evaluate the index math before the `spmd` (the grid) on the host."""
-    env: dict[Value, object] = {}
-    for p in kernel.params:
-        if not isinstance(p.value.type, TensorType):
-            env[p.value] = scalars.get(p.name)
-    for op in kernel.body.ops:
-        if op.name == "spmd":
-            return int(env[op.operands[0]])
-        if op.name == "dim":
-            env[op.result] = shapes[op.operands[0].hint][op.attrs["axis"]]
-        elif op.opdef.impl is not None and op.results:
-            env[op.result] = op.opdef.impl(op.attrs, *[env[v] for v in op.operands])
-    raise UnsupportedError(f"kernel {kernel.name} has no spmd launch")
+    """The kernel's `spmd` count (its blockDim) for these tensor shapes and scalars."""
+    spmd = next((op for op in kernel.body.ops if op.name == "spmd"), None)
+    if spmd is None:
+        raise UnsupportedError(f"kernel {kernel.name} has no spmd launch")
+    dims = {(n, a): d for n, shape in shapes.items() for a, d in enumerate(shape)}
+    return int(host_scalars(kernel, dims, scalars)[spmd.operands[0]])
 
 
 class Emitter:

@@ -172,15 +172,17 @@ def _load(em: Emitter, op: Op) -> None:
             em.out(f"        DataCopyPad({row}, {r.gm}[{r.base} + r * {r.row_stride or 0}], "
                    f"DataCopyExtParams(1, {r.nc} * {sz}, 0, 0, 0), "
                    f"DataCopyPadExtParams<{cty}>(true, 0, {_tail(r, sz)}, {pad}));")
-            em.out("        SetFlag<HardEvent::MTE2_S>(EVENT_ID0);")
-            em.out("        WaitFlag<HardEvent::MTE2_S>(EVENT_ID0);")
+            em.ind += 2
+            em.vec_sync("MTE2", "S")
+            em.ind -= 2
             em.out("    }")
             em.out(f"    for (int64_t c = 0; c < {r.C}; ++c) {{")
             em.out(f"        {dst}.SetValue(r * {r.C} + c, (r < {r.nr} && c < {r.nc}) ? "
                    f"{row}.GetValue(c) : {pad});")
             em.out("    }")
-            em.out("    SetFlag<HardEvent::S_MTE2>(EVENT_ID0);")
-            em.out("    WaitFlag<HardEvent::S_MTE2>(EVENT_ID0);")
+            em.ind += 1
+            em.vec_sync("S", "MTE2")
+            em.ind -= 1
             em.out("}")
             em.out("PipeBarrier<PIPE_ALL>();")
     elif t.space is MemSpace.L1:
@@ -208,6 +210,17 @@ def _load(em: Emitter, op: Op) -> None:
     em.out("}")
 
 
+def _gm_write(em: Emitter, op: Op, cty: str, call: str) -> None:
+    """One GM write (DataCopyPad, Fixpipe), between SetAtomicAdd and SetAtomicNone when
+    the op adds atomically."""
+    atomic = op.attrs.get("atomic", AtomicKind.NONE) is AtomicKind.ADD
+    if atomic:
+        em.out(f"SetAtomicAdd<{cty}>();")
+    em.out(call)
+    if atomic:
+        em.out("SetAtomicNone();")
+
+
 def _fixpipe_out(em: Emitter, op: Op, src: Value, relu: bool, out_dt: DType) -> None:
     t: TileType = src.type
     if t.dtype is not DType.F32:
@@ -229,14 +242,11 @@ def _fixpipe_out(em: Emitter, op: Op, src: Value, relu: bool, out_dt: DType) -> 
     em.out(f"{fp}.dstStride = {r.row_stride or 0};")
     em.out(f"{fp}.reluEn = {'true' if relu else 'false'};")
     em.out(f"{fp}.quantPre = QuantMode_t::{quant};")
-    atomic = op.attrs.get("atomic", AtomicKind.NONE) is AtomicKind.ADD
     em.out(f"if {r.nonempty()} {{")
-    if atomic:
-        em.out(f"    SetAtomicAdd<{ctype(out_dt)}>();")
-    em.out(f"    Fixpipe<{ctype(out_dt)}, float, CFG_ROW_MAJOR>({r.gm}[{r.base}], "
-           f"{em.ref(src)}, {fp});")
-    if atomic:
-        em.out("    SetAtomicNone();")
+    em.ind += 1
+    _gm_write(em, op, ctype(out_dt), f"Fixpipe<{ctype(out_dt)}, float, CFG_ROW_MAJOR>("
+                                     f"{r.gm}[{r.base}], {em.ref(src)}, {fp});")
+    em.ind -= 1
     em.out("}")
 
 
@@ -300,36 +310,31 @@ def _store(em: Emitter, op: Op) -> None:
         offs = op.operands[2:len(op.operands) - row_limit]
         r = _Region(em, op, op.operands[0], offs, t)
         sz = t.dtype.itemsize
-        atomic = op.attrs.get("atomic", AtomicKind.NONE) is AtomicKind.ADD
+        cty = ctype(t.dtype)
         if _dense_ok(r, t):
             em.out(f"if {r.nonempty()} {{")
-            if atomic:
-                em.out(f"    SetAtomicAdd<{ctype(t.dtype)}>();")
-            em.out(f"    DataCopyPad({r.gm}[{r.base}], {em.ref(src)}, DataCopyExtParams({r.nr}, "
-                   f"{r.nc} * {sz}, {_ub_gap(r, sz)}, {_gm_gap(r, sz)}, 0));")
-            if atomic:
-                em.out("    SetAtomicNone();")
+            em.ind += 1
+            _gm_write(em, op, cty, f"DataCopyPad({r.gm}[{r.base}], {em.ref(src)}, "
+                                   f"DataCopyExtParams({r.nr}, {r.nc} * {sz}, {_ub_gap(r, sz)}, "
+                                   f"{_gm_gap(r, sz)}, 0));")
+            em.ind -= 1
             em.out("}")
         else:  # rows that are not 32-byte aligned in UB: one row at a time via a scratch
             if not r.contiguous:
                 _unsupported(op, "a UB store whose columns are not the tensor's last axis")
-            row, cty = em.fresh("row"), ctype(t.dtype)
+            row = em.fresh("row")
             em.out(f"LocalTensor<{cty}> {row} = {em.tmp(t.dtype, _row_elems(t))};")
             em.out("PipeBarrier<PIPE_ALL>();  // rows are not 32-byte aligned in UB")
             em.out(f"for (int64_t r = 0; r < {r.nr}; ++r) {{")
-            em.out(f"    for (int64_t c = 0; c < {r.nc}; ++c) {{")
-            em.out(f"        {row}.SetValue(c, {em.ref(src)}.GetValue(r * {r.C} + c));")
-            em.out("    }")
-            em.out("    SetFlag<HardEvent::S_MTE3>(EVENT_ID0);")
-            em.out("    WaitFlag<HardEvent::S_MTE3>(EVENT_ID0);")
-            if atomic:
-                em.out(f"    SetAtomicAdd<{cty}>();")
-            em.out(f"    DataCopyPad({r.gm}[{r.base} + r * {r.row_stride or 0}], {row}, "
-                   f"DataCopyExtParams(1, {r.nc} * {sz}, 0, 0, 0));")
-            if atomic:
-                em.out("    SetAtomicNone();")
-            em.out("    SetFlag<HardEvent::MTE3_S>(EVENT_ID0);")
-            em.out("    WaitFlag<HardEvent::MTE3_S>(EVENT_ID0);")
+            em.ind += 1
+            em.out(f"for (int64_t c = 0; c < {r.nc}; ++c) {{")
+            em.out(f"    {row}.SetValue(c, {em.ref(src)}.GetValue(r * {r.C} + c));")
+            em.out("}")
+            em.vec_sync("S", "MTE3")
+            _gm_write(em, op, cty, f"DataCopyPad({r.gm}[{r.base} + r * {r.row_stride or 0}], "
+                                   f"{row}, DataCopyExtParams(1, {r.nc} * {sz}, 0, 0, 0));")
+            em.vec_sync("MTE3", "S")
+            em.ind -= 1
             em.out("}")
             em.out("PipeBarrier<PIPE_ALL>();")
     else:
