@@ -215,3 +215,37 @@ def test_float_to_int_rounds_half_to_even_and_saturates_on_every_backend():
         ys = y.to(DEV) if target == "cuda" else y
         mt.run_jit(_f2i, xs, ys, target=target)
         assert torch.equal(ys.cpu(), want), (target, ys.cpu().tolist())
+
+
+@mt.kernel
+def _store_then_reload(x: mt.Tensor["M", "N", mt.f32], y: mt.InOut["M", "N", mt.f32],
+                       z: mt.Out["M", "N", mt.f32], T: mt.const = 16):
+    """Writes y, reads it back, writes it again, in one program (a tile's elements need
+    not sit in the same threads for the load as for the store); then a loop that reads
+    and writes y every iteration."""
+    M, N = x.shape
+    for blk in mt.spmd(1):
+        mt.store(y[0:T, 0:T], mt.load(x[0:T, 0:T]) * 2.0)
+        yt = mt.load(y[0:T, 0:T])
+        mt.store(z[0:T, 0:T], yt + mt.row_sum(yt))
+        mt.store(y[0:T, 0:T], yt + 1.0)
+        for i in mt.range(0, 3):
+            mt.store(y[0:T, 0:T], mt.load(y[0:T, 0:T]) + 1.0)
+
+
+def test_gm_program_order_kept_with_cta_barriers():
+    """Accesses of one tensor by one program are ordered as written: a CTA barrier before
+    a read after a write (RAW), a write after a read or write (WAR, WAW), and at the top of
+    a loop that reads and writes it; none where no tensor is both read and written."""
+    src = mt.compile(_store_then_reload, dict(backend="triton", arch="gpu")).code
+    body = src.split("def ", 1)[1].splitlines()
+    kinds = [("B" if "debug_barrier" in ln else "S" if "tl.store(y" in ln else
+              "L" if "tl.load(y" in ln else None) for ln in body]
+    seq = "".join(k for k in kinds if k)
+    assert seq == "SBLBSBLBS", seq  # store, |, load, |, store, loop: |, load, |, store
+    assert "debug_barrier" not in mt.compile(G.gemm, dict(backend="triton", arch="gpu")).code
+    x = _t(16, 16)
+    y, z = torch.zeros_like(x), torch.zeros_like(x)
+    mt.run_jit(_store_then_reload, x, y, z, target="cuda")
+    assert torch.allclose(z, 2 * x + (2 * x).sum(1, keepdim=True), atol=1e-4)
+    assert torch.allclose(y, 2 * x + 4)

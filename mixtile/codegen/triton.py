@@ -6,7 +6,8 @@ values may live across it, they are recomputed). A tile of static shape S is a T
 block of shape P(S): P(1) = 1, else the next power of two, at least 16 (tl.dot's
 minimum); lanes past S are masked on load/store, neutralised before reductions and dot
 products. Cube/vector crossings and `split_aiv` lanes disappear: one program holds both
-sides (NONE regions loop over the two lanes). Floor division and modulo of negative
+sides (NONE regions loop over the two lanes). A program's accesses of one tensor that may
+conflict are ordered by CTA barriers (see "GM order"). Floor division and modulo of negative
 index values follow C (truncation) in Triton; mixtile kernels index with non-negatives.
 """
 from __future__ import annotations
@@ -67,7 +68,8 @@ SCALAR = {"sadd": "({0} + {1})", "ssub": "({0} - {1})", "smul": "({0} * {1})",
           "slt": "({0} < {1})", "sle": "({0} <= {1})", "sgt": "({0} > {1})",
           "sge": "({0} >= {1})", "seq": "({0} == {1})", "sne": "({0} != {1})",
           "sselect": "tl.where({0}, {1}, {2})"}
-NO_OPS = {"fence", "set_flag", "wait_flag", "pipe_sync"}  # a single program orders itself
+NO_OPS = {"fence", "set_flag", "wait_flag", "pipe_sync"}  # one program: see "GM order"
+_READS, _WRITES = {"load", "load_scalar"}, {"store", "fixpipe"}  # GM accesses
 _REDUCE = {ReduceKind.SUM: ("tl.sum", "0"), ReduceKind.MAX: ("tl.max", "float('-inf')"),
            ReduceKind.MIN: ("tl.min", "float('inf')")}
 
@@ -82,6 +84,8 @@ class _Emitter:
         self.names: dict[Value, str] = {}
         self.n = 0
         self.params = [p for p in kernel.params]
+        self.rd: set = set()  # tensors read / written since the last CTA barrier
+        self.wr: set = set()
 
     # ------------------------------------------------------------ naming
     def name(self, v: Value) -> str:
@@ -116,8 +120,35 @@ class _Emitter:
         for op in blk.ops:
             self.emit(op, ind)
 
+    # ------------------------------------------------------------ GM order
+    # One program is many threads: two accesses of one tensor by different threads are
+    # ordered only by a CTA barrier (bar.sync orders global memory for the CTA too). The
+    # DSL's program order is kept with a barrier before an access that may conflict with
+    # an earlier one (RAW, WAR, WAW), and at the top of a loop body that both writes a
+    # tensor and reads it (or writes it from two ops): iterations conflict with each other.
+    def _order(self, op: Op, ind: int) -> None:
+        t, write = op.operands[0], op.name in _WRITES
+        if t in self.wr or (write and t in self.rd):
+            self.barrier(ind)
+        (self.wr if write else self.rd).add(t)
+
+    def barrier(self, ind: int) -> None:
+        self.out(ind, "tl.debug_barrier()")
+        self.rd, self.wr = set(), set()
+
+    def _body_conflicts(self, body: Block) -> bool:
+        rd, wr = set(), {}
+        for op in body.walk():
+            if op.name in _READS:
+                rd.add(op.operands[0])
+            elif op.name in _WRITES:
+                wr[op.operands[0]] = wr.get(op.operands[0], 0) + 1
+        return any(n > 1 or t in rd for t, n in wr.items())
+
     def emit(self, op: Op, ind: int) -> None:
         name = op.name
+        if name in _READS or name in _WRITES:
+            self._order(op, ind)
         ops = [self.ref(v) for v in op.operands]
         r = self.name(op.results[0]) if op.results else None
         if name == "const":
@@ -184,6 +215,8 @@ class _Emitter:
             lane = self.name(op.regions[0].args[0])
             self.out(ind, f"for {lane} in tl.static_range(2):")
             self.out(ind + 1, "pass")
+            if self._body_conflicts(op.regions[0]):
+                self.barrier(ind + 1)
             self.emit_block(op.regions[0], ind + 1)
         elif name == "core":
             raise UnsupportedError("a hand-written per-core region (mt.on_core) has no "
@@ -344,6 +377,8 @@ class _Emitter:
             self.out(ind, f"{self.name(a)} = {init}")
         self.out(ind, f"for {iv} in range({ops[0]}, {ops[1]}, {ops[2]}):")
         self.out(ind + 1, "pass")
+        if self._body_conflicts(body):
+            self.barrier(ind + 1)
         self.emit_block(body, ind + 1)
         y = body.ops[-1]
         for a, v in zip(carried, y.operands):
