@@ -6,10 +6,12 @@ gemm:  each projection alone per (TN, TK), launch config autotuned (and Triton's
        (4 warps, 3 stages) for comparison), weights rotated over copies so that L2 holds
        none of them; time per launch in a CUDA graph of back-to-back launches, and the
        ratio to its own weight-read floor (weight bytes / D2D copy bandwidth).
-attn:  fa_fused (3 launches) per NSPLIT, one block per work item (GRID = B * KVH * NSPLIT),
+attn:  fa_fused (2 launches) per NSPLIT, one block per work item (GRID = B * KVH * NSPLIT),
        and the persistent 132-block launch for comparison; ratio to its KV-read floor.
 layer: the DecodeLayer as the benchmark runs it (CUDA graph); each step's marginal cost
        = whole graph minus the graph without that step (layer_spec: static dims).
+steps: each step's time in the layer's own launch sequence (behind a spin kernel, an
+       event between steps: no host gaps, no graph).
 --shard i/n runs every n-th case: n such processes in parallel fill Triton's disk cache,
 then one unsharded run times everything without compiling (benchmarks/gpu_session.sh).
 Prints a short table per section and writes every row as JSON (--out, default stdout).
@@ -31,6 +33,7 @@ from tilelang_models.qwen3.kernels import (
     gemm_residual,
     gemm_residual_sumsq,
     rmsnorm_gemm,
+    rmsnorm_gemm_ssq,
     rmsnorm_swiglu,
     rmsnorm_swiglu_ssq,
 )
@@ -177,7 +180,8 @@ _S = [(64, 128), (64, 256), (128, 128)]
 GEMM_VARIANTS = {  # kernel -> [(variant, kernel, tiles)]
     "qkv": [("base", rmsnorm_gemm, [(32, 256), (64, 256), (64, 512)]),
             ("onepass", onepass_rmsnorm_gemm, [(32, 256), (64, 256)]),
-            ("swap", swap_rmsnorm_gemm, _S)],
+            ("swap", swap_rmsnorm_gemm, _S),
+            ("ssq", rmsnorm_gemm_ssq, [(32, 256), (64, 256), (64, 512)])],
     "o_proj": [("base", gemm_residual, _T), ("swap", swap_gemm_residual, _S),
                ("ssq", gemm_residual_sumsq, [(32, 256), (64, 256), (64, 512)])],
     "mlp_up": [("base", rmsnorm_swiglu, [(16, 256), (32, 128), (32, 256), (64, 128)]),
@@ -202,6 +206,11 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
             ws = [torch.randn(nqkv, h, **bf) for _ in range(nrot)]
             y = torch.empty(b, nqkv, **bf)
             return [(x, gn, w, y, 1e-6) for w in ws], nqkv * h * 2
+        if name == "qkv:ssq":  # the partial sums of squares of x over 64-wide tiles
+            ws = [torch.randn(nqkv, h, **bf) for _ in range(nrot)]
+            y = torch.empty(b, nqkv, **bf)
+            ssq = x.float().pow(2).view(b, h // 64, 64).sum(-1)
+            return [(x, ssq, gn, w, y, 1e-6) for w in ws], nqkv * h * 2
         if name == "o_proj":
             ws = [torch.randn(h, h, **bf) for _ in range(nrot)]
             y = torch.empty(b, h, **bf)
@@ -241,7 +250,7 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
                 if not _mine():
                     continue
                 consts = dict(TM=tm, TN=tn, TK=tk)
-                if kern is rmsnorm_swiglu_ssq:
+                if kern in (rmsnorm_swiglu_ssq, rmsnorm_gemm_ssq):
                     consts["NT"] = h // 64
                 fns = [lambda a=a: mt.run_jit(kern, *a, target="cuda", **consts)
                        for a in argsets]
@@ -357,6 +366,43 @@ def layer_breakdown(cfg, b, bw, rows, seq=4096, bs=128, tiles=None, label="table
     torch.cuda.empty_cache()
 
 
+def step_profile(cfg, b, bw, rows, seq=4096, bs=128, label="table", iters=20, repeat=1,
+                 **kw):
+    """Each step's time in the layer's own sequence: the steps queued behind a spin kernel
+    (no host gaps) with an event between consecutive steps; medians over `iters`.
+    repeat: each step launched that many times in a row (time per launch)."""
+    if not _mine():
+        return
+    w = random_weights(cfg, 0)
+    w = type(w)(**{k: v.cuda() for k, v in vars(w).items()})
+    kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(cfg, [seq] * b, bs, 1))
+    x = torch.randn(b, cfg.hidden_size, device="cuda").bfloat16()
+    layer = DecodeLayer(cfg, w, target="cuda", progress=False, **kw)
+    xs = layer.input_ssq(x) if layer.norm_stats else None  # as from a previous layer
+    layer(x, kc, vc, bt, sl, x_ssq=xs)
+    steps = layer.steps(x, kc, vc, bt, sl, x_ssq=xs)
+    per = {s[0]: [] for s in steps}
+    per["total"] = []
+    for _ in range(iters):
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(len(steps) + 1)]
+        torch.cuda._sleep(5_000_000)
+        ev[0].record()
+        for i, s in enumerate(steps):
+            for _ in range(repeat):
+                layer.run_step(*s)
+            ev[i + 1].record()
+        ev[-1].synchronize()
+        for i, s in enumerate(steps):
+            per[s[0]].append(ev[i].elapsed_time(ev[i + 1]) * 1e3 / repeat)
+        per["total"].append(ev[0].elapsed_time(ev[-1]) * 1e3)
+    r = {"sec": "steps", "label": label, "batch": b}
+    r.update({k: round(sorted(v)[len(v) // 2], 1) for k, v in per.items()})
+    rows.append(r)
+    print(json.dumps(r), flush=True)
+    del kc, vc
+    torch.cuda.empty_cache()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,8,32")
@@ -383,6 +429,8 @@ def main() -> None:
                 sweep_gemm(cfg, b, bw, rows, only=a.kernels and a.kernels.split(","))
             elif what == "attn":
                 sweep_attn(cfg, b, bw, rows)
+            elif what == "steps":
+                step_profile(cfg, b, bw, rows)
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "copy_GBps": bw / 1e9,

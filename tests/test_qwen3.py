@@ -50,6 +50,35 @@ def test_tiny_layer_with_norm_stats_vs_reference(lens, bs):
     assert _close(k, kr) and torch.equal(v, vr)
 
 
+def test_two_layers_hand_row_sums_of_squares_on():
+    """norm_stats chained as in a model: layer 1's down projection writes out_ssq (the
+    row sums of out^2 in per-tile partials), layer 2's QKV projection reads them as x_ssq
+    instead of a pass over x. Both layers against the reference, on their own caches."""
+    cfg = get_config("tiny")
+    lens, bs = [29, 16, 3], 8
+    w1, w2 = random_weights(cfg, seed=11), random_weights(cfg, seed=12)
+    c1, c2 = make_paged_cache(cfg, lens, bs, 1), make_paged_cache(cfg, lens, bs, 2)
+    r1, r2 = [t.clone() for t in c1[:2]], [t.clone() for t in c2[:2]]
+    x = torch.randn(len(lens), cfg.hidden_size,
+                    generator=torch.Generator().manual_seed(5)).bfloat16()
+    l1 = DecodeLayer(cfg, w1, progress=False, norm_stats=True)
+    l2 = DecodeLayer(cfg, w2, progress=False, norm_stats=True)
+    h = l1(x, *c1).clone()
+    ssq = l1.out_ssq.clone()
+    assert torch.allclose(ssq.sum(1), h.float().pow(2).sum(1), rtol=1e-5)
+    assert torch.allclose(l1.input_ssq(h), ssq, rtol=1e-5)  # the same partials
+    out = l2(h, *c2, x_ssq=ssq)
+    want_h = decode_layer_ref(cfg, w1, x, *r1, *c1[2:])
+    want = decode_layer_ref(cfg, w2, want_h, *r2, *c2[2:])
+    assert _close(h, want_h) and _close(out, want, rel=3e-2)
+    assert _close(c2[0], r2[0]) and _close(c2[1], r2[1])  # from h, not the reference h
+    # the plain layer (no norm_stats) ignores x_ssq and makes its own pass
+    plain = DecodeLayer(cfg, w2, progress=False, norm_stats=False)
+    c3 = make_paged_cache(cfg, lens, bs, 2)
+    assert _close(plain(h, *c3, x_ssq=ssq), out, rel=1e-2)
+    assert plain.out_ssq is None
+
+
 def test_decode_layer_function_reuses_one_layer():
     from tilelang_models.qwen3.decode_layer import _layers, decode_layer
 

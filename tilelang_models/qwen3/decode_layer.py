@@ -2,13 +2,16 @@
 
     layer = DecodeLayer(cfg, weights, target="sim")
     out = layer(x, k_cache, v_cache, block_table, seq_lens)   # k/v caches updated in place
+    out2 = layer2(out, ..., x_ssq=layer.out_ssq)   # norm_stats: the next layer skips a pass
     out = decode_layer(cfg, weights, x, k_cache, v_cache, block_table, seq_lens)  # one-off
 
 Phases (see kernels.py):
   x ─ rmsnorm_gemm ─> qkv ─ fa_fused(paged cache) ─> attn ─ gemm_residual(+x) ─> h2
     ─ rmsnorm_swiglu ─> a ─ gemm_residual(+h2) ─> out
-With norm_stats (the default on CUDA) the O projection is gemm_residual_sumsq, which also
-writes row sums of h2^2 per N tile, and the MLP is rmsnorm_swiglu_ssq, which reads them.
+With norm_stats (the default on CUDA) the O and down projections are gemm_residual_sumsq,
+which also write row sums of h2^2 / out^2 per N tile; the MLP (rmsnorm_swiglu_ssq) reads
+h2's, and the next layer's QKV projection (rmsnorm_gemm_ssq) reads out's when it is given
+them as x_ssq (a layer given none makes its own pass over x, as rmsnorm_gemm does).
 Intermediate buffers are allocated once per batch size and reused across steps.
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tilelang_models.qwen3.kernels import (
     gemm_residual,
     gemm_residual_sumsq,
     rmsnorm_gemm,
+    rmsnorm_gemm_ssq,
     rmsnorm_swiglu,
     rmsnorm_swiglu_ssq,
 )
@@ -63,10 +67,11 @@ class DecodeLayer:
         """tiles: {kernel name: constants} overriding the GPU tile table (sweeps);
         tune: on CUDA, pick each launch's num_warps / num_stages by timing at first use
         (outside graph capture; see mixtile.runtime.gpu.autotune);
-        norm_stats: the O projection also writes per-tile row sums of h2^2 and the MLP's
-        RMSNorm reads them (gemm_residual_sumsq + rmsnorm_swiglu_ssq) instead of a pass
-        over h2 in every block (default: on CUDA, where that pass stalls each block before
-        its weights stream; elsewhere the plain gemm_residual + rmsnorm_swiglu);
+        norm_stats: the O and down projections also write per-tile row sums of h2^2 and
+        out^2 (gemm_residual_sumsq; out's are `out_ssq` after a call) and the RMSNorms read
+        them (rmsnorm_swiglu_ssq; rmsnorm_gemm_ssq when the call passes x_ssq) instead of a
+        pass over the activation in every block (default: on CUDA, where that pass stalls
+        each block before its weights stream; elsewhere the plain kernels);
         specialize: on CUDA, compile each kernel for the argument shapes (static dims;
         rmsnorm_gemm's norm loop unrolls). Off: on an H200 the layer took -6 / +5 / +13 us
         at batch 1 / 8 / 32 with it (qkv at batch 32: 48.5 vs 37.7 us)."""
@@ -79,11 +84,14 @@ class DecodeLayer:
         self._bufs: dict[int, dict[str, torch.Tensor]] = {}
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.times = StepTimes()
+        self.out_ssq: torch.Tensor | None = None  # with norm_stats: [B, n] of the output
 
     def _buffers(self, b: int, device) -> dict[str, torch.Tensor]:
         if b not in self._bufs:
             c = self.cfg
-            nt = -(-c.hidden_size // self.gemm_tiles(b)["o_proj"]["TN"])
+            t = self.gemm_tiles(b)
+            nt = -(-c.hidden_size // t["o_proj"]["TN"])
+            ntd = -(-c.hidden_size // t["down"]["TN"])
             nh = c.num_attention_heads + 2 * c.num_key_value_heads
             e = dict(dtype=torch.bfloat16, device=device)
             self._bufs[b] = {"qkv": torch.empty(b, nh * c.head_dim, **e),
@@ -92,8 +100,20 @@ class DecodeLayer:
                              # per-tile row sums of h2^2 (o_proj -> the MLP's RMSNorm)
                              "ssq": torch.empty(b, nt, dtype=torch.float32, device=device),
                              "act": torch.empty(b, c.intermediate_size, **e),
-                             "out": torch.empty(b, c.hidden_size, **e)}
+                             "out": torch.empty(b, c.hidden_size, **e),
+                             # per-tile row sums of out^2 (down -> the next layer's norm)
+                             "out_ssq": torch.empty(b, ntd, dtype=torch.float32,
+                                                    device=device)}
         return self._bufs[b]
+
+    def input_ssq(self, x: torch.Tensor) -> torch.Tensor:
+        """x's row sums of squares as [B, n] fp32 partials, in the layout this layer's
+        own out_ssq has: what a previous layer hands over (a torch op, for a model's
+        first layer and for tests)."""
+        b, h = x.shape
+        nt = -(-h // self.gemm_tiles(b)["down"]["TN"])
+        xf = torch.nn.functional.pad(x.float(), (0, -h % nt))
+        return xf.pow(2).view(b, nt, -1).sum(-1)
 
     def attention_consts(self, b: int, block_size: int) -> dict:
         c = self.cfg
@@ -122,17 +142,22 @@ class DecodeLayer:
         return dict(qkv=dict(TM=tm, TN=128, TK=256), o_proj=dict(TM=tm, TN=128, TK=128),
                     mlp_up=dict(TM=tm, TN=128, TK=256), down=dict(TM=tm, TN=128, TK=128))
 
-    def kernels(self, b: int, block_size: int) -> list[tuple]:
-        """(kernel, constants) of each phase for batch b (the compile units)."""
+    def kernels(self, b: int, block_size: int, nt_in: int | None = None) -> list[tuple]:
+        """(kernel, constants) of each phase for batch b (the compile units); nt_in: the
+        partial sums per row of x_ssq, when the call has them (norm_stats)."""
         t = self.gemm_tiles(b)
         nt = -(-self.cfg.hidden_size // t["o_proj"]["TN"])
+        qkv = (rmsnorm_gemm, t["qkv"])
         if self.norm_stats:
             o = (gemm_residual_sumsq, t["o_proj"])
             mlp = (rmsnorm_swiglu_ssq, dict(NT=nt, **t["mlp_up"]))
+            down = (gemm_residual_sumsq, t["down"])
+            if nt_in is not None:
+                qkv = (rmsnorm_gemm_ssq, dict(NT=nt_in, **t["qkv"]))
         else:
             o, mlp = (gemm_residual, t["o_proj"]), (rmsnorm_swiglu, t["mlp_up"])
-        return [(rmsnorm_gemm, t["qkv"]), (fa_fused, self.attention_consts(b, block_size)),
-                o, mlp, (gemm_residual, t["down"])]
+            down = (gemm_residual, t["down"])
+        return [qkv, (fa_fused, self.attention_consts(b, block_size)), o, mlp, down]
 
     def compile(self, b: int, block_size: int) -> float:
         """Compile every kernel of the layer (cached); returns the seconds it took."""
@@ -141,24 +166,29 @@ class DecodeLayer:
             mt.compile(kern, self.compile_cfg, **consts)
         return time.perf_counter() - t0
 
-    def steps(self, x, k_cache, v_cache, block_table, seq_lens) -> list[tuple]:
+    def steps(self, x, k_cache, v_cache, block_table, seq_lens, x_ssq=None) -> list[tuple]:
         """(name, kernel, args, constants) of each launch of one step, in order."""
         c, w = self.cfg, self.w
         b = x.shape[0]
         bs = k_cache.shape[1]
         buf = self._buffers(b, x.device)
-        (k1, c1), (k2, c2), (k3, c3), (k4, c4), (k5, c5) = self.kernels(b, bs)
+        if x_ssq is not None and not self.norm_stats:
+            x_ssq = None  # the plain kernels make their own pass over x
+        (k1, c1), (k2, c2), (k3, c3), (k4, c4), (k5, c5) = self.kernels(
+            b, bs, None if x_ssq is None else x_ssq.shape[1])
         nh = c.num_attention_heads + 2 * c.num_key_value_heads
         eps = float(c.rms_norm_eps)
         ssq = (buf["ssq"],) if self.norm_stats else ()
+        xs = () if x_ssq is None else (x_ssq,)
         return [
-            ("qkv", k1, (x, w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
+            ("qkv", k1, (x,) + xs + (w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
             ("attention", k2, (buf["qkv"].view(b, nh, c.head_dim), w.q_norm, w.k_norm,
                                k_cache, v_cache, block_table, seq_lens, buf["attn"]), c2),
             ("o_proj", k3, (buf["attn"], w.o_proj, x, buf["h2"]) + ssq, c3),
             ("mlp_up", k4, (buf["h2"],) + ssq + (w.post_attention_layernorm, w.gate_proj,
                                                   w.up_proj, buf["act"], eps), c4),
-            ("down", k5, (buf["act"], w.down_proj, buf["h2"], buf["out"]), c5),
+            ("down", k5, (buf["act"], w.down_proj, buf["h2"], buf["out"])
+             + ((buf["out_ssq"],) if self.norm_stats else ()), c5),
         ]
 
     def run_step(self, name, kern, args, consts):
@@ -169,9 +199,14 @@ class DecodeLayer:
         with autotune(self.tune and self.target == "cuda"):
             return mt.run_jit(kern, *args, target=self.target, compile_cfg=cc, **consts)
 
-    def __call__(self, x, k_cache, v_cache, block_table, seq_lens) -> torch.Tensor:
-        steps = self.steps(x, k_cache, v_cache, block_table, seq_lens)
+    def __call__(self, x, k_cache, v_cache, block_table, seq_lens, x_ssq=None
+                 ) -> torch.Tensor:
+        """One step; returns the output (a buffer reused by the next call of this batch
+        size). x_ssq: row sums of x^2 as [B, n] partials (the previous layer's out_ssq),
+        used with norm_stats; out_ssq then holds this output's, for the next layer."""
+        steps = self.steps(x, k_cache, v_cache, block_table, seq_lens, x_ssq)
         self.times = StepTimes()
+        self.out_ssq = None
         for i, (name, kern, args, consts) in enumerate(steps):
             if self.progress:
                 print(f"\r[{i + 1}/{len(steps)}] {name:<10}", end="", file=sys.stderr,
@@ -182,7 +217,9 @@ class DecodeLayer:
             self.times.per_kernel[name] = res.run_s
         if self.progress:
             print("\r" + " " * 24 + "\r", end="", file=sys.stderr, flush=True)
-        return self._bufs[x.shape[0]]["out"]
+        buf = self._bufs[x.shape[0]]
+        self.out_ssq = buf["out_ssq"] if self.norm_stats else None
+        return buf["out"]
 
 
 _layers: dict[tuple, DecodeLayer] = {}

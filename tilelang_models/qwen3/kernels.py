@@ -1,11 +1,12 @@
 """The fused kernels of a Qwen3 decode layer, in mixtile.
 
 1. rmsnorm_gemm:      y = rmsnorm(x) @ w^T                       (input norm + QKV projection)
-2. fa_fused:          q/k RMSNorm + RoPE, new K/V into the paged cache, GQA attention over
-                      the cache split over KV blocks, online-softmax merge (3 phases, hard
-                      syncalls between them)
+   rmsnorm_gemm_ssq:  the same, the norm from partial sums of x^2 (the previous layer's)
+2. fa_fused:          q/k RMSNorm + RoPE, GQA attention over the paged cache split over KV
+                      blocks (the new token from registers, then written into the cache),
+                      online-softmax merge (2 phases, a hard syncall between them)
 3. gemm_residual:     y = x @ w^T + residual                     (O and down projections)
-   gemm_residual_sumsq: the same, plus per-tile row sums of y^2   (O projection)
+   gemm_residual_sumsq: the same, plus per-tile row sums of y^2   (both, on CUDA)
 4. rmsnorm_swiglu:    y = silu(rmsnorm(x) @ Wg^T) * (rmsnorm(x) @ Wu^T)
    rmsnorm_swiglu_ssq: the same, the norm from those partial sums (no pass over x first)
 Storage points (bf16) match tilelang_models/qwen3/reference.py.
@@ -45,6 +46,25 @@ def rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     N = w.shape[0]
     for m0, n0 in blocks(B, N, TM, TN):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
+        acc = mt.zeros((TM, TN))
+        for k0 in mt.range(0, H, TK):
+            a = _normed(x, g, m0, k0, inv, TM, TK)
+            acc = mt.matmul(a, mt.load(w[n0:n0 + TN, k0:k0 + TK]), acc=acc, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], acc.astype(mt.bf16))
+
+
+@mt.kernel
+def rmsnorm_gemm_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTILES", mt.f32],
+                     g: mt.Tensor["H", mt.bf16], w: mt.Tensor["N", "H", mt.bf16],
+                     y: mt.Out["B", "N", mt.bf16], eps: mt.Scalar[mt.f32], NT: mt.const,
+                     TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """rmsnorm_gemm with the row sums of squares of x given as NT partials per row (from
+    the previous layer's gemm_residual_sumsq): the weights stream from the start."""
+    B, H = x.shape
+    N = w.shape[0]
+    ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
+    for m0, n0 in blocks(B, N, TM, TN):
+        inv = mt.rsqrt(mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp])) / mt.to_float(H) + eps)
         acc = mt.zeros((TM, TN))
         for k0 in mt.range(0, H, TK):
             a = _normed(x, g, m0, k0, inv, TM, TK)
@@ -134,11 +154,14 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     """One decode step of GQA attention over a vLLM-layout paged KV cache.
 
     qkv is the QKV projection viewed as [B, HQ + 2 KVH, D]; the new token of sequence b is
-    at position seq_lens[b] - 1. Phase 1 (vector, work split by lane): q/k per-head RMSNorm
-    and RoPE, k/v of the new token written into the cache, q to a workspace. Phase 2
-    (mixed): work items (sequence, KV head, split) over the clusters: QK^T and PV on the
-    cube, online softmax on the lanes (the G = HQ / KVH query heads are the rows).
-    Phase 3 (vector): each (sequence, query head) merges its NSPLIT partials.
+    at position seq_lens[b] - 1. Phase 1 (mixed): work items (sequence, KV head, split)
+    over the clusters. Each item normalises and rotates its G = HQ / KVH query heads and
+    the new token's k (RMSNorm + RoPE, vector); QK^T and PV run on the cube, the online
+    softmax on the lanes (the query heads are the rows). The cached positions before the
+    new token come from the pages; the new token itself from registers, in the split that
+    holds the last page, which writes k and v into the cache after its last read of that
+    page (ordered after it through the cube -> vector handoffs). Phase 2 (vector): each
+    (sequence, query head) merges its NSPLIT partials.
     GRID: the launch's blocks (0: the target's clusters, as a hard syncall needs on an
     NPU; on a GPU, where a syncall is a launch boundary, more blocks than SMs hide
     latency)."""
@@ -148,61 +171,53 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     half = D // 2
     scale = 1.0 / math.sqrt(D)
     nitems = B * KVH * NSPLIT
-    qr = mt.workspace((B, HQ, D), mt.bf16, "q_rope")  # q after norm + RoPE
     pm = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_m")  # per-split partials
     pl = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_l")
     po = mt.workspace((B, KVH, NSPLIT, G, D), mt.f32, "part_acc")
     for blk in mt.spmd(P):
-        # ---- phase 1: q/k RMSNorm + RoPE, the new k/v into the cache
-        with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
-            # inv_freq[i] = theta^(-2i/D); cos/sin of pos * inv_freq, (1, D/2)
-            fr = mt.exp(mt.arange(half).astype(mt.f32) * (-2.0 * math.log(theta) / D))
-            fr = fr.reshape(1, half)
-            qn1 = mt.load(q_norm[0:half]).astype(mt.f32)
-            qn2 = mt.load(q_norm[half:D]).astype(mt.f32)
-            kn1 = mt.load(k_norm[0:half]).astype(mt.f32)
-            kn2 = mt.load(k_norm[half:D]).astype(mt.f32)
-            for it in mt.range(blk * 2 + lane, B * KVH, P * 2):
-                b = it // KVH
-                h = it % KVH
-                pos = seq_lens[b] - 1
-                ang = fr * mt.to_float(pos)
-                c, s = mt.cos(ang), mt.sin(ang)
-                q1 = mt.load(qkv[b, h * G:h * G + G, 0:half]).astype(mt.f32)
-                q2 = mt.load(qkv[b, h * G:h * G + G, half:D]).astype(mt.f32)
-                o1, o2 = _norm_rope(q1, q2, qn1, qn2, c, s, D, eps)
-                mt.store(qr[b, h * G:h * G + G, 0:half], o1)
-                mt.store(qr[b, h * G:h * G + G, half:D], o2)
-                k1 = mt.load(qkv[b, HQ + h:HQ + h + 1, 0:half]).astype(mt.f32)
-                k2 = mt.load(qkv[b, HQ + h:HQ + h + 1, half:D]).astype(mt.f32)
-                o1, o2 = _norm_rope(k1, k2, kn1, kn2, c, s, D, eps)
-                page = block_table[b, pos // BS]
-                slot = pos % BS
-                mt.store(k_cache[page, slot:slot + 1, h, 0:half], o1)
-                mt.store(k_cache[page, slot:slot + 1, h, half:D], o2)
-                vt = mt.load(qkv[b, HQ + KVH + h:HQ + KVH + h + 1, 0:D])
-                mt.store(v_cache[page, slot:slot + 1, h, 0:D], vt)
-        mt.fence()
-        mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
-        # ---- phase 2: split-KV attention, one (sequence, kv head, split) per item
+        # ---- phase 1: split-KV attention, one (sequence, kv head, split) per item
+        # inv_freq[i] = theta^(-2i/D); cos/sin of pos * inv_freq, (1, D/2)
+        fr = mt.exp(mt.arange(half).astype(mt.f32) * (-2.0 * math.log(theta) / D))
+        fr = fr.reshape(1, half)
+        qn1 = mt.load(q_norm[0:half]).astype(mt.f32)
+        qn2 = mt.load(q_norm[half:D]).astype(mt.f32)
+        kn1 = mt.load(k_norm[0:half]).astype(mt.f32)
+        kn2 = mt.load(k_norm[half:D]).astype(mt.f32)
         for it in mt.range(blk, nitems, P):
             b = it // (KVH * NSPLIT)
             h = it // NSPLIT % KVH
             sp = it % NSPLIT
             L = seq_lens[b]
+            pos = L - 1
             nb = mt.cdiv(L, BS)
             per = mt.cdiv(nb, NSPLIT)
             j_lo = mt.smin(sp * per, nb)
             j_hi = mt.smin(j_lo + per, nb)
-            qt = mt.load(qr[b, h * G:h * G + G, 0:D])
-            m = mt.full((G, 1), float("-inf"))
-            l = mt.zeros((G, 1))
-            acc = mt.zeros((G, D))
+            ang = fr * mt.to_float(pos)
+            c, s = mt.cos(ang), mt.sin(ang)
+            q1 = mt.load(qkv[b, h * G:h * G + G, 0:half]).astype(mt.f32)
+            q2 = mt.load(qkv[b, h * G:h * G + G, half:D]).astype(mt.f32)
+            qa, qb = _norm_rope(q1, q2, qn1, qn2, c, s, D, eps)
+            k1 = mt.load(qkv[b, HQ + h:HQ + h + 1, 0:half]).astype(mt.f32)
+            k2 = mt.load(qkv[b, HQ + h:HQ + h + 1, half:D]).astype(mt.f32)
+            ka, kb = _norm_rope(k1, k2, kn1, kn2, c, s, D, eps)
+            vn = mt.load(qkv[b, HQ + KVH + h:HQ + KVH + h + 1, 0:D])
+            # the new token (vector): its score, and the softmax state it starts (in the
+            # split that holds the last page; elsewhere the empty state)
+            s_new = (mt.row_sum(qa.astype(mt.f32) * ka.astype(mt.f32))
+                     + mt.row_sum(qb.astype(mt.f32) * kb.astype(mt.f32))) * scale
+            own = mt.smax(0, j_hi - mt.smax(j_lo, nb - 1))  # 1 in that split, else 0
+            ownf = mt.to_float(own)
+            m = s_new + (1.0 - ownf) * -1e30  # elsewhere: "-inf" (weight 0 in the merge)
+            l = mt.zeros((G, 1)) + ownf
+            acc = mt.zeros((G, D)) + vn.astype(mt.f32) * ownf
             for j in mt.range(j_lo, j_hi):
                 page = block_table[b, j]
-                sc = mt.matmul(qt, mt.load(k_cache[page, 0:BS, h, 0:D]), b_trans=True)
+                sc = mt.matmul(qa, mt.load(k_cache[page, 0:BS, h, 0:half]), b_trans=True)
+                sc = mt.matmul(qb, mt.load(k_cache[page, 0:BS, h, half:D]), acc=sc,
+                               b_trans=True)
                 cols = (mt.arange(BS) + j * BS).reshape(1, BS)
-                sc = mt.where(cols < L, sc * scale, float("-inf"))
+                sc = mt.where(cols < pos, sc * scale, float("-inf"))
                 m_new = mt.maximum(m, mt.row_max(sc))
                 p = mt.exp(sc - m_new)
                 alpha = mt.exp(m - m_new)
@@ -213,9 +228,17 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
             mt.store(pm[b, h, sp, 0:G, 0:1], m)
             mt.store(pl[b, h, sp, 0:G, 0:1], l)
             mt.store(po[b, h, sp, 0:G, 0:D], acc)
+            # after the split's last read of the last page; one lane writes
+            with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+                for _ in mt.range(lane, own, 2):
+                    page = block_table[b, nb - 1]
+                    slot = pos % BS
+                    mt.store(k_cache[page, slot:slot + 1, h, 0:half], ka)
+                    mt.store(k_cache[page, slot:slot + 1, h, half:D], kb)
+                    mt.store(v_cache[page, slot:slot + 1, h, 0:D], vn)
         mt.fence()
         mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
-        # ---- phase 3: merge the NSPLIT partials of each (sequence, query head)
+        # ---- phase 2: merge the NSPLIT partials of each (sequence, query head)
         with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
             for it in mt.range(blk * 2 + lane, B * HQ, P * 2):
                 b = it // HQ
@@ -223,7 +246,7 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
                 h = hq // G
                 r = hq % G
                 mj = mt.load(pm[b, h, 0:NSPLIT, r, 0:1])
-                w = mt.exp(mj - mt.col_max(mj))  # empty splits have m = -inf: weight 0
+                w = mt.exp(mj - mt.col_max(mj))  # empty splits have m <= -1e30: weight 0
                 den = mt.col_sum(w * mt.load(pl[b, h, 0:NSPLIT, r, 0:1]))
                 num = mt.col_sum(mt.load(po[b, h, 0:NSPLIT, r, 0:D]) * w)
                 mt.store(out[b, hq * D:hq * D + D], (num / den).astype(mt.bf16).reshape(D))
