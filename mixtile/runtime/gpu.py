@@ -86,7 +86,7 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
 
 
 DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults
-CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2))  # tried by autotune
+CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2), (2, 6), (4, 5))
 _chosen: dict = {}  # (jit fn, grid, int args) -> (num_warps, num_stages)
 _state = {"tune": False, "forced": None}
 
