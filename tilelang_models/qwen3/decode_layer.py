@@ -47,7 +47,7 @@ GPU_TILES = {
     "mlp_up": (dict(TN=32, TK=128), dict(TN=32, TK=128)),
     "down": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
 }
-GPU_ATTN_ITEMS = 256  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
+GPU_ATTN_ITEMS = 128  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
 
 
 @dataclass
