@@ -6,9 +6,16 @@ is one the FIXPIPE does on the way out of L0C, so each kernel runs on the AIC al
 import mixtile as mt
 
 
-def blocks(M, N, TM, TN):
-    """Launch one block per (TM, TN) output tile: yields (m0, n0), the tile's origin."""
+def blocks(M, N, TM, TN, m_inner: bool = False):
+    """Launch one block per (TM, TN) output tile: yields (m0, n0), the tile's origin.
+    m_inner: consecutive blocks take consecutive M tiles of one N tile (they run at the
+    same time, so a weight tile read by several M tiles comes from HBM about once)."""
     gn = mt.cdiv(N, TN)
+    if m_inner:
+        gm = mt.cdiv(M, TM)
+        for blk in mt.spmd(gm * gn):
+            yield blk % gm * TM, blk // gm * TN
+        return
     for blk in mt.spmd(mt.cdiv(M, TM) * gn):
         yield blk // gn * TM, blk % gn * TN
 

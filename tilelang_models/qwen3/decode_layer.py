@@ -37,14 +37,16 @@ from tilelang_models.qwen3.kernels import (
 )
 from tilelang_models.qwen3.weights import LayerWeights
 
-# GPU tiles per kernel, (batch <= 8, batch > 8); TM is 16 up to batch 16, else 32.
+# GPU tiles per kernel, (batch <= 8, batch > 8); TM is 16 up to batch 16, else 32, unless
+# given: mlp_up keeps TM=16 (at batch 32 two M tiles share each weight tile through L2,
+# blocks(m_inner=True): 111 -> 104 us on an H200).
 # From benchmarks/gpu_tile_sweep.py on an H200 (--what steps: in the layer's sequence).
 # o_proj's TN also sets how many row-sum partials the MLP reads (5120 / 64 = 80: mlp_up
 # 103 -> 91 us at batch 1 against 160 partials with TN=32).
 GPU_TILES = {
     "qkv": (dict(TN=64, TK=512), dict(TN=64, TK=256)),
     "o_proj": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
-    "mlp_up": (dict(TN=32, TK=128), dict(TN=32, TK=128)),
+    "mlp_up": (dict(TN=32, TK=128), dict(TM=16, TN=32, TK=128)),
     "down": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
 }
 GPU_ATTN_ITEMS = 128  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
@@ -138,7 +140,7 @@ class DecodeLayer:
         if self.target == "cuda":
             # decode GEMMs read each weight once: on a GPU, narrow N tiles give enough
             # blocks to keep every SM streaming; the Ascend simulator keeps cube-sized tiles
-            t = {k: dict(TM=tm, **v[0 if b <= 8 else 1]) for k, v in GPU_TILES.items()}
+            t = {k: {"TM": tm, **v[0 if b <= 8 else 1]} for k, v in GPU_TILES.items()}
             t.update({k: v for k, v in self.tiles.items() if k in t})
             return t
         return dict(qkv=dict(TM=tm, TN=128, TK=256), o_proj=dict(TM=tm, TN=128, TK=128),

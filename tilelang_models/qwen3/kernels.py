@@ -44,7 +44,7 @@ def rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     feeds the cube one K chunk at a time."""
     B, H = x.shape
     N = w.shape[0]
-    for m0, n0 in blocks(B, N, TM, TN):
+    for m0, n0 in blocks(B, N, TM, TN, m_inner=True):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
         acc = mt.zeros((TM, TN))
         for k0 in mt.range(0, H, TK):
@@ -63,7 +63,7 @@ def rmsnorm_gemm_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTILE
     B, H = x.shape
     N = w.shape[0]
     ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
-    for m0, n0 in blocks(B, N, TM, TN):
+    for m0, n0 in blocks(B, N, TM, TN, m_inner=True):
         inv = mt.rsqrt(mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp])) / mt.to_float(H) + eps)
         acc = mt.zeros((TM, TN))
         for k0 in mt.range(0, H, TK):
@@ -92,7 +92,7 @@ def rmsnorm_swiglu(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
     """y = silu(xn @ wg^T) * (xn @ wu^T), xn = rmsnorm(x) * g (post-attention norm + MLP)."""
     B, H = x.shape
     I = wg.shape[0]
-    for m0, n0 in blocks(B, I, TM, TN):
+    for m0, n0 in blocks(B, I, TM, TN, m_inner=True):
         inv = _inv_rms(x, m0, H, eps, TM, TK)
         _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK)
 
@@ -107,7 +107,7 @@ def gemm_residual_sumsq(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", 
     pass over y before the weights stream (ssq has cdiv(N, TN) columns)."""
     M, K = x.shape
     N = w.shape[0]
-    for m0, n0 in blocks(M, N, TM, TN):
+    for m0, n0 in blocks(M, N, TM, TN, m_inner=True):
         acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         out = (acc + mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)).astype(mt.bf16)
         mt.store(y[m0:m0 + TM, n0:n0 + TN], out)
@@ -127,7 +127,7 @@ def rmsnorm_swiglu_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTI
     B, H = x.shape
     I = wg.shape[0]
     ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
-    for m0, n0 in blocks(B, I, TM, TN):
+    for m0, n0 in blocks(B, I, TM, TN, m_inner=True):
         ss = mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp]))
         inv = mt.rsqrt(ss / mt.to_float(H) + eps)
         _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK)

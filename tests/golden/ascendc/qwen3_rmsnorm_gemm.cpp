@@ -82,9 +82,9 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
             pipe.InitBuffer(l0cBuf, 8192);
             CrossCoreSetFlag<2, PIPE_FIX>(1);
             for (int64_t i18 = blk17; i18 < v15; i18 += v3) {
-                const int64_t v19 = FloorDiv(i18, v12);
+                const int64_t v19 = FloorMod(i18, v14);
                 const int64_t v20 = (v19 * v6);
-                const int64_t v21 = FloorMod(i18, v12);
+                const int64_t v21 = FloorDiv(i18, v14);
                 const int64_t v22 = (v21 * v5);
                 LocalTensor<float> t23 = l0cBuf.GetWithOffset<float>(2048, 0);
                 bool zero24 = true;  // t23 starts at zero
@@ -193,7 +193,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
             pipe.InitBuffer(ubBuf, 20544);
             for (int64_t i49 = blk17; i49 < v15; i49 += v3) {
                 const int64_t v50 = (lane48 * v1);
-                const int64_t v51 = FloorDiv(i49, v12);
+                const int64_t v51 = FloorMod(i49, v14);
                 const int64_t v52 = (v51 * v6);
                 LocalTensor<float> t53 = ubBuf.GetWithOffset<float>(8, 0);
                 Duplicate(t53, static_cast<float>(0.0f), 8);
