@@ -299,7 +299,8 @@ def sweep_attn(cfg, b, bw, rows, seq=4096, bs=128, splits=None):
     qkv = torch.randn(b, nh, c.head_dim, device="cuda").bfloat16()
     qn = torch.rand(c.head_dim, device="cuda").bfloat16() + 0.5
     kn = torch.rand(c.head_dim, device="cuda").bfloat16() + 0.5
-    out = torch.empty(b, c.q_size, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty(b, c.num_attention_heads, c.head_dim, device="cuda",
+                      dtype=torch.bfloat16)
     kv_bytes = 2 * b * seq * c.num_key_value_heads * c.head_dim * 2
     floor = kv_bytes / bw * 1e3
     base = dict(HQ=c.num_attention_heads, KVH=c.num_key_value_heads, D=c.head_dim, BS=bs,

@@ -213,8 +213,9 @@ def test_more_mixed_epilogues(kern, gen, tmp_path):
 
 @pytest.mark.parametrize("arch", ["a2", "a5"])
 def test_qwen3_fused_attention_with_syncall_and_a_paged_cache(arch, tmp_path):
-    """fa_fused: q/k norm + RoPE + cache write, split-KV over a paged cache, merge; three
-    phases separated by hard SyncAlls over all the clusters (24 on a2, 18 on a5)."""
+    """fa_fused: q/k norm + RoPE, split-KV over a paged cache, cache write, merge; two
+    phases separated by a hard SyncAll over all the clusters (24 on a2, 18 on a5); with
+    one split, one phase."""
     from tilelang_models.qwen3.config import get_config
     from tilelang_models.qwen3.paged import make_paged_cache
 
@@ -225,9 +226,12 @@ def test_qwen3_fused_attention_with_syncall_and_a_paged_cache(arch, tmp_path):
     nh = cfg.num_attention_heads + 2 * cfg.num_key_value_heads
     qkv = _t(len(lens), nh, cfg.head_dim, gen=gen)
     args = [qkv, _t(cfg.head_dim, gen=gen), _t(cfg.head_dim, gen=gen), k, v, bt, sl,
-            torch.zeros(len(lens), cfg.num_attention_heads * cfg.head_dim, dtype=torch.bfloat16)]
-    _compare(Q.fa_fused, args, tmp_path, arch=arch, HQ=cfg.num_attention_heads,
-             KVH=cfg.num_key_value_heads, D=cfg.head_dim, BS=16, NSPLIT=6)
+            torch.zeros(len(lens), cfg.num_attention_heads, cfg.head_dim, dtype=torch.bfloat16)]
+    consts = dict(HQ=cfg.num_attention_heads, KVH=cfg.num_key_value_heads, D=cfg.head_dim,
+                  BS=16)
+    _compare(Q.fa_fused, args, tmp_path, arch=arch, NSPLIT=6, **consts)
+    args[3], args[4] = make_paged_cache(cfg, lens, 16, 4)[:2]  # one split: no phase 2
+    _compare(Q.fa_fused, args, tmp_path, arch=arch, NSPLIT=1, **consts)
 
 
 def test_qwen3_rmsnorm_swiglu_and_gemm_residual(gen, tmp_path):

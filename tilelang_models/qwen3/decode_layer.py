@@ -187,7 +187,8 @@ class DecodeLayer:
         return [
             ("qkv", k1, (x,) + xs + (w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
             ("attention", k2, (buf["qkv"].view(b, nh, c.head_dim), w.q_norm, w.k_norm,
-                               k_cache, v_cache, block_table, seq_lens, buf["attn"]), c2),
+                               k_cache, v_cache, block_table, seq_lens,
+                               buf["attn"].view(b, c.num_attention_heads, c.head_dim)), c2),
             ("o_proj", k3, (buf["attn"], w.o_proj, x, buf["h2"]) + ssq, c3),
             ("mlp_up", k4, (buf["h2"],) + ssq + (w.post_attention_layernorm, w.gate_proj,
                                                   w.up_proj, buf["act"], eps), c4),

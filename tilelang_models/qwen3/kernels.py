@@ -148,7 +148,7 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
              k_cache: mt.InOut["NB", "BS", "KVH", "D", mt.bf16],
              v_cache: mt.InOut["NB", "BS", "KVH", "D", mt.bf16],
              block_table: mt.Tensor["B", "MB", mt.i32], seq_lens: mt.Tensor["B", mt.i32],
-             out: mt.Out["B", "HQD", mt.bf16],
+             out: mt.Out["B", "NQ", "D", mt.bf16],
              HQ: mt.const, KVH: mt.const, D: mt.const, BS: mt.const, eps: mt.const = 1e-6,
              theta: mt.const = 1e6, NSPLIT: mt.const = 4, GRID: mt.const = 0):
     """One decode step of GQA attention over a vLLM-layout paged KV cache.
@@ -161,7 +161,9 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     new token come from the pages; the new token itself from registers, in the split that
     holds the last page, which writes k and v into the cache after its last read of that
     page (ordered after it through the cube -> vector handoffs). Phase 2 (vector): each
-    (sequence, query head) merges its NSPLIT partials.
+    (sequence, query head) merges its NSPLIT partials. With NSPLIT = 1 there is nothing
+    to merge: phase 1 writes the output and the kernel has no phase 2 (no syncall).
+    out is [B, HQ, D] (a view of the [B, HQ * D] activation).
     GRID: the launch's blocks (0: the target's clusters, as a hard syncall needs on an
     NPU; on a GPU, where a syncall is a launch boundary, more blocks than SMs hide
     latency)."""
@@ -171,9 +173,10 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     half = D // 2
     scale = 1.0 / math.sqrt(D)
     nitems = B * KVH * NSPLIT
-    pm = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_m")  # per-split partials
-    pl = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_l")
-    po = mt.workspace((B, KVH, NSPLIT, G, D), mt.f32, "part_acc")
+    if NSPLIT > 1:  # per-split partials, merged in phase 2
+        pm = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_m")
+        pl = mt.workspace((B, KVH, NSPLIT, G, 1), mt.f32, "part_l")
+        po = mt.workspace((B, KVH, NSPLIT, G, D), mt.f32, "part_acc")
     for blk in mt.spmd(P):
         # ---- phase 1: split-KV attention, one (sequence, kv head, split) per item
         # inv_freq[i] = theta^(-2i/D); cos/sin of pos * inv_freq, (1, D/2)
@@ -225,9 +228,12 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
                 pv = mt.matmul(p.astype(mt.bf16), mt.load(v_cache[page, 0:BS, h, 0:D]))
                 acc = acc * alpha + pv
                 m = m_new
-            mt.store(pm[b, h, sp, 0:G, 0:1], m)
-            mt.store(pl[b, h, sp, 0:G, 0:1], l)
-            mt.store(po[b, h, sp, 0:G, 0:D], acc)
+            if NSPLIT > 1:
+                mt.store(pm[b, h, sp, 0:G, 0:1], m)
+                mt.store(pl[b, h, sp, 0:G, 0:1], l)
+                mt.store(po[b, h, sp, 0:G, 0:D], acc)
+            else:  # the only split: l >= 1 (it holds the new token)
+                mt.store(out[b, h * G:h * G + G, 0:D], (acc / l).astype(mt.bf16))
             # after the split's last read of the last page; one lane writes
             with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
                 for _ in mt.range(lane, own, 2):
@@ -236,17 +242,18 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
                     mt.store(k_cache[page, slot:slot + 1, h, 0:half], ka)
                     mt.store(k_cache[page, slot:slot + 1, h, half:D], kb)
                     mt.store(v_cache[page, slot:slot + 1, h, 0:D], vn)
-        mt.fence()
-        mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
-        # ---- phase 2: merge the NSPLIT partials of each (sequence, query head)
-        with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
-            for it in mt.range(blk * 2 + lane, B * HQ, P * 2):
-                b = it // HQ
-                hq = it % HQ
-                h = hq // G
-                r = hq % G
-                mj = mt.load(pm[b, h, 0:NSPLIT, r, 0:1])
-                w = mt.exp(mj - mt.col_max(mj))  # empty splits have m <= -1e30: weight 0
-                den = mt.col_sum(w * mt.load(pl[b, h, 0:NSPLIT, r, 0:1]))
-                num = mt.col_sum(mt.load(po[b, h, 0:NSPLIT, r, 0:D]) * w)
-                mt.store(out[b, hq * D:hq * D + D], (num / den).astype(mt.bf16).reshape(D))
+        if NSPLIT > 1:
+            # ---- phase 2: merge the NSPLIT partials of each (sequence, query head)
+            mt.fence()
+            mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
+            with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+                for it in mt.range(blk * 2 + lane, B * HQ, P * 2):
+                    b = it // HQ
+                    hq = it % HQ
+                    h = hq // G
+                    r = hq % G
+                    mj = mt.load(pm[b, h, 0:NSPLIT, r, 0:1])
+                    w = mt.exp(mj - mt.col_max(mj))  # empty splits have m <= -1e30: weight 0
+                    den = mt.col_sum(w * mt.load(pl[b, h, 0:NSPLIT, r, 0:1]))
+                    num = mt.col_sum(mt.load(po[b, h, 0:NSPLIT, r, 0:D]) * w)
+                    mt.store(out[b, hq:hq + 1, 0:D], (num / den).astype(mt.bf16))
