@@ -196,3 +196,20 @@ def test_tile_work_outside_spmd_and_nested_spmd():
 
     with pytest.raises(mt.TraceError, match="mt.spmd inside"):
         mt.compile(nested)
+
+
+@mt.kernel
+def _aiv_syncall_on_clusters(y: mt.Out["N", mt.f32]):
+    for blk in mt.spmd(mt.target().clusters):  # a vector-only kernel: one block per AIV
+        mt.store(y[blk:blk + 1], mt.full((1,), 1.0))
+        mt.fence()
+        mt.syncall(mt.CoreType.AIV, mt.SyncMode.HARD)
+
+
+def test_hard_syncall_grid_fix_names_the_core_count_of_the_kernel():
+    """A vector-only kernel's hard syncall needs one block per AIV: the fix says
+    mt.target().aiv_count (not clusters), with the numbers."""
+    with pytest.raises(mt.SyncallError) as e:
+        mt.compile(_aiv_syncall_on_clusters)
+    msg = str(e.value)
+    assert "24 blocks on 48 AIV cores" in msg and "mt.target().aiv_count" in msg

@@ -234,6 +234,23 @@ def _store_then_reload(x: mt.Tensor["M", "N", mt.f32], y: mt.InOut["M", "N", mt.
             mt.store(y[0:T, 0:T], mt.load(y[0:T, 0:T]) + 1.0)
 
 
+@mt.kernel
+def _loops_and_order(x: mt.Tensor["M", "N", mt.f32], y: mt.InOut["M", "N", mt.f32],
+                     z: mt.InOut["M", "N", mt.f32], n: mt.Scalar[mt.i32],
+                     T: mt.const = 16):
+    """y written, then a loop that may run zero times (its own barrier does not order y),
+    then y read back; then a loop whose one store moves with the iteration and overlaps
+    the previous iteration's rows (a loop-carried write-after-write)."""
+    M, N = x.shape
+    for blk in mt.spmd(1):
+        mt.store(y[0:T, 0:T], mt.load(x[0:T, 0:T]))
+        for i in mt.range(0, n):
+            mt.store(z[0:T, 0:T], mt.load(z[0:T, 0:T]) + 1.0)
+        mt.store(z[T:2 * T, 0:T], mt.load(y[0:T, 0:T]) * 3.0)
+        for i in mt.range(0, 3):
+            mt.store(y[i * 4:i * 4 + T, 0:T], mt.load(x[0:T, 0:T]) + mt.to_float(i))
+
+
 def test_gm_program_order_kept_with_cta_barriers():
     """Accesses of one tensor by one program are ordered as written: a CTA barrier before
     a read after a write (RAW), a write after a read or write (WAR, WAW), and at the top of
@@ -245,6 +262,18 @@ def test_gm_program_order_kept_with_cta_barriers():
     seq = "".join(k for k in kinds if k)
     assert seq == "SBLBSBLBS", seq  # store, |, load, |, store, loop: |, load, |, store
     assert "debug_barrier" not in mt.compile(G.gemm, dict(backend="triton", arch="gpu")).code
+    src = mt.compile(_loops_and_order, dict(backend="triton", arch="gpu")).code
+    body = src.split("def ", 1)[1].splitlines()
+    kinds = [("B" if "debug_barrier" in ln else "F" if ln.strip().startswith("for ") else
+              "S" if "tl.store(y" in ln else "L" if "tl.load(y" in ln else None) for ln in body]
+    seq = "".join(k for k in kinds if k)
+    # loop 1: barriers at its top and before its z store; then one before y's read (the
+    # loop may not run); loop 2: a barrier at its top (its store moves)
+    assert seq == "SFBBBLFBS", seq
+    x = _t(32, 16)
+    y, z = torch.zeros_like(x), torch.zeros_like(x)
+    mt.run_jit(_loops_and_order, x, y, z, 0, target="cuda")
+    assert torch.allclose(z[16:], 3 * x[:16]) and torch.allclose(y[8:24], x[:16] + 2)
     x = _t(16, 16)
     y, z = torch.zeros_like(x), torch.zeros_like(x)
     mt.run_jit(_store_then_reload, x, y, z, target="cuda")
@@ -291,3 +320,27 @@ def test_qwen3_kernels_compile_for_hopper_without_a_gpu():
                          env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("ptx ok") == 7, res.stdout
+
+
+@mt.kernel
+def _stale_scalar(y: mt.InOut["N", mt.f32], z: mt.Out["N", mt.f32]):
+    for blk in mt.spmd(mt.target().aiv_count):  # a vector-only kernel: one per AIV
+        s = y[blk]  # read before the syncall ...
+        mt.store(y[blk:blk + 1], mt.full((1,), 5.0))  # ... then overwritten
+        mt.fence()
+        mt.syncall(mt.CoreType.AIV, mt.SyncMode.HARD)
+        mt.store(z[blk:blk + 1], mt.full((1,), 0.0) + s)  # the old value is meant
+
+
+def test_scalar_kept_across_a_syncall_from_a_tensor_written_before_it_is_refused():
+    """On a GPU each phase is a launch that recomputes the scalars it uses: a scalar load
+    from a tensor written before the syncall would see the new value (the simulator keeps
+    the old one). The backend refuses it, naming the load's line."""
+    with pytest.raises(mt.UnsupportedError) as e:
+        mt.compile(_stale_scalar, dict(backend="triton", arch="gpu")).code
+    msg = str(e.value)
+    assert "test_triton.py" in msg and "`y`" in msg and "load it again" in msg
+    # the simulator runs it as written: z holds y's old values
+    y, z = torch.arange(48.0), torch.zeros(48)
+    mt.run_jit(_stale_scalar, y, z, target="sim")
+    assert torch.equal(z, torch.arange(48.0)) and torch.all(y == 5)

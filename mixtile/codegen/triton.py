@@ -124,8 +124,10 @@ class _Emitter:
     # One program is many threads: two accesses of one tensor by different threads are
     # ordered only by a CTA barrier (bar.sync orders global memory for the CTA too). The
     # DSL's program order is kept with a barrier before an access that may conflict with
-    # an earlier one (RAW, WAR, WAW), and at the top of a loop body that both writes a
-    # tensor and reads it (or writes it from two ops): iterations conflict with each other.
+    # an earlier one (RAW, WAR, WAW), and at the top of a loop body whose iterations may
+    # conflict with each other: it writes a tensor and reads it, writes it from two ops, or
+    # writes a region that moves with the iteration (atomic adds commute: not counted).
+    # A loop may run zero times: what was unordered before it stays unordered after it.
     def _order(self, op: Op, ind: int) -> None:
         t, write = op.operands[0], op.name in _WRITES
         if t in self.wr or (write and t in self.rd):
@@ -137,12 +139,21 @@ class _Emitter:
         self.rd, self.wr = set(), set()
 
     def _body_conflicts(self, body: Block) -> bool:
+        inner = set(body.args)
+        for op in body.walk():
+            inner.update(op.results)
+            for r in op.regions:
+                inner.update(r.args)
         rd, wr = set(), {}
         for op in body.walk():
             if op.name in _READS:
                 rd.add(op.operands[0])
             elif op.name in _WRITES:
-                wr[op.operands[0]] = wr.get(op.operands[0], 0) + 1
+                if op.attrs.get("atomic", AtomicKind.NONE) is not AtomicKind.NONE:
+                    continue
+                moves = any(v in inner for v in op.operands[1:] if isinstance(
+                    v.type, ScalarType))
+                wr[op.operands[0]] = wr.get(op.operands[0], 0) + 1 + moves
         return any(n > 1 or t in rd for t, n in wr.items())
 
     def emit(self, op: Op, ind: int) -> None:
@@ -161,7 +172,8 @@ class _Emitter:
         elif name in SCALAR:
             self.out(ind, f"{r} = {SCALAR[name].format(*ops)}")
         elif name == "scast":
-            self.out(ind, f"{r} = ({ops[0]}).to({TL_DTYPE[op.attrs['dtype']]})"
+            # tl.cast, not .to(): a loop index is a Python int in the interpreter
+            self.out(ind, f"{r} = tl.cast({ops[0]}, {TL_DTYPE[op.attrs['dtype']]})"
                      if op.attrs["dtype"].is_float else f"{r} = {ops[0]}")
         elif name == "load_scalar":
             ptr = self._scalar_ptr(op.operands[0], ops[1:])
@@ -377,9 +389,12 @@ class _Emitter:
             self.out(ind, f"{self.name(a)} = {init}")
         self.out(ind, f"for {iv} in range({ops[0]}, {ops[1]}, {ops[2]}):")
         self.out(ind + 1, "pass")
+        rd, wr = set(self.rd), set(self.wr)
         if self._body_conflicts(body):
             self.barrier(ind + 1)
         self.emit_block(body, ind + 1)
+        self.rd |= rd  # the loop may not run
+        self.wr |= wr
         y = body.ops[-1]
         for a, v in zip(carried, y.operands):
             self.out(ind + 1, f"{self.name(a)} = {self.ref(v)}")
@@ -408,6 +423,42 @@ def _scalar_only(op: Op) -> bool:
         op.name not in ("store", "fixpipe", "load")
 
 
+def _ops_in(op: Op):
+    yield op
+    for r in op.regions:
+        yield from r.walk()
+
+
+def _check_recomputed_loads(top: list[Op], phases: list[list[Op]]) -> None:
+    """Every phase recomputes the scalars of the kernel's top level and of the earlier
+    phases, scalar loads included: one that reads a tensor an earlier phase writes would
+    see the new value, not the one the simulator (and an NPU) keeps across the syncall.
+    Refused with the load's line."""
+    written: set = set()
+    made: dict[Value, Op] = {r: op for op in top for r in op.results}
+    for pi, phase in enumerate(phases):
+        if pi:
+            stack = [v for op in phase for o in _ops_in(op) for v in o.operands]
+            seen: set = set()
+            while stack:
+                op = made.get(stack.pop())
+                if op is None or op in seen:
+                    continue
+                seen.add(op)
+                if op.name == "load_scalar" and op.operands[0] in written:
+                    raise UnsupportedError(
+                        f"a scalar loaded from `{op.operands[0].hint}` before a syncall is "
+                        "used after it, and the kernel writes that tensor before the "
+                        "syncall: on a GPU each phase is a launch that loads it again",
+                        loc=op.loc, fix="load it again after the syncall (the new value) "
+                        "or keep the old one in a workspace")
+                stack += op.operands
+        for op in phase:
+            written.update(o.operands[0] for o in _ops_in(op) if o.name in _WRITES)
+            if _scalar_only(op):
+                made.update((r, op) for r in op.results)
+
+
 def generate(kernel: Kernel) -> tuple[str, list[dict]]:
     """-> (Triton source, launches). Each launch: {"fn", "grid" (the IR grid Value)}."""
     lines = ["import triton", "import triton.language as tl", ""]
@@ -415,7 +466,9 @@ def generate(kernel: Kernel) -> tuple[str, list[dict]]:
     top_scalars = [op for op in kernel.body.ops if op.name != "spmd"]
     for li, spmd in enumerate(op for op in kernel.body.ops if op.name == "spmd"):
         prev: list[Op] = []
-        for pi, phase in enumerate(_phases(spmd)):
+        phases = _phases(spmd)
+        _check_recomputed_loads(top_scalars, phases)
+        for pi, phase in enumerate(phases):
             fn = f"_{kernel.name}_{li}_{pi}"
             em = _Emitter(kernel, fn)
             lines += ["@triton.jit", em.signature()]

@@ -52,11 +52,12 @@ def _check_syncall_grids(kernel: Kernel, target) -> None:
             hard = s.attrs["mode"] is SyncMode.HARD
             if (hard and grid != cores) or (not hard and grid > cores):
                 rule = "equal to" if hard else "at most"
+                which = "aiv_count" if core is CoreType.AIV else "clusters"
                 raise SyncallError(
                     f"{s.attrs['mode'].value} syncall in a launch of {grid} blocks on "
                     f"{cores} {'AIV cores' if core is CoreType.AIV else 'clusters'}: the grid "
                     f"must be {rule} {cores}, or the chip hangs (AICore timeout)", loc=s.loc,
-                    fix="launch mt.spmd(mt.target().clusters) and loop over the work inside")
+                    fix=f"launch mt.spmd(mt.target().{which}) and loop over the work inside")
 
 
 def classify_cores(kernel: Kernel, ctx) -> Kernel:

@@ -164,6 +164,9 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     (sequence, query head) merges its NSPLIT partials. With NSPLIT = 1 there is nothing
     to merge: phase 1 writes the output and the kernel has no phase 2 (no syncall).
     out is [B, HQ, D] (a view of the [B, HQ * D] activation).
+    Cache slots not yet written (the new token's, read masked before it is written, and
+    the last page's tail) must hold finite values (a zero-initialised cache): their
+    probability is 0, but 0 * NaN is NaN in the PV product.
     GRID: the launch's blocks (0: the target's clusters, as a hard syncall needs on an
     NPU; on a GPU, where a syncall is a launch boundary, more blocks than SMs hide
     latency)."""
