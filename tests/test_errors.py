@@ -213,3 +213,15 @@ def test_hard_syncall_grid_fix_names_the_core_count_of_the_kernel():
         mt.compile(_aiv_syncall_on_clusters)
     msg = str(e.value)
     assert "24 blocks on 48 AIV cores" in msg and "mt.target().aiv_count" in msg
+
+
+def test_load_rows_must_be_an_index():
+    @mt.kernel
+    def bad(x: mt.Tensor["M", mt.f32], y: mt.Out["M", mt.f32]):
+        for b in mt.spmd(1):
+            mt.store(y[0:16], mt.load(x[0:16], rows=2.5))
+
+    with pytest.raises(mt.TraceError) as e:
+        mt.compile(bad)
+    assert "rows must be an int or an index value" in str(e.value) and "2.5" in str(e.value)
+    assert "test_errors.py" in str(e.value)

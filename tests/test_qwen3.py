@@ -151,3 +151,26 @@ def test_layer_kernels_are_mixed_where_fused():
     layer = DecodeLayer(cfg, random_weights(cfg, 0), progress=False)
     cores = [mt.compile(k, **c).kernel.attrs["core"] for k, c in layer.kernels(4, 16)]
     assert all(c is mt.CoreType.MIX for c in cores)
+
+
+def test_unwritten_cache_slots_are_never_read():
+    """The new token's slot and the last pages' tails hold NaN: attention reads pages only
+    up to the new token's position (mt.load rows=), so the output is the one a clean
+    cache gives, and the new k/v land in their slots."""
+    from tilelang_models.qwen3.paged import GARBAGE
+
+    cfg = get_config("tiny")
+    w = random_weights(cfg, seed=4)
+    lens = [17, 16, 1, 40]  # a new page, a full page, the first token, a mid-page token
+    k, v, bt, sl = make_paged_cache(cfg, lens, 8, 6)
+    x = torch.randn(len(lens), cfg.hidden_size,
+                    generator=torch.Generator().manual_seed(6)).bfloat16()
+    kr, vr = k.clone(), v.clone()
+    want = decode_layer_ref(cfg, w, x, kr, vr, bt, sl)
+    new = (k == GARBAGE) & (kr != GARBAGE)  # the new tokens' slots (written by the step)
+    assert int(new.sum()) == len(lens) * cfg.num_key_value_heads * cfg.head_dim
+    k[k == GARBAGE] = float("nan")
+    v[v == GARBAGE] = float("nan")
+    out = DecodeLayer(cfg, w, progress=False)(x, k, v, bt, sl)
+    assert torch.isfinite(out).all() and _close(out, want)
+    assert _close(k[new], kr[new]) and torch.equal(v[new], vr[new])

@@ -338,3 +338,30 @@ def test_scalar_kept_across_a_syncall_from_a_tensor_written_before_it_is_refused
     y, z = torch.arange(48.0), torch.zeros(48)
     mt.run_jit(_stale_scalar, y, z, target="sim")
     assert torch.equal(z, torch.arange(48.0)) and torch.all(y == 5)
+
+
+@mt.kernel
+def _rows_load(x: mt.Tensor["M", "N", mt.f32], n: mt.Scalar[mt.i32],
+               y: mt.Out["M", "N", mt.f32], z: mt.Out["M", "N", mt.f32], T: mt.const = 16):
+    """Loads of the first `n` rows (pad -1 past them) and of none, offset into x."""
+    M, N = x.shape
+    for blk in mt.spmd(mt.cdiv(M, T)):
+        t = mt.load(x[blk * T + 3:blk * T + 3 + T, 0:T], rows=n, pad=-1.0)
+        mt.store(y[blk * T:blk * T + T, 0:T], t)
+        mt.store(z[blk * T:blk * T + T, 0:T], mt.load(x[blk * T:blk * T + T, 0:T], rows=0))
+
+
+@pytest.mark.parametrize("n", [0, 5, 16, 40])
+def test_load_rows_reads_only_the_first_rows_on_every_backend(n):
+    """mt.load(region, rows=n): rows past n (and past the tensor's end) hold pad and are
+    not read; the simulator and Triton agree, and the values are x's rows."""
+    x = _t(45, 16)
+    y, z = torch.zeros_like(x), torch.zeros_like(x)
+    sim = _sim_vs_triton("rows", _rows_load, [x.cpu(), n, y.cpu(), z.cpu()], {}, {})
+    y = sim[2]
+    for blk in range(3):
+        got = y[blk * 16:blk * 16 + 16]
+        src = x.cpu()[blk * 16 + 3:blk * 16 + 3 + min(n, 16)]
+        k = src.shape[0]
+        assert torch.equal(got[:k], src) and bool((got[k:] == -1).all())
+    assert bool((sim[3] == 0).all())

@@ -28,18 +28,30 @@ def _region(r, what: str) -> Region:
     return r
 
 
-def load(region: Region, space: MemSpace | None = None, pad: float = 0.0) -> TileVal:
+def load(region: Region, space: MemSpace | None = None, pad: float = 0.0,
+         rows=None) -> TileVal:
     """GM region -> tile. Parts past the tensor's end are filled with `pad`.
 
     `space` is inferred from the tile's uses when omitted (L1 for matmul operands,
-    UB for vector work)."""
+    UB for vector work). rows: read only the region's first `rows` rows (its first sliced
+    axis; an int or an index value, may be 0); the rest of the tile holds `pad` and GM
+    there is not touched (e.g. a cache page's slots not written yet)."""
     r = _region(region, "mt.load")
     _space(space, "mt.load", allow_none=True)
     if isinstance(pad, bool) or not isinstance(pad, (int, float)):
         raise TraceError(f"mt.load pad must be a compile-time number, got {pad!r}",
                          loc=user_loc(), fix="e.g. pad=0.0 or pad=float('-inf')")
     attrs = {**r.attrs(), "pad": float(pad), "space": space or MemSpace.ANY}
-    return TileVal(emit("load", [r.tensor.value, *r.offsets], attrs).result)
+    operands = [r.tensor.value, *r.offsets]
+    if rows is not None:
+        if isinstance(rows, bool) or not isinstance(rows, (int, ScalarVal)) or (
+                isinstance(rows, ScalarVal) and rows.dtype.is_float):
+            raise TraceError(f"mt.load rows must be an int or an index value, got {rows!r}",
+                             loc=user_loc(), fix="e.g. rows=n_valid (a count of rows)")
+        d = r.keep.index(True)  # the region dim of the tile's first axis
+        operands.append(as_scalar(ScalarVal(r.offsets[d]) + rows).value)  # absolute bound
+        attrs["row_limit"] = d
+    return TileVal(emit("load", operands, attrs).result)
 
 
 def _space(space, what: str, allow_none: bool = False) -> None:

@@ -416,9 +416,19 @@ class _Split:
                 ext_v = (_emit(dst, "const", [], {"dtype": DType.I64, "value": ext})
                          if isinstance(ext, int) else _emit(dst, "dim", [tensor], {"axis": d}))
                 operands[first + d] = _emit(dst, "smin", [off, ext_v.result]).result
+                user = attrs.get("row_limit")  # mt.load(rows=...): an absolute bound
+                if user is not None and user != d:
+                    raise UnsupportedError(
+                        "a load with rows= limiting another axis than the one split "
+                        "between the two vector lanes", loc=op.loc,
+                        fix="limit the split axis, or use the other split mode")
                 if self.E % 2:  # stop at the block's end (lane 1 has one less)
                     e_v = _emit(dst, "const", [], {"dtype": DType.I64, "value": self.E})
-                    operands.append(_emit(dst, "sadd", [start, e_v.result]).result)
+                    end = _emit(dst, "sadd", [start, e_v.result]).result
+                    if user is not None:
+                        operands[-1] = _emit(dst, "smin", [operands[-1], end]).result
+                    else:
+                        operands.append(end)
                     attrs["row_limit"] = d
         elif name in ("full", "broadcast"):
             shape = list(attrs["shape"])

@@ -164,9 +164,9 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
     (sequence, query head) merges its NSPLIT partials. With NSPLIT = 1 there is nothing
     to merge: phase 1 writes the output and the kernel has no phase 2 (no syncall).
     out is [B, HQ, D] (a view of the [B, HQ * D] activation).
-    Cache slots not yet written (the new token's, read masked before it is written, and
-    the last page's tail) must hold finite values (a zero-initialised cache): their
-    probability is 0, but 0 * NaN is NaN in the PV product.
+    Pages are read only up to the new token's position (mt.load rows=): the slots not
+    written yet (the new token's, written after the last read, and the last page's tail)
+    are never touched, whatever they hold.
     GRID: the launch's blocks (0: the target's clusters, as a hard syncall needs on an
     NPU; on a GPU, where a syncall is a launch boundary, more blocks than SMs hide
     latency)."""
@@ -219,8 +219,10 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
             acc = mt.zeros((G, D)) + vn.astype(mt.f32) * ownf
             for j in mt.range(j_lo, j_hi):
                 page = block_table[b, j]
-                sc = mt.matmul(qa, mt.load(k_cache[page, 0:BS, h, 0:half]), b_trans=True)
-                sc = mt.matmul(qb, mt.load(k_cache[page, 0:BS, h, half:D]), acc=sc,
+                n = mt.smin(BS, pos - j * BS)  # the page's cached positions before pos
+                sc = mt.matmul(qa, mt.load(k_cache[page, 0:BS, h, 0:half], rows=n),
+                               b_trans=True)
+                sc = mt.matmul(qb, mt.load(k_cache[page, 0:BS, h, half:D], rows=n), acc=sc,
                                b_trans=True)
                 cols = (mt.arange(BS) + j * BS).reshape(1, BS)
                 sc = mt.where(cols < pos, sc * scale, float("-inf"))
@@ -228,7 +230,8 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
                 p = mt.exp(sc - m_new)
                 alpha = mt.exp(m - m_new)
                 l = l * alpha + mt.row_sum(p)
-                pv = mt.matmul(p.astype(mt.bf16), mt.load(v_cache[page, 0:BS, h, 0:D]))
+                vt = mt.load(v_cache[page, 0:BS, h, 0:D], rows=n)
+                pv = mt.matmul(p.astype(mt.bf16), vt)
                 acc = acc * alpha + pv
                 m = m_new
             if NSPLIT > 1:
