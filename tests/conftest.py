@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+import mixtile as mt
+
 
 @pytest.fixture
 def gen():
@@ -44,3 +46,17 @@ def random_args(kern, gen, sizes=EXAMPLE_SIZES, out=torch.zeros):
             scale = 0.1 if len(shape) == 2 and shape[0] in (50, 80) else 1.0
             args.append((torch.randn(shape, generator=gen) * scale).to(dt))
     return args
+
+
+@mt.kernel
+def mixed_rows(a: mt.Tensor["M", "K", mt.f16], b: mt.Tensor["N", "K", mt.f16],
+                r: mt.Tensor["M", "N", mt.f32], n: mt.Scalar[mt.i32],
+                y: mt.Out["M", "N", mt.f32], TM: mt.const = 5, TN: mt.const = 16,
+                TK: mt.const = 32):
+    """A cube product plus a vector-side load of the first n rows: the 5 rows are split
+    3 / 2 between the two lanes, and the lanes' row limit meets rows= (smin)."""
+    N = b.shape[0]
+    for blk in mt.spmd(mt.cdiv(N, TN)):
+        n0 = blk * TN
+        acc = mt.matmul(mt.load(a[0:TM, 0:TK]), mt.load(b[n0:n0 + TN, 0:TK]), b_trans=True)
+        mt.store(y[0:TM, n0:n0 + TN], acc + mt.load(r[0:TM, n0:n0 + TN], rows=n))

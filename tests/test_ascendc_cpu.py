@@ -368,3 +368,14 @@ def test_kernels_from_the_other_suites_run_like_the_simulator(gen, tmp_path):
         except (AssertionError, RuntimeError) as e:
             failures.append(f"{kern.name}: {str(e)[:300]}")
     assert not failures, "\n".join(failures)
+
+
+def test_load_rows_in_a_lane_split_mixed_kernel(gen, tmp_path):
+    """mt.load(rows=n) on the vector side of a mixed kernel whose 5 rows are split 3 / 2
+    between the lanes (the lanes' limit and rows= meet): like the simulator."""
+    from conftest import mixed_rows
+
+    for n in (0, 2, 4):
+        args = [_t(5, 32, gen=gen).half(), _t(40, 32, gen=gen).half(), _t(5, 40, gen=gen)
+                .float(), n, torch.zeros(5, 40)]
+        _compare(mixed_rows, args, tmp_path)

@@ -13,7 +13,7 @@ if not HAS_GPU:  # before Triton is imported: it reads the switch then
     os.environ["TRITON_INTERPRET"] = "1"
 triton = pytest.importorskip("triton")
 
-from conftest import random_args  # noqa: E402
+from conftest import mixed_rows, random_args  # noqa: E402
 from qwen3_gpu_cases import qwen3_cases  # noqa: E402
 
 import mixtile as mt  # noqa: E402
@@ -365,3 +365,15 @@ def test_load_rows_reads_only_the_first_rows_on_every_backend(n):
         k = src.shape[0]
         assert torch.equal(got[:k], src) and bool((got[k:] == -1).all())
     assert bool((sim[3] == 0).all())
+
+
+@pytest.mark.parametrize("n", [0, 2, 3, 5])
+def test_load_rows_in_a_lane_split_mixed_kernel(n):
+    gen = torch.Generator().manual_seed(n)
+    a, b = _t(5, 32, dtype=torch.float16, gen=gen), _t(40, 32, dtype=torch.float16, gen=gen)
+    r = _t(5, 40, gen=gen)
+    y = torch.zeros(5, 40)
+    sim = _sim_vs_triton("mixed_rows", mixed_rows, [a.cpu(), b.cpu(), r.cpu(), n, y], {}, {})
+    rr = r.cpu().clone()
+    rr[n:] = 0
+    assert torch.allclose(sim[4], a.cpu().float() @ b.cpu().float().T + rr, atol=1e-3)
