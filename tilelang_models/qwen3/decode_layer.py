@@ -111,9 +111,10 @@ class DecodeLayer:
         return self._bufs[b]
 
     def input_ssq(self, x: torch.Tensor) -> torch.Tensor:
-        """x's row sums of squares as [B, n] fp32 partials, in the layout this layer's
-        own out_ssq has: what a previous layer hands over (a torch op, for a model's
-        first layer and for tests)."""
+        """x's row sums of squares as [B, n] fp32 partials, as many as this layer's own
+        out_ssq has (the same split points when H is a multiple of the down projection's
+        TN; the row sums always agree): what a previous layer hands over (a torch op, for
+        a model's first layer and for tests)."""
         b, h = x.shape
         nt = -(-h // self.gemm_tiles(b)["down"]["TN"])
         xf = torch.nn.functional.pad(x.float(), (0, -h % nt))
@@ -164,9 +165,15 @@ class DecodeLayer:
         return [qkv, (fa_fused, self.attention_consts(b, block_size)), o, mlp, down]
 
     def compile(self, b: int, block_size: int) -> float:
-        """Compile every kernel of the layer (cached); returns the seconds it took."""
+        """Compile every kernel of the layer (cached), with norm_stats also the QKV
+        projection that reads x_ssq (as many partials as out_ssq has); returns the
+        seconds it took."""
         t0 = time.perf_counter()
-        for kern, consts in self.kernels(b, block_size):
+        units = self.kernels(b, block_size)
+        if self.norm_stats:
+            nt = -(-self.cfg.hidden_size // self.gemm_tiles(b)["down"]["TN"])
+            units.append(self.kernels(b, block_size, nt)[0])
+        for kern, consts in units:
             mt.compile(kern, self.compile_cfg, **consts)
         return time.perf_counter() - t0
 
