@@ -6,10 +6,11 @@ replayed in a CUDA graph, torch.compile, and the HBM floor, all measured in one 
 HBM floor = (weight bytes + KV bytes read) / bandwidth of a measured device-to-device
 copy. Graph columns: a CUDA graph of LAYERS (4) steps in a row, time per step (as in a
 model's graph of all its layers); graph_1step (JSON only) is one step per graph replay,
-whose launch then counts too. mixtile runs the layer as it runs inside a model: its input's row sums of squares
-come with it (x_ssq, written by the previous layer's down projection, which this layer
-also does for its output); `graph_own_norm` is the layer making its own pass over x
-instead (a model's first layer). Prints a table, then one JSON line.
+whose launch then counts too. mixtile runs the layer as it runs inside a model: its
+input's row sums of squares come with it (x_ssq, written by the previous layer's down
+projection, which this layer also does for its output); `graph_own_norm` is the layer
+making its own pass over x instead (a model's first layer). Prints a table, then one
+JSON line.
 """
 import argparse
 import json
