@@ -21,7 +21,8 @@ from mixtile.ir.hostval import host_scalars
 from mixtile.ir.types import Role, TensorType
 
 _modules: dict[str, object] = {}
-_generated: dict[int, tuple] = {}  # id(kernel IR) -> (kernel, source, launches)
+# id(kernel IR) -> [kernel, source, launches, module or None, {host values: grids}]
+_generated: dict[int, list] = {}
 
 
 def interpreting() -> bool:
@@ -47,13 +48,17 @@ def _module(source: str, cache_dir: Path):
     return mod
 
 
-def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
-    """Launch `kernel` (compiled with the triton backend) on the tensors in `by_name`."""
+def run(kernel: Kernel, by_name: dict, cache_dir) -> None:
+    """Launch `kernel` (compiled with the triton backend) on the tensors in `by_name`.
+    cache_dir: a Path, or a function giving it (called once per kernel, at first use).
+    The source's module and each argument shape's launch grids are kept per kernel:
+    a repeated call does no hashing, file system access or grid evaluation."""
     hit = _generated.get(id(kernel))
     if hit is None or hit[0] is not kernel:
-        hit = _generated[id(kernel)] = (kernel, *generate(kernel))
-    _, source, launches = hit
-    mod = _module(source, cache_dir)
+        hit = _generated[id(kernel)] = [kernel, *generate(kernel), None, {}]
+    _, source, launches, mod, grids = hit
+    if mod is None:
+        mod = hit[3] = _module(source, cache_dir() if callable(cache_dir) else cache_dir)
     device = next((a.device for a in by_name.values() if isinstance(a, torch.Tensor)), None)
     args: list = []
     mutable: list = []  # what a launch may write (restored after autotune trials)
@@ -76,13 +81,22 @@ def run(kernel: Kernel, by_name: dict, cache_dir: Path) -> None:
         for d in range(len(t.shape)):
             dims[(p.name, d)] = a.shape[d]
             args += [a.shape[d], a.stride(d)]
-    env = host_scalars(kernel, dims, scalars)
-    for la in launches:
-        grid = env[la["grid"]] if la["grid"] in env else None
-        if grid is None:
-            raise UnsupportedError("the launch grid is not a host-side value")
+    key = tuple(a for a in args if not isinstance(a, torch.Tensor))  # dims, strides, scalars
+    sizes = grids.get(key)
+    if sizes is None:
+        env = host_scalars(kernel, dims, scalars)
+        sizes = []
+        for la in launches:
+            grid = env[la["grid"]] if la["grid"] in env else None
+            if grid is None:
+                raise UnsupportedError("the launch grid is not a host-side value")
+            sizes.append((getattr(mod, la["fn"]), int(grid)))
+        if len(grids) > 256:  # many shapes: keep the table bounded
+            grids.clear()
+        grids[key] = sizes
+    for fn, grid in sizes:
         if grid > 0:
-            _launch(getattr(mod, la["fn"]), int(grid), args, mutable)
+            _launch(fn, grid, args, mutable)
 
 
 DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults

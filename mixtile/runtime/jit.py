@@ -165,7 +165,8 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
         from mixtile.runtime.compiler import _cache_dir, _options
         from mixtile.runtime.gpu import run as run_gpu
 
-        run_gpu(ck.kernel, dict(zip(kfn.order, args)), _cache_dir(_options(compile_cfg)))
+        run_gpu(ck.kernel, dict(zip(kfn.order, args)),
+                lambda: _cache_dir(_options(compile_cfg)))
         cycles = {}
     elif tgt == "npu":
         from mixtile.runtime.compiler import _cache_dir, _options
