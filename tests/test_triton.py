@@ -377,3 +377,34 @@ def test_load_rows_in_a_lane_split_mixed_kernel(n):
     rr = r.cpu().clone()
     rr[n:] = 0
     assert torch.allclose(sim[4], a.cpu().float() @ b.cpu().float().T + rr, atol=1e-3)
+
+
+@mt.kernel
+def _rows_copy(x: mt.Tensor["M", "N", mt.f32], n: mt.Scalar[mt.i32], y: mt.Out["M", "N", mt.f32],
+               TM: mt.const = 16, TN: mt.const = 16):
+    """y's blocks = x's blocks with only the first n rows of each read (pad 7)."""
+    M, N = x.shape
+    gn = mt.cdiv(N, TN)
+    for blk in mt.spmd(mt.cdiv(M, TM) * gn):
+        m0, n0 = blk // gn * TM, blk % gn * TN
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], mt.load(x[m0:m0 + TM, n0:n0 + TN], rows=n,
+                                                    pad=7.0))
+
+
+def test_load_rows_property():
+    """Random shapes, tiles and row counts: simulator, Triton and the plain definition
+    (rows of each block past n, and past the tensor, hold the pad) agree."""
+    hyp = pytest.importorskip("hypothesis")
+    st = hyp.strategies
+
+    @hyp.settings(max_examples=12, deadline=None, derandomize=True)
+    @hyp.given(m=st.integers(1, 40), n_cols=st.integers(1, 40), tm=st.sampled_from([1, 4, 16]),
+               tn=st.sampled_from([1, 8, 16]), rows=st.integers(0, 20))
+    def check(m, n_cols, tm, tn, rows):
+        x = torch.randn(m, n_cols)
+        sim = _sim_vs_triton("rows_copy", _rows_copy, [x, rows, torch.zeros(m, n_cols)],
+                             dict(TM=tm, TN=tn), dict(TM=tm, TN=tn))
+        keep = (torch.arange(m) % tm < rows)[:, None]
+        assert torch.equal(sim[2], torch.where(keep, x, torch.full_like(x, 7.0)))
+
+    check()
