@@ -288,3 +288,25 @@ def test_split_region_nested_in_a_loop(gen):
 
     res = mt.run_jit(k, x, w, y, golden=ref, rtol=1e-5, atol=1e-5)
     assert res.passed, str(res)
+
+
+@mt.kernel
+def _lr_rows(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
+             r: mt.Tensor["M", "N", mt.f32], n: mt.Scalar[mt.i32], y: mt.Out["M", "N", mt.f32],
+             TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 64):
+    M, K = x.shape
+    N = w.shape[0]
+    for m0, n0 in blocks(M, N, TM, TN):
+        acc = X.mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
+        with mt.split_aiv(2, mode=mt.SplitMode.LEFT_RIGHT):
+            t = mt.load(r[m0:m0 + TM, n0:n0 + TN], rows=n)  # rows limited, columns split
+            mt.store(y[m0:m0 + TM, n0:n0 + TN], mt.aiv_shard(acc) + t)
+
+
+def test_load_rows_on_an_axis_the_lanes_do_not_split_is_refused():
+    """rows= bounds the first axis; a LEFT_RIGHT split divides the other one between the
+    lanes, and a load has one row bound: refused with the line and the fix."""
+    with pytest.raises(mt.UnsupportedError) as e:
+        mt.compile(_lr_rows)
+    msg = str(e.value)
+    assert "rows=" in msg and "test_mixed.py" in msg and "other split mode" in msg
