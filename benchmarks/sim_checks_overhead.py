@@ -16,23 +16,19 @@ import time
 import numpy as np
 import torch
 
-from mixtile.errors import Loc
 from mixtile.ir import (
     INDEX,
-    OPS,
     AtomicKind,
     Block,
     CoreType,
     DType,
     Kernel,
     MemSpace,
-    Param,
     ReduceKind,
     Role,
-    TensorType,
     Value,
 )
-from mixtile.ir.builder import make_op
+from mixtile.ir.builder import KernelBuilder
 from mixtile.ir.types import CoreRole
 from mixtile.simulator import simulate
 
@@ -41,29 +37,11 @@ F32, BF16 = DType.F32, DType.BF16
 FWD, REV = 0, 1
 
 
-class _B:
+class _B(KernelBuilder):
     """Just enough of a kernel builder for this one kernel."""
 
     def __init__(self) -> None:
-        self.params: list[Param] = []
-        self.stack = [Block()]
-
-    def tensor(self, name, dtype, shape, role=Role.IN):
-        v = Value(TensorType(dtype, tuple(shape)), None, 0, name)
-        self.params.append(Param(name, v, role))
-        return v
-
-    def op(self, name, *operands, regions=None, space=None, **attrs):
-        if space is not None and name in ("load", "move"):
-            attrs["space"] = space
-        op = make_op(OPS[name], list(operands), attrs, regions, Loc("bench", 1))
-        if space is not None:
-            op.results[0].type = op.results[0].type.with_space(space)
-        self.stack[-1].append(op)
-        return op.results[0] if len(op.results) == 1 else op
-
-    def c(self, v):
-        return self.op("const", value=v, dtype=DType.I64)
+        super().__init__("ring_softmax", CoreType.MIX, file="bench")
 
     def s(self, name, a, b):
         return self.op(name, a, b if isinstance(b, Value) else self.c(b))

@@ -27,13 +27,11 @@ from mixtile.ir import (
     DType,
     Kernel,
     MemSpace,
-    Param,
     ReduceKind,
     Role,
-    TensorType,
     Value,
 )
-from mixtile.ir.builder import make_op
+from mixtile.ir.builder import KernelBuilder, make_op
 from mixtile.ir.types import CoreRole, SyncMode
 from mixtile.simulator import simulate
 from mixtile.target import A2
@@ -44,31 +42,8 @@ AIC, AIV, MIX = CoreType.AIC, CoreType.AIV, CoreType.MIX
 FWD, REV = 0, 1  # flag ids: slot full (AIC -> AIV), slot free (AIV -> AIC)
 
 
-class KB:
-    """A tiny kernel builder; every op gets loc kern.py:<line>."""
-
-    def __init__(self, name: str, core: CoreType) -> None:
-        self.params: list[Param] = []
-        self.stack = [Block()]
-        self.attrs = {"core": core, "spaces": True, "legal": True}
-        self.name = name
-
-    def tensor(self, name, dtype, shape, role=Role.IN) -> Value:
-        v = Value(TensorType(dtype, tuple(shape)), None, 0, name)
-        self.params.append(Param(name, v, role))
-        return v
-
-    def op(self, name, *operands, line=1, regions=None, space=None, **attrs):
-        if space is not None and name in ("load", "move", "full"):
-            attrs["space"] = space
-        op = make_op(OPS[name], list(operands), attrs, regions, Loc("kern.py", line))
-        if space is not None:
-            op.results[0].type = op.results[0].type.with_space(space)
-        self.stack[-1].append(op)
-        return op.results[0] if len(op.results) == 1 else op
-
-    def c(self, value: int) -> Value:
-        return self.op("const", value=value, dtype=DType.I64)
+class KB(KernelBuilder):
+    """mixtile.ir.builder.KernelBuilder with the regions and loops these tests build."""
 
     def add(self, a, b):
         return self.op("sadd", a, b if isinstance(b, Value) else self.c(b))
@@ -96,11 +71,8 @@ class KB:
         self.op("yield")
         self.stack.pop()
         op = make_op(OPS["for"], [self.c(0), self.c(n), self.c(1)], {}, [blk],
-                     Loc("kern.py", line))
+                     Loc(self.file, line))
         self.stack[-1].append(op)
-
-    def kernel(self) -> Kernel:
-        return Kernel(self.name, self.params, self.stack[0], self.attrs)
 
 
 def load(kb, t, offs, sizes, space, line=1):

@@ -27,54 +27,22 @@ from mixtile.ir import (
     DType,
     Kernel,
     MemSpace,
-    Param,
     Pipe,
     ReduceKind,
     Role,
-    ScalarType,
-    TensorType,
     Value,
 )
-from mixtile.ir.builder import make_op
+from mixtile.ir.builder import KernelBuilder, make_op
 from mixtile.simulator import SimResult, simulate
 from mixtile.target import A2
 
 F32, BF16, I32, I8 = DType.F32, DType.BF16, DType.I32, DType.I8
 L1, L0A, L0B, L0C, UB, BT = (MemSpace.L1, MemSpace.L0A, MemSpace.L0B, MemSpace.L0C,
                              MemSpace.UB, MemSpace.BT)
-FILE = "kern.py"
 
 
-class KB:
-    """A tiny kernel builder: each op gets loc kern.py:<line>, `space` sets a tile space."""
-
-    def __init__(self, name: str, core: CoreType) -> None:
-        self.params: list[Param] = []
-        self.stack = [Block()]
-        self.attrs = {"core": core, "spaces": True, "legal": True}
-        self.name = name
-
-    def tensor(self, name, dtype, shape, role=Role.IN) -> Value:
-        v = Value(TensorType(dtype, tuple(shape)), None, 0, name)
-        self.params.append(Param(name, v, role))
-        return v
-
-    def scalar(self, name, dtype=DType.I64) -> Value:
-        v = Value(ScalarType(dtype), None, 0, name)
-        self.params.append(Param(name, v, Role.IN))
-        return v
-
-    def op(self, name, *operands, line=1, regions=None, space=None, **attrs):
-        if space is not None and name in ("load", "move", "full"):
-            attrs["space"] = space
-        op = make_op(OPS[name], list(operands), attrs, regions, Loc(FILE, line))
-        if space is not None:  # what InferSpaces would do
-            op.results[0].type = op.results[0].type.with_space(space)
-        self.stack[-1].append(op)
-        return op.results[0] if len(op.results) == 1 else op
-
-    def c(self, value: int) -> Value:
-        return self.op("const", value=value, dtype=DType.I64)
+class KB(KernelBuilder):
+    """mixtile.ir.builder.KernelBuilder with the loops these tests build."""
 
     def spmd(self, grid: Value, body) -> None:
         blk = Block([INDEX])
@@ -89,12 +57,9 @@ class KB:
         ys = body(*blk.args)
         self.op("yield", *ys)
         self.stack.pop()
-        op = make_op(OPS["for"], [lb, ub, step, *inits], attrs, [blk], Loc(FILE, line))
+        op = make_op(OPS["for"], [lb, ub, step, *inits], attrs, [blk], Loc(self.file, line))
         self.stack[-1].append(op)
         return op.results
-
-    def kernel(self) -> Kernel:
-        return Kernel(self.name, self.params, self.stack[0], self.attrs)
 
 
 def load(kb, t, offs, sizes, space, line=1, keep=None, pad=0.0, addr=0):

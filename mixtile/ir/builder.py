@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from mixtile.errors import UNKNOWN_LOC, Loc, MixtileError, TraceError
-from mixtile.ir.core import Block, Op, Value
-from mixtile.ir.registry import OpDef
+from mixtile.ir.core import Block, Kernel, Op, Param, Value
+from mixtile.ir.registry import OPS, OpDef
+from mixtile.ir.types import CoreType, DType, Role, ScalarType, TensorType
 
 
 def make_op(opdef: OpDef, operands: list[Value], attrs: dict[str, Any] | None = None,
@@ -36,3 +37,42 @@ def insert_after(anchor: Op, new: Op) -> Op:
     new.parent = blk
     blk.ops.insert(blk.ops.index(anchor) + 1, new)
     return new
+
+
+class KernelBuilder:
+    """Hand-built IR (tests, benchmarks): ops go into the innermost open block, each with
+    loc `file`:`line`; `space=` gives a tile its memory space as InferSpaces would."""
+
+    def __init__(self, name: str = "kernel", core: CoreType = CoreType.NONE,
+                 file: str = "kern.py") -> None:
+        self.params: list[Param] = []
+        self.stack = [Block()]
+        self.attrs = {"core": core, "spaces": True, "legal": True}
+        self.name, self.file = name, file
+
+    def tensor(self, name: str, dtype: DType, shape, role: Role = Role.IN) -> Value:
+        v = Value(TensorType(dtype, tuple(shape)), None, 0, name)
+        self.params.append(Param(name, v, role))
+        return v
+
+    def scalar(self, name: str, dtype: DType = DType.I64) -> Value:
+        v = Value(ScalarType(dtype), None, 0, name)
+        self.params.append(Param(name, v, Role.IN))
+        return v
+
+    def op(self, name: str, *operands, line: int = 1, regions=None, space=None, **attrs):
+        """Append op `name`; returns its result (or the op when it has none or several)."""
+        if space is not None and name in ("load", "move", "full"):
+            attrs["space"] = space
+        op = make_op(OPS[name], list(operands), attrs, regions, Loc(self.file, line))
+        if space is not None:
+            op.results[0].type = op.results[0].type.with_space(space)
+        self.stack[-1].append(op)
+        return op.results[0] if len(op.results) == 1 else op
+
+    def c(self, value: int) -> Value:
+        """An index constant."""
+        return self.op("const", value=value, dtype=DType.I64)
+
+    def kernel(self) -> Kernel:
+        return Kernel(self.name, self.params, self.stack[0], self.attrs)
