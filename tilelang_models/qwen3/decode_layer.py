@@ -90,12 +90,15 @@ class DecodeLayer:
         self.times = StepTimes()
         self.out_ssq: torch.Tensor | None = None  # with norm_stats: [B, n] of the output
 
+    def partials(self, b: int, kernel: str) -> int:
+        """Row-sum partials per row that projection `kernel` ("o_proj" or "down") writes
+        with norm_stats: one per N tile of the hidden size."""
+        return -(-self.cfg.hidden_size // self.gemm_tiles(b)[kernel]["TN"])
+
     def _buffers(self, b: int, device) -> dict[str, torch.Tensor]:
         if b not in self._bufs:
             c = self.cfg
-            t = self.gemm_tiles(b)
-            nt = -(-c.hidden_size // t["o_proj"]["TN"])
-            ntd = -(-c.hidden_size // t["down"]["TN"])
+            nt, ntd = self.partials(b, "o_proj"), self.partials(b, "down")
             nh = c.num_attention_heads + 2 * c.num_key_value_heads
             e = dict(dtype=torch.bfloat16, device=device)
             self._bufs[b] = {"qkv": torch.empty(b, nh * c.head_dim, **e),
@@ -116,7 +119,7 @@ class DecodeLayer:
         TN; the row sums always agree): what a previous layer hands over (a torch op, for
         a model's first layer and for tests)."""
         b, h = x.shape
-        nt = -(-h // self.gemm_tiles(b)["down"]["TN"])
+        nt = self.partials(b, "down")
         xf = torch.nn.functional.pad(x.float(), (0, -h % nt))
         return xf.pow(2).view(b, nt, -1).sum(-1)
 
@@ -151,7 +154,7 @@ class DecodeLayer:
         """(kernel, constants) of each phase for batch b (the compile units); nt_in: the
         partial sums per row of x_ssq, when the call has them (norm_stats)."""
         t = self.gemm_tiles(b)
-        nt = -(-self.cfg.hidden_size // t["o_proj"]["TN"])
+        nt = self.partials(b, "o_proj")
         qkv = (rmsnorm_gemm, t["qkv"])
         if self.norm_stats:
             o = (gemm_residual_sumsq, t["o_proj"])
@@ -171,8 +174,7 @@ class DecodeLayer:
         t0 = time.perf_counter()
         units = self.kernels(b, block_size)
         if self.norm_stats:
-            nt = -(-self.cfg.hidden_size // self.gemm_tiles(b)["down"]["TN"])
-            units.append(self.kernels(b, block_size, nt)[0])
+            units.append(self.kernels(b, block_size, self.partials(b, "down"))[0])
         for kern, consts in units:
             mt.compile(kern, self.compile_cfg, **consts)
         return time.perf_counter() - t0
