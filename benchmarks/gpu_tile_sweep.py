@@ -12,6 +12,8 @@ layer: the DecodeLayer as the benchmark runs it (CUDA graph); each step's margin
        = whole graph minus the graph without that step (layer_spec: static dims).
 steps: each step's time in the layer's own launch sequence (behind a spin kernel, an
        event between steps: no host gaps, no graph).
+trace: every kernel's duration and the idle gap before it, from a profiler trace of the
+       layer (x_ssq as inside a model) replayed in a CUDA graph of 4 steps.
 --shard i/n runs every n-th case: n such processes in parallel fill Triton's disk cache,
 then one unsharded run times everything without compiling (benchmarks/gpu_session.sh).
 Prints a short table per section and writes every row as JSON (--out, default stdout).
@@ -33,9 +35,9 @@ from tilelang_models.qwen3.kernels import (
     gemm_residual,
     gemm_residual_sumsq,
     rmsnorm_gemm,
-    rmsnorm_gemm_ssq,
+    rmsnorm_gemm_folded,
     rmsnorm_swiglu,
-    rmsnorm_swiglu_ssq,
+    rmsnorm_swiglu_folded,
 )
 from tilelang_models.qwen3.paged import make_paged_cache
 from tilelang_models.qwen3.reference import decode_layer_ref
@@ -181,13 +183,13 @@ GEMM_VARIANTS = {  # kernel -> [(variant, kernel, tiles)]
     "qkv": [("base", rmsnorm_gemm, [(32, 256), (64, 256), (64, 512)]),
             ("onepass", onepass_rmsnorm_gemm, [(32, 256), (64, 256)]),
             ("swap", swap_rmsnorm_gemm, _S),
-            ("ssq", rmsnorm_gemm_ssq, [(32, 256), (64, 256), (64, 512)])],
+            ("folded", rmsnorm_gemm_folded, [(32, 256), (64, 256), (64, 512)])],
     "o_proj": [("base", gemm_residual, _T), ("swap", swap_gemm_residual, _S),
                ("ssq", gemm_residual_sumsq, [(32, 256), (64, 256), (64, 512)])],
     "mlp_up": [("base", rmsnorm_swiglu, [(16, 256), (32, 128), (32, 256), (64, 128)]),
                ("swap", swap_rmsnorm_swiglu, _S),
-               ("ssq", rmsnorm_swiglu_ssq, [(16, 256), (32, 128), (32, 256), (64, 128),
-                                             (64, 256)])],
+               ("folded", rmsnorm_swiglu_folded, [(16, 256), (32, 128), (32, 256),
+                                                   (64, 128), (64, 256)])],
     "down": [("base", gemm_residual, _T), ("swap", swap_gemm_residual, _S)],
 }
 
@@ -206,11 +208,11 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
             ws = [torch.randn(nqkv, h, **bf) for _ in range(nrot)]
             y = torch.empty(b, nqkv, **bf)
             return [(x, gn, w, y, 1e-6) for w in ws], nqkv * h * 2
-        if name == "qkv:ssq":  # the partial sums of squares of x over 64-wide tiles
+        if name == "qkv:folded":  # the partial sums of squares of x over 64-wide tiles
             ws = [torch.randn(nqkv, h, **bf) for _ in range(nrot)]
             y = torch.empty(b, nqkv, **bf)
             ssq = x.float().pow(2).view(b, h // 64, 64).sum(-1)
-            return [(x, ssq, gn, w, y, 1e-6) for w in ws], nqkv * h * 2
+            return [(x, ssq, w, y, 1e-6) for w in ws], nqkv * h * 2
         if name == "o_proj":
             ws = [torch.randn(h, h, **bf) for _ in range(nrot)]
             y = torch.empty(b, h, **bf)
@@ -224,11 +226,11 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
             ws = [(torch.randn(i, h, **bf), torch.randn(i, h, **bf)) for _ in range(nrot)]
             y = torch.empty(b, i, **bf)
             return [(x, gn, wg, wu, y, 1e-6) for wg, wu in ws], 2 * i * h * 2
-        if name == "mlp_up:ssq":  # the partial sums of squares of x over 64-wide tiles
+        if name == "mlp_up:folded":  # the partial sums of squares of x over 64-wide tiles
             ws = [(torch.randn(i, h, **bf), torch.randn(i, h, **bf)) for _ in range(nrot)]
             y = torch.empty(b, i, **bf)
             ssq = x.float().pow(2).view(b, h // 64, 64).sum(-1)
-            return [(x, ssq, gn, wg, wu, y, 1e-6) for wg, wu in ws], 2 * i * h * 2
+            return [(x, ssq, wg, wu, y, 1e-6) for wg, wu in ws], 2 * i * h * 2
         ws = [torch.randn(h, i, **bf) for _ in range(nrot)]
         y = torch.empty(b, h, **bf)
         return [(xi, w, x, y) for w in ws], h * i * 2
@@ -244,13 +246,13 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
         floor = nbytes / bw * 1e3
         ref = None
         for vname, kern, tl in vs:
-            if vname == "ssq" and any(_peek(len(tl)) for _ in [0]):
-                argsets, _ = case(f"{name}:ssq")
+            if vname in ("ssq", "folded") and any(_peek(len(tl)) for _ in [0]):
+                argsets, _ = case(f"{name}:{vname}")
             for tn, tk in tl:
                 if not _mine():
                     continue
                 consts = dict(TM=tm, TN=tn, TK=tk)
-                if kern in (rmsnorm_swiglu_ssq, rmsnorm_gemm_ssq):
+                if kern in (rmsnorm_swiglu_folded, rmsnorm_gemm_folded):
                     consts["NT"] = h // 64
                 fns = [lambda a=a: mt.run_jit(kern, *a, target="cuda", **consts)
                        for a in argsets]
@@ -404,13 +406,66 @@ def step_profile(cfg, b, bw, rows, seq=4096, bs=128, label="table", iters=20, re
     torch.cuda.empty_cache()
 
 
+def kernel_trace(cfg, b, bw, rows, seq=4096, bs=128, label="table", reps=4, iters=5, **kw):
+    """Each kernel's GPU time and the gap before it (torch.profiler, CUPTI) in a CUDA graph
+    of `reps` layer steps, medians over `iters` replays; the launch configs chosen."""
+    if not _mine():
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    w = random_weights(cfg, 0)
+    w = type(w)(**{k: v.cuda() for k, v in vars(w).items()})
+    kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(cfg, [seq] * b, bs, 1))
+    x = torch.randn(b, cfg.hidden_size, device="cuda").bfloat16()
+    layer = DecodeLayer(cfg, w, target="cuda", progress=False, **kw)
+    xs = layer.input_ssq(x) if layer.norm_stats else None
+    before = set(gpu._chosen)
+    layer(x, kc, vc, bt, sl, x_ssq=xs)
+    steps = layer.steps(x, kc, vc, bt, sl, x_ssq=xs)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps):
+            for s in steps:
+                layer.run_step(*s)
+    g.replay()
+    torch.cuda.synchronize()
+    seqs = []
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            torch.cuda._sleep(2_000_000)
+            g.replay()
+            torch.cuda.synchronize()
+    evs = sorted((e for e in prof.events() if e.device_type.name == "CUDA"
+                  and "sleep" not in e.name), key=lambda e: e.time_range.start)
+    n = len(evs) // iters  # kernels per replay
+    for i in range(iters):
+        seqs.append(evs[i * n:(i + 1) * n])
+    per_step = n // reps
+    r = {"sec": "trace", "label": label, "batch": b, "kernels": []}
+    for k in range(per_step):  # the step in the middle of the graph (k + per_step)
+        j = per_step + k
+        durs = sorted(s[j].time_range.end - s[j].time_range.start for s in seqs)
+        gaps = sorted(s[j].time_range.start - s[j - 1].time_range.end for s in seqs)
+        r["kernels"].append({"name": seqs[0][j].name[:40], "us": round(durs[len(durs) // 2], 1),
+                             "gap_before_us": round(gaps[len(gaps) // 2], 1)})
+    tot = sorted(s[2 * per_step].time_range.start - s[per_step].time_range.start for s in seqs)
+    r["step_us"] = round(tot[len(tot) // 2], 1)
+    r["configs"] = {getattr(k[0], "__name__", str(k[0]))[:40] + f"@{k[1]}": v
+                    for k, v in gpu._chosen.items() if k not in before}
+    rows.append(r)
+    print(json.dumps(r), flush=True)
+    del kc, vc
+    torch.cuda.empty_cache()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--what", default="layer,gemm,attn")
     ap.add_argument("--out", default=None)
     ap.add_argument("--kernels", default=None,
-                    help="gemm: e.g. o_proj,mlp_up:ssq (kernel or kernel:variant)")
+                    help="gemm: e.g. o_proj,mlp_up:folded (kernel or kernel:variant)")
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th case from i")
     a = ap.parse_args()
     _shard[0], _shard[1] = (int(v) for v in a.shard.split("/"))
@@ -432,6 +487,8 @@ def main() -> None:
                 sweep_attn(cfg, b, bw, rows)
             elif what == "steps":
                 step_profile(cfg, b, bw, rows)
+            elif what == "trace":
+                kernel_trace(cfg, b, bw, rows)
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "copy_GBps": bw / 1e9,

@@ -52,12 +52,12 @@ def qwen3_cases(f16: bool = False):
     att = dict(HQ=hq, KVH=kvh, D=d, BS=8, eps=cfg.rms_norm_eps, theta=cfg.rope_theta)
     return [
         ("rmsnorm_gemm", Q.rmsnorm_gemm, [x, g, t(n, h, scale=0.1), z(b, n), 1e-6], gemm),
-        ("rmsnorm_gemm_ssq", Q.rmsnorm_gemm_ssq, [x, ssq, g, t(n, h, scale=0.1), z(b, n),
-                                                  1e-6], dict(NT=4, **gemm)),
+        ("rmsnorm_gemm_folded", Q.rmsnorm_gemm_folded, [x, ssq, t(n, h, scale=0.1), z(b, n),
+                                                        1e-6], dict(NT=4, **gemm)),
         ("gemm_residual_sumsq", Q.gemm_residual_sumsq,
          [x, t(n, h, scale=0.1), t(b, n), z(b, n), torch.zeros(b, 3)], gemm),
-        ("rmsnorm_swiglu_ssq", Q.rmsnorm_swiglu_ssq,
-         [x, ssq, g, t(i, h, scale=0.1), t(i, h, scale=0.1), z(b, i), 1e-6],
+        ("rmsnorm_swiglu_folded", Q.rmsnorm_swiglu_folded,
+         [x, ssq, t(i, h, scale=0.1), t(i, h, scale=0.1), z(b, i), 1e-6],
          dict(NT=4, **gemm)),
         ("fa_fused_split3", Q.fa_fused, [qkv, qn, kn, kc, vc, bt, sl, z(len(lens), hq, d)],
          dict(NSPLIT=3, GRID=len(lens) * kvh * 3, **att)),

@@ -43,7 +43,8 @@ QWEN3 = [("rmsnorm_gemm", Q.rmsnorm_gemm, dict(TM=16, TN=128, TK=256)),
          ("rmsnorm_swiglu", Q.rmsnorm_swiglu, dict(TM=16, TN=128, TK=256)),
          # the CUDA layer's O-proj -> MLP norm hand-off pair (14B: 5120 / 128 = 40 partials)
          ("gemm_residual_sumsq", Q.gemm_residual_sumsq, dict(TM=16, TN=128, TK=128)),
-         ("rmsnorm_swiglu_ssq", Q.rmsnorm_swiglu_ssq, dict(NT=40, TM=16, TN=128, TK=256)),
+         ("rmsnorm_swiglu_folded", Q.rmsnorm_swiglu_folded,
+          dict(NT=40, TM=16, TN=128, TK=256)),
          ("fa_fused_tiny", Q.fa_fused, dict(HQ=4, KVH=2, D=64, BS=16, NSPLIT=6, **_ATTN)),
          ("fa_fused_14b", Q.fa_fused, dict(HQ=40, KVH=8, D=128, BS=128, NSPLIT=1, **_ATTN))]
 UNITS = [(n, k, {}) for n, k in examples()] + QWEN3

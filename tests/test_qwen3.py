@@ -42,12 +42,14 @@ def test_tiny_layer_vs_reference(lens, bs):
 @pytest.mark.parametrize("lens,bs", [([37, 5, 1], 16), ([100, 17, 33, 64], 8)])
 def test_tiny_layer_with_norm_stats_vs_reference(lens, bs):
     """The GPU's O projection + MLP pair (row sums of squares handed from one kernel to the
-    next) on the simulator: same results within the layer's tolerance, v exact."""
+    next) and the norm weights folded into the projections, on the simulator: same results
+    within the layer's tolerance. v is not bit-equal: the fold rounds W * g to bf16 where
+    the reference rounds the normalised x (and the row scale comes after the sum)."""
     cfg = get_config("tiny")
     w = random_weights(cfg, seed=len(lens))
     out, want, (k, kr), (v, vr) = _step(cfg, w, lens, bs, seed=bs, norm_stats=True)
     assert _close(out, want)
-    assert _close(k, kr) and torch.equal(v, vr)
+    assert _close(k, kr) and _close(v, vr, rel=1e-2)
 
 
 def test_two_layers_hand_row_sums_of_squares_on():

@@ -9,9 +9,11 @@ Phases (see kernels.py):
   x ─ rmsnorm_gemm ─> qkv ─ fa_fused(paged cache) ─> attn ─ gemm_residual(+x) ─> h2
     ─ rmsnorm_swiglu ─> a ─ gemm_residual(+h2) ─> out
 With norm_stats (the default on CUDA) the O and down projections are gemm_residual_sumsq,
-which also write row sums of h2^2 / out^2 per N tile; the MLP (rmsnorm_swiglu_ssq) reads
-h2's, and the next layer's QKV projection (rmsnorm_gemm_ssq) reads out's when it is given
-them as x_ssq (a layer given none makes its own pass over x, as rmsnorm_gemm does).
+which also write row sums of h2^2 / out^2 per N tile; the MLP (rmsnorm_swiglu_folded) reads
+h2's, and the next layer's QKV projection (rmsnorm_gemm_folded) reads out's when it is given
+them as x_ssq (a layer given none makes its own pass over x, as rmsnorm_gemm does). These
+kernels take the RMSNorm weights folded into the projection weights (the layer keeps folded
+copies of the QKV and gate/up weights): their K loops are plain GEMMs on the activation.
 Intermediate buffers are allocated once per batch size and reused across steps.
 """
 from __future__ import annotations
@@ -28,25 +30,26 @@ from mixtile.runtime.gpu import autotune  # GPU launch tuning (no-op on other ta
 from tilelang_models.qwen3.config import Qwen3Config
 from tilelang_models.qwen3.kernels import (
     fa_fused,
+    fold_norm_weight,
     gemm_residual,
     gemm_residual_sumsq,
     rmsnorm_gemm,
-    rmsnorm_gemm_ssq,
+    rmsnorm_gemm_folded,
     rmsnorm_swiglu,
-    rmsnorm_swiglu_ssq,
+    rmsnorm_swiglu_folded,
 )
 from tilelang_models.qwen3.weights import LayerWeights
 
-# GPU tiles per kernel, (batch <= 8, batch > 8); TM is 16 up to batch 16, else 32, unless
-# given: mlp_up keeps TM=16 (at batch 32 two M tiles share each weight tile through L2,
-# blocks(m_inner=True): 111 -> 104 us on an H200).
+# GPU tiles per kernel, (batch <= 8, batch > 8); TM is 16 up to batch 16, else 32.
 # From benchmarks/gpu_tile_sweep.py on an H200 (--what steps: in the layer's sequence).
+# mlp_up at batch 32: TM=32 since the folded norm (94 vs 101 us in the layer; before it,
+# TM=16 with two M tiles sharing each weight tile through L2 was faster: 104 vs 111).
 # o_proj's TN also sets how many row-sum partials the MLP reads (5120 / 64 = 80: mlp_up
 # 103 -> 91 us at batch 1 against 160 partials with TN=32).
 GPU_TILES = {
     "qkv": (dict(TN=64, TK=512), dict(TN=64, TK=256)),
     "o_proj": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
-    "mlp_up": (dict(TN=32, TK=128), dict(TM=16, TN=32, TK=128)),
+    "mlp_up": (dict(TN=32, TK=128), dict(TN=32, TK=128)),
     "down": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
 }
 GPU_ATTN_ITEMS = 128  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
@@ -73,9 +76,11 @@ class DecodeLayer:
         (outside graph capture; see mixtile.runtime.gpu.autotune);
         norm_stats: the O and down projections also write per-tile row sums of h2^2 and
         out^2 (gemm_residual_sumsq; out's are `out_ssq` after a call) and the RMSNorms read
-        them (rmsnorm_swiglu_ssq; rmsnorm_gemm_ssq when the call passes x_ssq) instead of a
-        pass over the activation in every block (default: on CUDA, where that pass stalls
-        each block before its weights stream; elsewhere the plain kernels);
+        them (rmsnorm_swiglu_folded; rmsnorm_gemm_folded when the call passes x_ssq)
+        instead of a pass over the activation in every block, with the norm weights folded
+        into copies of the QKV and gate/up weights that the layer keeps (default: on CUDA,
+        where that pass stalls each block before its weights stream; elsewhere the plain
+        kernels);
         specialize: on CUDA, compile each kernel for the argument shapes (static dims;
         rmsnorm_gemm's norm loop unrolls). Off: on an H200 the layer took -6 / +5 / +13 us
         at batch 1 / 8 / 32 with it (qkv at batch 32: 48.5 vs 37.7 us)."""
@@ -85,6 +90,12 @@ class DecodeLayer:
         self.specialize = specialize
         self.compile_cfg = dict(compile_cfg or {})
         self.wqkv = torch.cat([w.q_proj, w.k_proj, w.v_proj]).contiguous()  # merged once
+        self.g_in, self.wgate, self.wup = w.input_layernorm, w.gate_proj, w.up_proj
+        if self.norm_stats:  # the RMSNorm weights folded into the projections that follow
+            self.wqkv = fold_norm_weight(self.wqkv, w.input_layernorm)
+            self.g_in = torch.ones_like(w.input_layernorm)  # rmsnorm_gemm on the folded wqkv
+            self.wgate = fold_norm_weight(w.gate_proj, w.post_attention_layernorm)
+            self.wup = fold_norm_weight(w.up_proj, w.post_attention_layernorm)
         self._bufs: dict[int, dict[str, torch.Tensor]] = {}
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.times = StepTimes()
@@ -158,10 +169,10 @@ class DecodeLayer:
         qkv = (rmsnorm_gemm, t["qkv"])
         if self.norm_stats:
             o = (gemm_residual_sumsq, t["o_proj"])
-            mlp = (rmsnorm_swiglu_ssq, dict(NT=nt, **t["mlp_up"]))
+            mlp = (rmsnorm_swiglu_folded, dict(NT=nt, **t["mlp_up"]))
             down = (gemm_residual_sumsq, t["down"])
             if nt_in is not None:
-                qkv = (rmsnorm_gemm_ssq, dict(NT=nt_in, **t["qkv"]))
+                qkv = (rmsnorm_gemm_folded, dict(NT=nt_in, **t["qkv"]))
         else:
             o, mlp = (gemm_residual, t["o_proj"]), (rmsnorm_swiglu, t["mlp_up"])
             down = (gemm_residual, t["down"])
@@ -194,13 +205,13 @@ class DecodeLayer:
         ssq = (buf["ssq"],) if self.norm_stats else ()
         xs = () if x_ssq is None else (x_ssq,)
         return [
-            ("qkv", k1, (x,) + xs + (w.input_layernorm, self.wqkv, buf["qkv"], eps), c1),
+            ("qkv", k1, (x,) + (xs or (self.g_in,)) + (self.wqkv, buf["qkv"], eps), c1),
             ("attention", k2, (buf["qkv"].view(b, nh, c.head_dim), w.q_norm, w.k_norm,
                                k_cache, v_cache, block_table, seq_lens,
                                buf["attn"].view(b, c.num_attention_heads, c.head_dim)), c2),
             ("o_proj", k3, (buf["attn"], w.o_proj, x, buf["h2"]) + ssq, c3),
-            ("mlp_up", k4, (buf["h2"],) + ssq + (w.post_attention_layernorm, w.gate_proj,
-                                                  w.up_proj, buf["act"], eps), c4),
+            ("mlp_up", k4, (buf["h2"],) + (ssq or (w.post_attention_layernorm,))
+             + (self.wgate, self.wup, buf["act"], eps), c4),
             ("down", k5, (buf["act"], w.down_proj, buf["h2"], buf["out"])
              + ((buf["out_ssq"],) if self.norm_stats else ()), c5),
         ]

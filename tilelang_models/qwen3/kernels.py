@@ -1,14 +1,16 @@
 """The fused kernels of a Qwen3 decode layer, in mixtile.
 
 1. rmsnorm_gemm:      y = rmsnorm(x) @ w^T                       (input norm + QKV projection)
-   rmsnorm_gemm_ssq:  the same, the norm from partial sums of x^2 (the previous layer's)
+   rmsnorm_gemm_folded: the same with the norm's weight folded into w and the norm from
+                      partial sums of x^2 (the previous layer's): a plain GEMM on x, the
+                      row scale applied to the accumulator
 2. fa_fused:          q/k RMSNorm + RoPE, GQA attention over the paged cache split over KV
                       blocks (the new token from registers, then written into the cache),
                       online-softmax merge (2 phases, a hard syncall between them)
 3. gemm_residual:     y = x @ w^T + residual                     (O and down projections)
    gemm_residual_sumsq: the same, plus per-tile row sums of y^2   (both, on CUDA)
 4. rmsnorm_swiglu:    y = silu(rmsnorm(x) @ Wg^T) * (rmsnorm(x) @ Wu^T)
-   rmsnorm_swiglu_ssq: the same, the norm from those partial sums (no pass over x first)
+   rmsnorm_swiglu_folded: the same, folded likewise, the norm from h2's partial sums
 Storage points (bf16) match tilelang_models/qwen3/reference.py.
 """
 import math
@@ -54,22 +56,33 @@ def rmsnorm_gemm(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
 
 
 @mt.kernel
-def rmsnorm_gemm_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTILES", mt.f32],
-                     g: mt.Tensor["H", mt.bf16], w: mt.Tensor["N", "H", mt.bf16],
-                     y: mt.Out["B", "N", mt.bf16], eps: mt.Scalar[mt.f32], NT: mt.const,
-                     TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
-    """rmsnorm_gemm with the row sums of squares of x given as NT partials per row (from
-    the previous layer's gemm_residual_sumsq): the weights stream from the start."""
+def rmsnorm_gemm_folded(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTILES", mt.f32],
+                        w: mt.Tensor["N", "H", mt.bf16], y: mt.Out["B", "N", mt.bf16],
+                        eps: mt.Scalar[mt.f32], NT: mt.const,
+                        TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """rmsnorm_gemm with the norm's weight g folded into w (w = W * g, one factor per input
+    column: `fold_norm_weight`) and the row sums of squares of x given as NT partials per
+    row (from the previous layer's gemm_residual_sumsq): rmsnorm(x) @ W^T = inv * (x @ w^T)
+    with inv = rsqrt(mean(x^2) + eps) per row, so the K loop is a plain GEMM on x as stored
+    (no per-chunk normalisation, no g loads) and inv scales the accumulator once."""
     B, H = x.shape
     N = w.shape[0]
-    ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
     for m0, n0 in blocks(B, N, TM, TN, m_inner=True):
-        inv = mt.rsqrt(mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp])) / mt.to_float(H) + eps)
-        acc = mt.zeros((TM, TN))
-        for k0 in mt.range(0, H, TK):
-            a = _normed(x, g, m0, k0, inv, TM, TK)
-            acc = mt.matmul(a, mt.load(w[n0:n0 + TN, k0:k0 + TK]), acc=acc, b_trans=True)
-        mt.store(y[m0:m0 + TM, n0:n0 + TN], acc.astype(mt.bf16))
+        inv = _ssq_inv(ssq, m0, NT, H, eps, TM)
+        acc = mainloop(x, w, m0, n0, 0, H, TM, TN, TK)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (acc * inv).astype(mt.bf16))
+
+
+def _ssq_inv(ssq, m0, NT, H, eps, TM):
+    """rsqrt(mean(x^2) + eps) of rows m0.. from their NT partial sums of squares."""
+    ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
+    return mt.rsqrt(mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp])) / mt.to_float(H) + eps)
+
+
+def fold_norm_weight(w, g):
+    """w * g per input column, rounded to w's dtype (torch): the weight the folded kernels
+    take for an RMSNorm with weight g followed by the projection w."""
+    return (w.float() * g.float()).to(w.dtype)
 
 
 def _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK):
@@ -117,25 +130,31 @@ def gemm_residual_sumsq(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", 
 
 
 @mt.kernel
-def rmsnorm_swiglu_ssq(x: mt.Tensor["B", "H", mt.bf16], ssq: mt.Tensor["B", "NTILES", mt.f32],
-                       g: mt.Tensor["H", mt.bf16], wg: mt.Tensor["I", "H", mt.bf16],
-                       wu: mt.Tensor["I", "H", mt.bf16], y: mt.Out["B", "I", mt.bf16],
-                       eps: mt.Scalar[mt.f32], NT: mt.const,
-                       TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
-    """rmsnorm_swiglu with the row sums of squares of x given as NT partials per row
-    (from gemm_residual_sumsq): one load instead of a pass over x in every block."""
+def rmsnorm_swiglu_folded(x: mt.Tensor["B", "H", mt.bf16],
+                          ssq: mt.Tensor["B", "NTILES", mt.f32],
+                          wg: mt.Tensor["I", "H", mt.bf16], wu: mt.Tensor["I", "H", mt.bf16],
+                          y: mt.Out["B", "I", mt.bf16], eps: mt.Scalar[mt.f32], NT: mt.const,
+                          TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256):
+    """rmsnorm_swiglu with the norm's weight folded into wg and wu (fold_norm_weight) and
+    the row sums of squares of x as NT partials per row (from gemm_residual_sumsq): both
+    GEMMs run on x as stored; inv scales the two accumulators before the SiLU product."""
     B, H = x.shape
     I = wg.shape[0]
-    ntp = -(-NT // 8) * 8  # a whole number of 8-lane vector blocks; the load pads with 0
     for m0, n0 in blocks(B, I, TM, TN, m_inner=True):
-        ss = mt.row_sum(mt.load(ssq[m0:m0 + TM, 0:ntp]))
-        inv = mt.rsqrt(ss / mt.to_float(H) + eps)
-        _swiglu_block(x, g, wg, wu, y, m0, n0, inv, H, TM, TN, TK)
+        inv = _ssq_inv(ssq, m0, NT, H, eps, TM)
+        ag = mt.zeros((TM, TN))
+        au = mt.zeros((TM, TN))
+        for k0 in mt.range(0, H, TK):
+            a = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+            ag = mt.matmul(a, mt.load(wg[n0:n0 + TN, k0:k0 + TK]), acc=ag, b_trans=True)
+            au = mt.matmul(a, mt.load(wu[n0:n0 + TN, k0:k0 + TK]), acc=au, b_trans=True)
+        mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag * inv) * (au * inv)).astype(mt.bf16))
 
 
 def _norm_rope(x1, x2, n1, n2, c, s, D, eps):
     """Per-row RMSNorm over the two halves [x1 | x2] (weights n1 | n2), then rotate-half
     RoPE with cos/sin c, s (each (1, D/2)); returns the two bf16 halves."""
+    x1, x2 = x1.astype(mt.f32), x2.astype(mt.f32)
     inv = mt.rsqrt((mt.row_sum(x1 * x1) + mt.row_sum(x2 * x2)) / float(D) + eps)
     y1 = x1 * inv * n1
     y2 = x2 * inv * n2
@@ -193,6 +212,13 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
             b = it // (KVH * NSPLIT)
             h = it // NSPLIT % KVH
             sp = it % NSPLIT
+            # the item's q, k, v before anything that needs its length: these loads and
+            # seq_lens[b] are in flight together
+            q1 = mt.load(qkv[b, h * G:h * G + G, 0:half])
+            q2 = mt.load(qkv[b, h * G:h * G + G, half:D])
+            k1 = mt.load(qkv[b, HQ + h:HQ + h + 1, 0:half])
+            k2 = mt.load(qkv[b, HQ + h:HQ + h + 1, half:D])
+            vn = mt.load(qkv[b, HQ + KVH + h:HQ + KVH + h + 1, 0:D])
             L = seq_lens[b]
             pos = L - 1
             nb = mt.cdiv(L, BS)
@@ -201,13 +227,8 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
             j_hi = mt.smin(j_lo + per, nb)
             ang = fr * mt.to_float(pos)
             c, s = mt.cos(ang), mt.sin(ang)
-            q1 = mt.load(qkv[b, h * G:h * G + G, 0:half]).astype(mt.f32)
-            q2 = mt.load(qkv[b, h * G:h * G + G, half:D]).astype(mt.f32)
             qa, qb = _norm_rope(q1, q2, qn1, qn2, c, s, D, eps)
-            k1 = mt.load(qkv[b, HQ + h:HQ + h + 1, 0:half]).astype(mt.f32)
-            k2 = mt.load(qkv[b, HQ + h:HQ + h + 1, half:D]).astype(mt.f32)
             ka, kb = _norm_rope(k1, k2, kn1, kn2, c, s, D, eps)
-            vn = mt.load(qkv[b, HQ + KVH + h:HQ + KVH + h + 1, 0:D])
             # the new token (vector): its score, and the softmax state it starts (in the
             # split that holds the last page; elsewhere the empty state)
             s_new = (mt.row_sum(qa.astype(mt.f32) * ka.astype(mt.f32))
@@ -258,8 +279,11 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
                     hq = it % HQ
                     h = hq // G
                     r = hq % G
+                    # the three loads first: all in flight at once (one memory round trip)
                     mj = mt.load(pm[b, h, 0:NSPLIT, r, 0:1])
+                    lj = mt.load(pl[b, h, 0:NSPLIT, r, 0:1])
+                    oj = mt.load(po[b, h, 0:NSPLIT, r, 0:D])
                     w = mt.exp(mj - mt.col_max(mj))  # empty splits have m <= -1e30: weight 0
-                    den = mt.col_sum(w * mt.load(pl[b, h, 0:NSPLIT, r, 0:1]))
-                    num = mt.col_sum(mt.load(po[b, h, 0:NSPLIT, r, 0:D]) * w)
+                    den = mt.col_sum(w * lj)
+                    num = mt.col_sum(oj * w)
                     mt.store(out[b, hq:hq + 1, 0:D], (num / den).astype(mt.bf16))
