@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests of the Triton backend, the Qwen3 layer vs the reference on
 # the GPU, then the decode-layer benchmark (NO_BENCH=1: not; STEPS=1: also the per-step
-# profile). Logs go to $OUT.
+# profile and a kernel trace). Logs go to $OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 python3 -c 'import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())'
@@ -33,4 +33,4 @@ for name, lens in [("tiny", [100, 37, 5]), ("14b", [4096, 3000, 17, 1])]:
 PY
 [ -n "${NO_BENCH:-}" ] || timeout 420 python3 benchmarks/decode_layer_gpu.py "$@" 2>&1 | tee $OUT/bench.log | tail -12
 # STEPS=1: each step's time in the layer's own launch sequence too (batch 1, 8, 32)
-[ -z "${STEPS:-}" ] || timeout 300 python3 benchmarks/gpu_tile_sweep.py --what steps 2>&1 | tee $OUT/steps.log | tail -4
+[ -z "${STEPS:-}" ] || timeout 300 python3 benchmarks/gpu_tile_sweep.py --what steps,trace 2>&1 | tee $OUT/steps.log | grep -v Warn | cut -c1-400
