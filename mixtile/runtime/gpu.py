@@ -100,9 +100,8 @@ def run(kernel: Kernel, by_name: dict, cache_dir) -> None:
 
 
 DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults
-# (4, 7): three K/V page buffers in fa_fused (two pages in flight behind the one in use)
 CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2), (2, 6), (4, 5),
-              (2, 2), (4, 7))
+              (2, 2), (8, 5))
 _chosen: dict = {}  # (jit fn, grid, int args) -> (num_warps, num_stages)
 _state = {"tune": False, "forced": None, "flush_l2": True}
 
