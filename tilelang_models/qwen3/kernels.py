@@ -279,7 +279,9 @@ def fa_fused(qkv: mt.Tensor["B", "NH", "D", mt.bf16], q_norm: mt.Tensor["D", mt.
             mt.fence()
             mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
             with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
-                for it in mt.range(blk * 2 + lane, B * HQ, P * 2):
+                # lane-major: with fewer items than 2 P, each block has one item at most
+                # (a GPU runs a block's two lanes one after the other)
+                for it in mt.range(lane * P + blk, B * HQ, P * 2):
                     b = it // HQ
                     hq = it % HQ
                     h = hq // G
