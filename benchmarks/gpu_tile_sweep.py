@@ -369,13 +369,10 @@ def layer_breakdown(cfg, b, bw, rows, seq=4096, bs=128, tiles=None, label="table
     torch.cuda.empty_cache()
 
 
-def step_profile(cfg, b, bw, rows, seq=4096, bs=128, label="table", iters=20, repeat=1,
-                 **kw):
-    """Each step's time in the layer's own sequence: the steps queued behind a spin kernel
-    (no host gaps) with an event between consecutive steps; medians over `iters`.
-    repeat: each step launched that many times in a row (time per launch)."""
-    if not _mine():
-        return
+def _layer_steps(cfg, b, seq, bs, **kw):
+    """A DecodeLayer on random weights and a cache of b sequences of `seq`, called once (so
+    its launches are compiled and tuned); (layer, its steps with x_ssq as from a previous
+    layer, the caches)."""
     w = random_weights(cfg, 0)
     w = type(w)(**{k: v.cuda() for k, v in vars(w).items()})
     kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(cfg, [seq] * b, bs, 1))
@@ -383,7 +380,17 @@ def step_profile(cfg, b, bw, rows, seq=4096, bs=128, label="table", iters=20, re
     layer = DecodeLayer(cfg, w, target="cuda", progress=False, **kw)
     xs = layer.input_ssq(x) if layer.norm_stats else None  # as from a previous layer
     layer(x, kc, vc, bt, sl, x_ssq=xs)
-    steps = layer.steps(x, kc, vc, bt, sl, x_ssq=xs)
+    return layer, layer.steps(x, kc, vc, bt, sl, x_ssq=xs), (kc, vc)
+
+
+def step_profile(cfg, b, bw, rows, seq=4096, bs=128, label="table", iters=20, repeat=1,
+                 **kw):
+    """Each step's time in the layer's own sequence: the steps queued behind a spin kernel
+    (no host gaps) with an event between consecutive steps; medians over `iters`.
+    repeat: each step launched that many times in a row (time per launch)."""
+    if not _mine():
+        return
+    layer, steps, caches = _layer_steps(cfg, b, seq, bs, **kw)
     per = {s[0]: [] for s in steps}
     per["total"] = []
     for _ in range(iters):
@@ -402,7 +409,7 @@ def step_profile(cfg, b, bw, rows, seq=4096, bs=128, label="table", iters=20, re
     r.update({k: round(sorted(v)[len(v) // 2], 1) for k, v in per.items()})
     rows.append(r)
     print(json.dumps(r), flush=True)
-    del kc, vc
+    del layer, steps, caches
     torch.cuda.empty_cache()
 
 
@@ -413,15 +420,8 @@ def kernel_trace(cfg, b, bw, rows, seq=4096, bs=128, label="table", reps=4, iter
         return
     from torch.profiler import ProfilerActivity, profile
 
-    w = random_weights(cfg, 0)
-    w = type(w)(**{k: v.cuda() for k, v in vars(w).items()})
-    kc, vc, bt, sl = (t.cuda() for t in make_paged_cache(cfg, [seq] * b, bs, 1))
-    x = torch.randn(b, cfg.hidden_size, device="cuda").bfloat16()
-    layer = DecodeLayer(cfg, w, target="cuda", progress=False, **kw)
-    xs = layer.input_ssq(x) if layer.norm_stats else None
     before = set(gpu._chosen)
-    layer(x, kc, vc, bt, sl, x_ssq=xs)
-    steps = layer.steps(x, kc, vc, bt, sl, x_ssq=xs)
+    layer, steps, caches = _layer_steps(cfg, b, seq, bs, **kw)
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
@@ -455,7 +455,7 @@ def kernel_trace(cfg, b, bw, rows, seq=4096, bs=128, label="table", reps=4, iter
                     for k, v in gpu._chosen.items() if k not in before}
     rows.append(r)
     print(json.dumps(r), flush=True)
-    del kc, vc
+    del layer, steps, caches
     torch.cuda.empty_cache()
 
 
