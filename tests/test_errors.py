@@ -225,3 +225,26 @@ def test_load_rows_must_be_an_index():
         mt.compile(bad)
     assert "rows must be an int or an index value" in str(e.value) and "2.5" in str(e.value)
     assert "test_errors.py" in str(e.value)
+
+
+def test_an_output_that_overlaps_another_argument_is_refused():
+    """An Out/InOut sharing memory with another argument is refused on every target: the
+    simulator would read the input as it was before the call, a GPU or NPU program might
+    read elements another thread already overwrote."""
+    from tilelang_models.kernels import vector as V
+
+    x = torch.randn(32, 64)
+    with pytest.raises(mt.ArgumentError) as e:
+        mt.run_jit(V.softmax, x, x)  # in place
+    msg = str(e.value)
+    assert "`x` and `y`" in msg and "softmax" in msg and "writes `y`" in msg
+    assert "tensor of its own" in msg
+    buf = torch.randn(48, 64)
+    with pytest.raises(mt.ArgumentError, match="bytes 4096..8192 of `x`"):
+        mt.run_jit(V.softmax, buf[:32], buf[16:])  # rows 16..31 shared
+    # views that do not overlap, and one tensor read twice, are fine
+    y = torch.empty(32, 64)
+    mt.run_jit(V.softmax, buf[:16], buf[16:32])
+    assert torch.allclose(buf[16:32], torch.softmax(buf[:16], -1), atol=1e-5)
+    xb = x[:, :32].bfloat16()
+    mt.run_jit(G.gemm, xb, xb, y[:, :32].contiguous(), TM=16, TN=32, TK=32)

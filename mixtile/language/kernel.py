@@ -26,11 +26,14 @@ class KernelFn:
         self.scalars: list[tuple[str, ScalarSpec]] = []
         self.consts: dict[str, Any] = {}  # name -> default (inspect.Parameter.empty if none)
         self.order: list[str] = []  # runtime parameters in call order
+        self.written: frozenset[str] = frozenset()  # Out / InOut tensor parameters
         for p in sig.parameters.values():
             ann = p.annotation
             if isinstance(ann, TensorSpec):
                 self.tensors.append((p.name, ann))
                 self.order.append(p.name)
+                if ann.role in (Role.OUT, Role.INOUT):
+                    self.written |= {p.name}
             elif isinstance(ann, ScalarSpec):
                 self.scalars.append((p.name, ann))
                 self.order.append(p.name)

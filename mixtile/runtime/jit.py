@@ -64,7 +64,42 @@ def check_args(kfn: KernelFn, args: tuple) -> dict[str, int]:
                         f"dim `{d}` is {dims[d][0]} in `{dims[d][1]}` but {n} in `{name}`",
                         fix="tensors sharing a dim name must agree on its size")
                 dims[d] = (n, name)
+    _check_overlap(kfn, args)
     return {d: n for d, (n, _) in dims.items()}
+
+
+def _check_overlap(kfn: KernelFn, args: tuple) -> None:
+    """Refuse a tensor the kernel writes (Out/InOut) that shares memory with another
+    tensor argument. The targets disagree on such a call: the simulator reads every input
+    as it was before the call, a GPU program may read an element after another thread
+    wrote it (its barriers order accesses of one parameter, not of two aliases), an NPU
+    likewise across cores. Views are compared by the byte range each spans (a few us per
+    call: this runs on every launch)."""
+    if not kfn.written:
+        return
+    spans = []
+    for name, a in zip(kfn.order, args):
+        if isinstance(a, torch.Tensor) and not a.is_meta:
+            lo = a.data_ptr()
+            if a.is_contiguous():
+                n = a.numel()
+            else:  # the span up to the last element (views, expanded strides)
+                n = sum((d - 1) * st for d, st in zip(a.shape, a.stride())) + 1 \
+                    if a.numel() else 0
+            if n:
+                spans.append((lo, lo + n * a.element_size(), name, a))
+    for i, (lo1, hi1, n1, a1) in enumerate(spans):
+        for lo2, hi2, n2, a2 in spans[i + 1:]:
+            if lo1 >= hi2 or lo2 >= hi1 or (n1 not in kfn.written and n2 not in kfn.written) \
+                    or a1.device != a2.device:
+                continue
+            w = n1 if n1 in kfn.written else n2
+            raise ArgumentError(
+                f"arguments `{n1}` and `{n2}` of kernel `{kfn.name}` overlap in memory "
+                f"(bytes {max(lo1, lo2) - lo1}..{min(hi1, hi2) - lo1} of `{n1}`), and the "
+                f"kernel writes `{w}`: the result would depend on the target and on timing",
+                fix=f"pass `{w}` a tensor of its own (torch.empty_like(...)) and copy it "
+                    f"back after the call if it must land in place")
 
 
 # Inputs converted to the simulator's compute form, reused while the tensor is unchanged:
