@@ -176,3 +176,35 @@ def test_unwritten_cache_slots_are_never_read():
     out = DecodeLayer(cfg, w, progress=False)(x, k, v, bt, sl)
     assert torch.isfinite(out).all() and _close(out, want)
     assert _close(k[new], kr[new]) and torch.equal(v[new], vr[new])
+
+
+@pytest.mark.parametrize("b,h,n,nt,seed", [(3, 96, 40, 3, 0), (1, 64, 70, 5, 1),
+                                           (5, 160, 33, 2, 2)])
+def test_folded_norm_kernels_vs_torch(b, h, n, nt, seed):
+    """rmsnorm_gemm_folded / rmsnorm_swiglu_folded on the simulator against torch's
+    RMSNorm + projection with the unfolded weights, ragged shapes (N not a multiple of TN,
+    H not of TK, B not of TM), the row sums of squares split into nt uneven partials."""
+    from tilelang_models.qwen3.kernels import (
+        fold_norm_weight,
+        rmsnorm_gemm_folded,
+        rmsnorm_swiglu_folded,
+    )
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, h, generator=gen).bfloat16()
+    g = (torch.rand(h, generator=gen) + 0.5).bfloat16()
+    w, wg, wu = ((torch.randn(n, h, generator=gen) * 0.1).bfloat16() for _ in range(3))
+    cuts = torch.linspace(0, h, nt + 1).long().tolist()
+    ssq = torch.stack([x.float()[:, a:c].pow(2).sum(1) for a, c in zip(cuts, cuts[1:])], 1)
+    eps = 1e-6
+    xn = x.float() * torch.rsqrt(x.float().pow(2).mean(1, keepdim=True) + eps) * g.float()
+    tiles = dict(NT=nt, TM=16, TN=32, TK=64)
+    y = torch.zeros(b, n).bfloat16()
+    mt.run_jit(rmsnorm_gemm_folded, x, ssq, fold_norm_weight(w, g), y, eps, **tiles)
+    want = xn @ w.float().T
+    assert float((y.float() - want).abs().max()) <= 1e-2 * float(want.abs().max())
+    y2 = torch.zeros(b, n).bfloat16()
+    mt.run_jit(rmsnorm_swiglu_folded, x, ssq, fold_norm_weight(wg, g),
+               fold_norm_weight(wu, g), y2, eps, **tiles)
+    want2 = torch.nn.functional.silu(xn @ wg.float().T) * (xn @ wu.float().T)
+    assert float((y2.float() - want2).abs().max()) <= 1e-2 * float(want2.abs().max())
