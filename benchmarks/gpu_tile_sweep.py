@@ -24,6 +24,7 @@ import math
 import time
 
 import torch
+from decode_layer_gpu import copy_bandwidth  # the benchmark's floor (this script's dir)
 
 import mixtile as mt
 from mixtile.runtime import gpu
@@ -74,25 +75,6 @@ def _graph_ms(fns, reps=3, iters=20):
         b.synchronize()
         ts.append(a.elapsed_time(b))
     return sorted(ts)[len(ts) // 2] / reps
-
-
-def copy_bandwidth():
-    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    for _ in range(100):  # clocks up from idle first
-        dst.copy_(src)
-    # not in a graph: a captured copy becomes a copy-engine memcpy node (about 2.7 TB/s on
-    # an H200, against 4.2 TB/s for the copy kernel the benchmark's floor uses)
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(20):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        dst.copy_(src)
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return 2 * src.numel() / sorted(ts)[len(ts) // 2] * 1e3
 
 
 # variants measured against the kernels.py ones (same DSL; not used by the layer)

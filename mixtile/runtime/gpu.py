@@ -103,22 +103,22 @@ DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults
 CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2), (2, 6), (4, 5),
               (2, 2), (8, 5))
 _chosen: dict = {}  # (jit fn, grid, int args) -> (num_warps, num_stages)
-_state = {"tune": False, "forced": None, "flush_l2": True}
+_state = {"tune": False, "forced": None}
 
 
 @contextmanager
-def autotune(enabled: bool = True, flush_l2: bool = True):
+def autotune(enabled: bool = True):
     """Inside this context, the first launch of each (kernel phase, grid, shapes) outside
     CUDA-graph capture times the (num_warps, num_stages) CANDIDATES and keeps the fastest
     for every later launch (captured ones too). Outputs are snapshotted and restored around
     the trials, so a kernel that accumulates (InOut, atomics) still runs exactly once.
-    flush_l2: each timed launch starts with a cold L2 (see _time); False: back to back."""
-    old = _state["tune"], _state["flush_l2"]
-    _state["tune"], _state["flush_l2"] = enabled, flush_l2
+    Each timed launch starts with a cold L2 (see _time)."""
+    old = _state["tune"]
+    _state["tune"] = enabled
     try:
         yield
     finally:
-        _state["tune"], _state["flush_l2"] = old
+        _state["tune"] = old
 
 
 @contextmanager
@@ -153,17 +153,16 @@ def _try(fn, grid: int, args: list, cfg) -> bool:
 
 def _time(fn, grid: int, args: list, cfg, reps: int = 10) -> float:
     """Milliseconds per launch: the median of `reps` launches, each timed alone after a
-    read of twice the L2 size (flush_l2), all queued behind a spin kernel (so host launch
+    read of twice the L2 size, all queued behind a spin kernel (so host launch
     overhead does not count, as in a CUDA graph). Back-to-back launches of one kernel on
     the same tensors would find its data in L2: a weight matrix of L2's size then streams
     from L2, not HBM, and the choice fits a setting that the kernel never meets in a
     layer, where other kernels stream between its calls."""
-    flush = _flush_buffer() if _state["flush_l2"] else None
+    flush = _flush_buffer()
     evs = []
     torch.cuda._sleep(2_000_000)
     for _ in range(reps):
-        if flush is not None:
-            flush.max()  # reads evict the kernel's lines and leave only clean ones
+        flush.max()  # reads evict the kernel's lines and leave only clean ones
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
         fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
@@ -174,6 +173,9 @@ def _time(fn, grid: int, args: list, cfg, reps: int = 10) -> float:
     return ts[len(ts) // 2]
 
 
+_flush: dict = {}  # device index -> _flush_buffer's buffer
+
+
 def _flush_buffer() -> torch.Tensor:
     """A device buffer of twice the L2 size (kept; for _time)."""
     dev = torch.cuda.current_device()
@@ -182,9 +184,6 @@ def _flush_buffer() -> torch.Tensor:
         l2 = getattr(torch.cuda.get_device_properties(dev), "L2_cache_size", 0) or 64 << 20
         buf = _flush[dev] = torch.empty(2 * l2 // 4, dtype=torch.float32, device=dev).fill_(0)
     return buf
-
-
-_flush: dict = {}
 
 
 def _tune(fn, grid: int, args: list, mutable: list):

@@ -219,9 +219,7 @@ def run_jit(kfn: KernelFn, *args, target: str = "sim", golden: Callable | None =
         if not all(isinstance(w, torch.Tensor) for w in want):
             raise ArgumentError(f"golden must return a torch.Tensor or a tuple of them (one "
                                 f"per output), got {[type(w).__name__ for w in want]}")
-        outs = [(n, a) for n, a in zip(kfn.order, args)
-                if dict(kfn.tensors).get(n) is not None
-                and dict(kfn.tensors)[n].role in (Role.OUT, Role.INOUT)]
+        outs = [(n, a) for n, a in zip(kfn.order, args) if n in kfn.written]
         if len(want) != len(outs):
             raise ArgumentError(f"golden returned {len(want)} tensors; kernel `{kfn.name}` "
                                 f"has {len(outs)} outputs ({', '.join(n for n, _ in outs)})")
