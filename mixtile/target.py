@@ -60,6 +60,24 @@ class Target:
     def is_legal(self, src: MemSpace, dst: MemSpace) -> bool:
         return (src, dst) in self.legal_paths
 
+    def routes_from(self, src: MemSpace) -> str:
+        """The legal moves out of `src`, as text ("l1->l0a, l1->l0b")."""
+        outs = sorted(b.value for a, b in self.legal_paths if a is src)
+        return ", ".join(f"{src.value}->{b}" for b in outs) or "none"
+
+    def path_error(self, what: str, src: MemSpace, dst: MemSpace) -> tuple[str, str] | None:
+        """The one wording of an illegal data path: (message, fix), or None if legal (or
+        a space is not decided yet)."""
+        if MemSpace.ANY in (src, dst) or self.is_legal(src, dst):
+            return None
+        to_dst = sorted(a.value for a, b in self.legal_paths if b is dst)
+        paths = ", ".join(sorted(f"{a.value}->{b.value}" for a, b in self.legal_paths))
+        return (f"{what} moves data {src.value} -> {dst.value}, which {self.name} has no path "
+                f"for (legal routes: {paths})",
+                f"route the data through legal paths: out of {src.value}: "
+                f"{self.routes_from(src)}; into {dst.value}: from "
+                f"{', '.join(to_dst) or 'nothing'}")
+
     def __str__(self) -> str:
         return self.name
 

@@ -16,6 +16,77 @@ import math
 
 from mixtile.errors import UnsupportedError
 from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.ops import (
+    ABS,
+    ADD,
+    ARANGE,
+    BROADCAST,
+    CAST,
+    CONST,
+    CORE,
+    COS,
+    DIM,
+    DIV,
+    EQ,
+    EXP,
+    FENCE,
+    FIXPIPE,
+    FOR,
+    FULL,
+    GE,
+    GELU_ERF,
+    GELU_TANH,
+    GT,
+    LE,
+    LOAD,
+    LOAD_SCALAR,
+    LOG,
+    LT,
+    MATMUL,
+    MAXIMUM,
+    MINIMUM,
+    MOVE,
+    MUL,
+    NE,
+    NEG,
+    PIPE_SYNC,
+    RECIPROCAL,
+    REDUCE,
+    RELU,
+    RESHAPE,
+    RSQRT,
+    SADD,
+    SCAST,
+    SDIV,
+    SELECT,
+    SEQ,
+    SET_FLAG,
+    SFLOORDIV,
+    SGE,
+    SGT,
+    SIGMOID,
+    SILU,
+    SIN,
+    SLE,
+    SLT,
+    SMAX,
+    SMIN,
+    SMOD,
+    SMUL,
+    SNE,
+    SPLIT_AIV,
+    SPMD,
+    SQRT,
+    SSELECT,
+    SSUB,
+    STORE,
+    SUB,
+    SYNCALL,
+    TANH,
+    TRANSPOSE,
+    WAIT_FLAG,
+    YIELD,
+)
 from mixtile.ir.types import AtomicKind, DType, ReduceKind, ScalarType, TensorType, TileType
 
 TL_DTYPE = {DType.F32: "tl.float32", DType.F16: "tl.float16", DType.BF16: "tl.bfloat16",
@@ -46,30 +117,29 @@ def _pshape(t: TileType) -> tuple[int, ...]:
     return tuple(pad(d) for d in t.shape)
 
 
-# elementwise rules: op name -> format string over operand expressions
-UNARY = {
-    "exp": "tl.exp({0})", "log": "tl.log({0})", "sqrt": "tl.sqrt({0})",
-    "rsqrt": "tl.rsqrt({0})", "reciprocal": "(1.0 / {0})", "abs": "tl.abs({0})",
-    "neg": "(-{0})", "tanh": "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", "sin": "tl.sin({0})",
-    "cos": "tl.cos({0})", "relu": "tl.maximum({0}, 0.0)", "sigmoid": "tl.sigmoid({0})",
-    "silu": "({0} * tl.sigmoid({0}))",
-    "gelu_tanh": "(0.5 * {0} * (1.0 + (2.0 * tl.sigmoid(2.0 * 0.7978845608028654 * "
-                 "({0} + 0.044715 * {0} * {0} * {0})) - 1.0)))",
-    "gelu_erf": "(0.5 * {0} * (1.0 + tl.math.erf({0} * 0.7071067811865476)))",
+# expression rules: op -> format string over the operand expressions
+EXPR = {
+    EXP: "tl.exp({0})", LOG: "tl.log({0})", SQRT: "tl.sqrt({0})", RSQRT: "tl.rsqrt({0})",
+    RECIPROCAL: "(1.0 / {0})", ABS: "tl.abs({0})", NEG: "(-{0})",
+    TANH: "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", SIN: "tl.sin({0})", COS: "tl.cos({0})",
+    RELU: "tl.maximum({0}, 0.0)", SIGMOID: "tl.sigmoid({0})", SILU: "({0} * tl.sigmoid({0}))",
+    GELU_TANH: "(0.5 * {0} * (1.0 + (2.0 * tl.sigmoid(2.0 * 0.7978845608028654 * "
+               "({0} + 0.044715 * {0} * {0} * {0})) - 1.0)))",
+    GELU_ERF: "(0.5 * {0} * (1.0 + tl.math.erf({0} * 0.7071067811865476)))",
+    ADD: "({0} + {1})", SUB: "({0} - {1})", MUL: "({0} * {1})", DIV: "({0} / {1})",
+    MAXIMUM: "tl.maximum({0}, {1})", MINIMUM: "tl.minimum({0}, {1})", LT: "({0} < {1})",
+    LE: "({0} <= {1})", GT: "({0} > {1})", GE: "({0} >= {1})", EQ: "({0} == {1})",
+    NE: "({0} != {1})", SELECT: "tl.where({0}, {1}, {2})",
 }
-BINARY = {"add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})",
-          "div": "({0} / {1})", "maximum": "tl.maximum({0}, {1})",
-          "minimum": "tl.minimum({0}, {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
-          "gt": "({0} > {1})", "ge": "({0} >= {1})", "eq": "({0} == {1})",
-          "ne": "({0} != {1})"}
-SCALAR = {"sadd": "({0} + {1})", "ssub": "({0} - {1})", "smul": "({0} * {1})",
-          "sdiv": "({0} / {1})", "sfloordiv": "({0} // {1})", "smod": "({0} % {1})",
-          "smin": "tl.minimum({0}, {1})", "smax": "tl.maximum({0}, {1})",
-          "slt": "({0} < {1})", "sle": "({0} <= {1})", "sgt": "({0} > {1})",
-          "sge": "({0} >= {1})", "seq": "({0} == {1})", "sne": "({0} != {1})",
-          "sselect": "tl.where({0}, {1}, {2})"}
-NO_OPS = {"fence", "set_flag", "wait_flag", "pipe_sync"}  # one program: see "GM order"
-_READS, _WRITES = {"load", "load_scalar"}, {"store", "fixpipe"}  # GM accesses
+SCALAR = {SADD: "({0} + {1})", SSUB: "({0} - {1})", SMUL: "({0} * {1})",
+          SDIV: "({0} / {1})", SFLOORDIV: "({0} // {1})", SMOD: "({0} % {1})",
+          SMIN: "tl.minimum({0}, {1})", SMAX: "tl.maximum({0}, {1})",
+          SLT: "({0} < {1})", SLE: "({0} <= {1})", SGT: "({0} > {1})",
+          SGE: "({0} >= {1})", SEQ: "({0} == {1})", SNE: "({0} != {1})",
+          SSELECT: "tl.where({0}, {1}, {2})"}
+# one program holds every core's work: flags, fences and pipe syncs vanish (see "GM order");
+# a syncall splits the launch into phases (generate); a yield is emitted by its loop
+NO_CODE = frozenset({FENCE, SET_FLAG, WAIT_FLAG, PIPE_SYNC, SYNCALL, YIELD})
 _REDUCE = {ReduceKind.SUM: ("tl.sum", "0"), ReduceKind.MAX: ("tl.max", "float('-inf')"),
            ReduceKind.MIN: ("tl.min", "float('inf')")}
 
@@ -129,7 +199,7 @@ class _Emitter:
     # writes a region that moves with the iteration (atomic adds commute: not counted).
     # A loop may run zero times: what was unordered before it stays unordered after it.
     def _order(self, op: Op, ind: int) -> None:
-        t, write = op.operands[0], op.name in _WRITES
+        t, write = op.operands[0], bool(op.opdef.writes)
         if t in self.wr or (write and t in self.rd):
             self.barrier(ind)
         (self.wr if write else self.rd).add(t)
@@ -146,9 +216,9 @@ class _Emitter:
                 inner.update(r.args)
         rd, wr = set(), {}
         for op in body.walk():
-            if op.name in _READS:
+            if op.opdef.reads:
                 rd.add(op.operands[0])
-            elif op.name in _WRITES:
+            elif op.opdef.writes:
                 if op.attrs.get("atomic", AtomicKind.NONE) is not AtomicKind.NONE:
                     continue
                 moves = any(v in inner for v in op.operands[1:] if isinstance(
@@ -157,90 +227,85 @@ class _Emitter:
         return any(n > 1 or t in rd for t, n in wr.items())
 
     def emit(self, op: Op, ind: int) -> None:
-        name = op.name
-        if name in _READS or name in _WRITES:
+        d = op.opdef
+        if d.reads or d.writes:
             self._order(op, ind)
         ops = [self.ref(v) for v in op.operands]
         r = self.name(op.results[0]) if op.results else None
-        if name == "const":
-            self.out(ind, f"{r} = {_lit(op.attrs['value'])}")
-        elif name == "dim":
-            t = op.operands[0]
-            d = t.type.shape[op.attrs["axis"]]
-            axis = op.attrs["axis"]
-            self.out(ind, f"{r} = {d if isinstance(d, int) else f'{t.hint}_d{axis}'}")
-        elif name in SCALAR:
-            self.out(ind, f"{r} = {SCALAR[name].format(*ops)}")
-        elif name == "scast":
-            # tl.cast, not .to(): a loop index is a Python int in the interpreter
-            self.out(ind, f"{r} = tl.cast({ops[0]}, {TL_DTYPE[op.attrs['dtype']]})"
-                     if op.attrs["dtype"].is_float else f"{r} = {ops[0]}")
-        elif name == "load_scalar":
-            ptr = self._scalar_ptr(op.operands[0], ops[1:])
-            self.out(ind, f"{r} = tl.load({ptr})" + (".to(tl.int64)" if op.result.type.dtype
-                                                     is DType.I64 else ".to(tl.float32)"))
-        elif name in UNARY:
-            self._elementwise(op, UNARY[name].format(*ops), ind)
-        elif name in BINARY:
-            self._elementwise(op, BINARY[name].format(*ops), ind)
-        elif name == "select":
-            self._elementwise(op, f"tl.where({ops[0]}, {ops[1]}, {ops[2]})", ind)
-        elif name == "cast":
-            dt, src = op.attrs["dtype"], op.operands[0].type.dtype
-            if src.is_float and dt.is_int:  # as the simulator: round half to even, saturate
-                lo, hi = _INT_LIMITS[dt]
-                x = ops[0]
-                self.out(ind, f"{r} = tl.floor({x})")
-                self.out(ind, f"{r} = {r} + tl.where(({x} - {r} > 0.5) | (({x} - {r} == 0.5)"
-                              f" & ({r} - 2.0 * tl.floor({r} * 0.5) == 1.0)), 1.0, 0.0)")
-                sat = _INT_RANGE[dt][1]
-                self.out(ind, f"{r} = tl.where({r} > {hi}, {sat}, "
-                              f"tl.minimum(tl.maximum({r}, {lo}), {hi}).to({TL_DTYPE[dt]}))")
-            else:
-                self.out(ind, f"{r} = {ops[0]}.to({TL_DTYPE[dt]})")
-        elif name == "full":
-            t = op.result.type
-            self.out(ind, f"{r} = tl.full({_pshape(t)}, {_lit(op.attrs['value'])}, "
-                          f"{TL_DTYPE[t.dtype]})")
-        elif name == "arange":
-            n = op.attrs["n"]
-            self.out(ind, f"{r} = tl.arange(0, {pad(n)}).to({TL_DTYPE[op.attrs['dtype']]})")
-        elif name == "reshape":
-            self._reshape(op, ops[0], r, ind)
-        elif name == "broadcast":
-            self.out(ind, f"{r} = tl.broadcast_to({ops[0]}, {_pshape(op.result.type)})")
-        elif name == "transpose":
-            self.out(ind, f"{r} = tl.trans({ops[0]})")
-        elif name == "move":
-            self.out(ind, f"{r} = {ops[0]}")  # one program: no crossing
-        elif name == "reduce":
-            self._reduce(op, ops[0], r, ind)
-        elif name == "matmul":
-            self._matmul(op, ops, r, ind)
-        elif name == "load":
-            self._load(op, ops, r, ind)
-        elif name in ("store", "fixpipe"):
-            self._store(op, ops, ind)
-        elif name == "for":
-            self._for(op, ops, ind)
-        elif name == "split_aiv":
-            lane = self.name(op.regions[0].args[0])
-            self.out(ind, f"for {lane} in tl.static_range(2):")
-            self.out(ind + 1, "pass")
-            if self._body_conflicts(op.regions[0]):
-                self.barrier(ind + 1)
-            self.emit_block(op.regions[0], ind + 1)
-        elif name == "core":
-            raise UnsupportedError("a hand-written per-core region (mt.on_core) has no "
-                                   "Triton lowering", loc=op.loc,
-                                   fix="write the kernel in automatic or split_aiv mode")
-        elif name in NO_OPS or name == "syncall":
-            pass
-        elif name == "yield":
-            pass  # handled by _for
+        if d in EXPR:
+            self._elementwise(op, EXPR[d].format(*ops), ind)
+        elif d in SCALAR:
+            self.out(ind, f"{r} = {SCALAR[d].format(*ops)}")
+        elif d in RULES:
+            RULES[d](self, op, ops, r, ind)
+        elif d not in NO_CODE:
+            raise UnsupportedError(f"op `{d.name}` has no rule in the Triton backend",
+                                   loc=op.loc, fix="add one to mixtile/codegen/triton.py "
+                                   "(EXPR for an elementwise op, else RULES)")
+
+    # ------------------------------------------------------------ rules
+    def _const(self, op: Op, ops, r, ind: int) -> None:
+        self.out(ind, f"{r} = {_lit(op.attrs['value'])}")
+
+    def _dim(self, op: Op, ops, r, ind: int) -> None:
+        t, axis = op.operands[0], op.attrs["axis"]
+        d = t.type.shape[axis]
+        self.out(ind, f"{r} = {d if isinstance(d, int) else f'{t.hint}_d{axis}'}")
+
+    def _scast(self, op: Op, ops, r, ind: int) -> None:
+        # tl.cast, not .to(): a loop index is a Python int in the interpreter
+        self.out(ind, f"{r} = tl.cast({ops[0]}, {TL_DTYPE[op.attrs['dtype']]})"
+                 if op.attrs["dtype"].is_float else f"{r} = {ops[0]}")
+
+    def _load_scalar(self, op: Op, ops, r, ind: int) -> None:
+        ptr = self._scalar_ptr(op.operands[0], ops[1:])
+        self.out(ind, f"{r} = tl.load({ptr})" + (".to(tl.int64)" if op.result.type.dtype
+                                                 is DType.I64 else ".to(tl.float32)"))
+
+    def _cast(self, op: Op, ops, r, ind: int) -> None:
+        dt, src = op.attrs["dtype"], op.operands[0].type.dtype
+        if src.is_float and dt.is_int:  # as the simulator: round half to even, saturate
+            lo, hi = _INT_LIMITS[dt]
+            x = ops[0]
+            self.out(ind, f"{r} = tl.floor({x})")
+            self.out(ind, f"{r} = {r} + tl.where(({x} - {r} > 0.5) | (({x} - {r} == 0.5)"
+                          f" & ({r} - 2.0 * tl.floor({r} * 0.5) == 1.0)), 1.0, 0.0)")
+            sat = _INT_RANGE[dt][1]
+            self.out(ind, f"{r} = tl.where({r} > {hi}, {sat}, "
+                          f"tl.minimum(tl.maximum({r}, {lo}), {hi}).to({TL_DTYPE[dt]}))")
         else:
-            raise UnsupportedError(f"op `{name}` has no rule in the Triton backend",
-                                   loc=op.loc)
+            self.out(ind, f"{r} = {ops[0]}.to({TL_DTYPE[dt]})")
+
+    def _full(self, op: Op, ops, r, ind: int) -> None:
+        t = op.result.type
+        self.out(ind, f"{r} = tl.full({_pshape(t)}, {_lit(op.attrs['value'])}, "
+                      f"{TL_DTYPE[t.dtype]})")
+
+    def _arange(self, op: Op, ops, r, ind: int) -> None:
+        n = op.attrs["n"]
+        self.out(ind, f"{r} = tl.arange(0, {pad(n)}).to({TL_DTYPE[op.attrs['dtype']]})")
+
+    def _broadcast(self, op: Op, ops, r, ind: int) -> None:
+        self.out(ind, f"{r} = tl.broadcast_to({ops[0]}, {_pshape(op.result.type)})")
+
+    def _transpose(self, op: Op, ops, r, ind: int) -> None:
+        self.out(ind, f"{r} = tl.trans({ops[0]})")
+
+    def _move(self, op: Op, ops, r, ind: int) -> None:
+        self.out(ind, f"{r} = {ops[0]}")  # one program: no crossing
+
+    def _split_aiv(self, op: Op, ops, r, ind: int) -> None:
+        lane = self.name(op.regions[0].args[0])
+        self.out(ind, f"for {lane} in tl.static_range(2):")
+        self.out(ind + 1, "pass")
+        if self._body_conflicts(op.regions[0]):
+            self.barrier(ind + 1)
+        self.emit_block(op.regions[0], ind + 1)
+
+    def _core(self, op: Op, ops, r, ind: int) -> None:
+        raise UnsupportedError("a hand-written per-core region (mt.on_core) has no "
+                               "Triton lowering", loc=op.loc,
+                               fix="write the kernel in automatic or split_aiv mode")
 
     # ------------------------------------------------------------ helpers
     def _elementwise(self, op: Op, expr: str, ind: int) -> None:
@@ -365,11 +430,11 @@ class _Emitter:
         t = op.operands[0]
         val = op.operands[1]
         first = 2
-        if op.name == "fixpipe" and op.attrs.get("has_bias"):
+        if op.opdef is FIXPIPE and op.attrs.get("has_bias"):
             first = 3
         ptr, mask = self._region(op, t, self._offsets(op, first), val.type)
         x = ops[1]
-        if op.name == "fixpipe":
+        if op.opdef is FIXPIPE:
             if op.attrs.get("has_bias"):
                 x = f"({x} + {ops[2]})"
             if op.attrs.get("relu"):
@@ -402,17 +467,32 @@ class _Emitter:
             self.names[res] = self.names[a]
 
 
+
+# the other rules: op -> _Emitter method (op, operand expressions, result name, indent)
+RULES = {
+    CONST: _Emitter._const, DIM: _Emitter._dim, SCAST: _Emitter._scast,
+    LOAD_SCALAR: _Emitter._load_scalar, CAST: _Emitter._cast, FULL: _Emitter._full,
+    ARANGE: _Emitter._arange, BROADCAST: _Emitter._broadcast, TRANSPOSE: _Emitter._transpose,
+    MOVE: _Emitter._move, MATMUL: _Emitter._matmul, LOAD: _Emitter._load,
+    SPLIT_AIV: _Emitter._split_aiv, CORE: _Emitter._core,
+    RESHAPE: lambda em, op, ops, r, ind: em._reshape(op, ops[0], r, ind),
+    REDUCE: lambda em, op, ops, r, ind: em._reduce(op, ops[0], r, ind),
+    STORE: lambda em, op, ops, r, ind: em._store(op, ops, ind),
+    FIXPIPE: lambda em, op, ops, r, ind: em._store(op, ops, ind),
+    FOR: lambda em, op, ops, r, ind: em._for(op, ops, ind),
+}
+
 def _phases(spmd: Op) -> list[list[Op]]:
     """The launch's top-level ops split at syncalls (each later phase recomputes the
     scalar ops of the earlier ones)."""
     phases: list[list[Op]] = [[]]
     for op in spmd.regions[0].ops:
-        if op.name == "syncall":
+        if op.opdef is SYNCALL:
             phases.append([])
         else:
             phases[-1].append(op)
     for op in spmd.regions[0].walk():
-        if op.name == "syncall" and op.parent is not spmd.regions[0]:
+        if op.opdef is SYNCALL and op.parent is not spmd.regions[0]:
             raise UnsupportedError("a syncall inside a loop or region has no Triton lowering "
                                    "(a barrier is a launch boundary there)", loc=op.loc)
     return phases
@@ -420,7 +500,7 @@ def _phases(spmd: Op) -> list[list[Op]]:
 
 def _scalar_only(op: Op) -> bool:
     return not op.regions and all(isinstance(r.type, ScalarType) for r in op.results) and \
-        op.name not in ("store", "fixpipe", "load")
+        op.opdef not in (STORE, FIXPIPE, LOAD)
 
 
 def _ops_in(op: Op):
@@ -445,7 +525,7 @@ def _check_recomputed_loads(top: list[Op], phases: list[list[Op]]) -> None:
                 if op is None or op in seen:
                     continue
                 seen.add(op)
-                if op.name == "load_scalar" and op.operands[0] in written:
+                if op.opdef is LOAD_SCALAR and op.operands[0] in written:
                     raise UnsupportedError(
                         f"a scalar loaded from `{op.operands[0].hint}` before a syncall is "
                         "used after it, and the kernel writes that tensor before the "
@@ -454,7 +534,7 @@ def _check_recomputed_loads(top: list[Op], phases: list[list[Op]]) -> None:
                         "or keep the old one in a workspace")
                 stack += op.operands
         for op in phase:
-            written.update(o.operands[0] for o in _ops_in(op) if o.name in _WRITES)
+            written.update(o.operands[i] for o in _ops_in(op) for i in o.opdef.writes)
             if _scalar_only(op):
                 made.update((r, op) for r in op.results)
 
@@ -463,8 +543,8 @@ def generate(kernel: Kernel) -> tuple[str, list[dict]]:
     """-> (Triton source, launches). Each launch: {"fn", "grid" (the IR grid Value)}."""
     lines = ["import triton", "import triton.language as tl", ""]
     launches = []
-    top_scalars = [op for op in kernel.body.ops if op.name != "spmd"]
-    for li, spmd in enumerate(op for op in kernel.body.ops if op.name == "spmd"):
+    top_scalars = [op for op in kernel.body.ops if op.opdef is not SPMD]
+    for li, spmd in enumerate(op for op in kernel.body.ops if op.opdef is SPMD):
         prev: list[Op] = []
         phases = _phases(spmd)
         _check_recomputed_loads(top_scalars, phases)

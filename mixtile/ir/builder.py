@@ -5,6 +5,7 @@ from typing import Any
 
 from mixtile.errors import UNKNOWN_LOC, Loc, MixtileError, TraceError
 from mixtile.ir.core import Block, Kernel, Op, Param, Value
+from mixtile.ir.ops import FULL, LOAD, MOVE
 from mixtile.ir.registry import OPS, OpDef
 from mixtile.ir.types import CoreType, DType, Role, ScalarType, TensorType
 
@@ -62,9 +63,10 @@ class KernelBuilder:
 
     def op(self, name: str, *operands, line: int = 1, regions=None, space=None, **attrs):
         """Append op `name`; returns its result (or the op when it has none or several)."""
-        if space is not None and name in ("load", "move", "full"):
+        d = OPS[name]  # looked up by its IR name, as the parser does
+        if space is not None and d in (LOAD, MOVE, FULL):  # the ops with a `space` attr
             attrs["space"] = space
-        op = make_op(OPS[name], list(operands), attrs, regions, Loc(self.file, line))
+        op = make_op(d, list(operands), attrs, regions, Loc(self.file, line))
         if space is not None:
             op.results[0].type = op.results[0].type.with_space(space)
         self.stack[-1].append(op)

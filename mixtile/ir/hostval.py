@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mixtile.errors import UnsupportedError
 from mixtile.ir.core import Kernel, Value
+from mixtile.ir.ops import DIM, LOAD_SCALAR, SPMD
 
 
 def host_scalars(kernel: Kernel, dims: dict[tuple[str, int], int], scalars: dict) -> dict:
@@ -13,12 +14,12 @@ def host_scalars(kernel: Kernel, dims: dict[tuple[str, int], int], scalars: dict
     env: dict[Value, object] = {p.value: scalars[p.name] for p in kernel.params
                                 if p.name in scalars}
     for op in kernel.body.ops:
-        if op.name == "spmd":
+        if op.opdef is SPMD:
             continue
-        if op.name == "dim":
+        if op.opdef is DIM:
             t = op.operands[0]
             env[op.result] = dims[(t.hint, op.attrs["axis"])]
-        elif op.name == "load_scalar":
+        elif op.opdef is LOAD_SCALAR:
             raise UnsupportedError("a launch grid that reads GM has no host-side value",
                                    loc=op.loc)
         elif op.results:

@@ -1,7 +1,9 @@
-"""Every op of mixtile, declared once: shape/dtype rule, unit, pipe, numpy semantics, cost.
+"""Every op of mixtile, declared once as a named object (`EXP`, `LOAD`, ...) with every
+fact about it (see registry.OpDef): shape/dtype rule, unit, pipe, numpy semantics, cost,
+GM effects, exactness, in-place safety, operand spaces, data path, lane split, DSL surface.
 
-Vector and scalar arithmetic come from small tables below (one row per op), so adding
-an elementwise op is one row here plus one line per backend table.
+Adding an elementwise op is one line here (`SOFTPLUS = _unary("softplus", fn)`) plus one
+rule per backend that needs code; consumers import the object, never compare names.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from mixtile.errors import TraceError
 from mixtile.ir.numeric import erf
-from mixtile.ir.registry import OpKind, define
+from mixtile.ir.registry import LaneSplit, OpDef, OpKind, Surface, define
 from mixtile.ir.types import (
     INDEX,
     CoreType,
@@ -26,6 +28,7 @@ from mixtile.ir.types import (
 )
 
 P, M, C, T = OpKind.PURE, OpKind.MEMORY, OpKind.CONTROL, OpKind.TERMINATOR
+S = MemSpace
 
 
 def _err(msg: str, fix: str | None = None):
@@ -99,38 +102,63 @@ def _gelu_tanh(x):
     return 0.5 * x * (1.0 + np.tanh(k * (x + np.float32(0.044715) * x * x * x)))
 
 
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-UNARY = {
-    "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "rsqrt": lambda x: 1.0 / np.sqrt(x), "reciprocal": lambda x: 1.0 / x,
-    "abs": np.abs, "neg": np.negative, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
-    "relu": lambda x: np.maximum(x, np.float32(0)),
-    "sigmoid": _sigmoid, "silu": lambda x: x * _sigmoid(x),
-    "gelu_tanh": _gelu_tanh,
-    "gelu_erf": lambda x: 0.5 * x * (1.0 + erf(x * np.float32(1.0 / math.sqrt(2.0)))),
-}
-for _name, _fn in UNARY.items():
-    define(_name, P, Unit.VECTOR, Pipe.V, _unary_infer,
-           impl=(lambda f: lambda attrs, x: f(x))(_fn), cost=_vec_cost)
+def _unary(name: str, fn, *, exact: bool = False, in_place: bool = True) -> OpDef:
+    """A float elementwise op of one tile: mt.<name>(x)."""
+    return define(name, P, Unit.VECTOR, Pipe.V, _unary_infer,
+                  impl=lambda attrs, x: fn(x), cost=_vec_cost, exact=exact,
+                  in_place=in_place, lane_split=LaneSplit.SAME, surface=Surface.UNARY)
 
-BINARY = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum,
-}
-COMPARE = {
-    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
-    "eq": np.equal, "ne": np.not_equal,
-}
-for _name, _fn in BINARY.items():
-    define(_name, P, Unit.VECTOR, Pipe.V, _elementwise_infer,
-           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_vec_cost)
-for _name, _fn in COMPARE.items():
-    define(_name, P, Unit.VECTOR, Pipe.V,
-           lambda types, attrs: _elementwise_infer(types, attrs, DType.BOOL),
-           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_vec_cost)
+
+# in_place=False: Ascend C computes these with high-level APIs that forbid overlapping
+# source and destination (Silu computes -x, exp, +1 in dst, then x / dst).
+EXP = _unary("exp", np.exp)
+LOG = _unary("log", np.log)
+SQRT = _unary("sqrt", np.sqrt)
+RSQRT = _unary("rsqrt", lambda x: 1.0 / np.sqrt(x))
+RECIPROCAL = _unary("reciprocal", lambda x: 1.0 / x)
+ABS = _unary("abs", np.abs, exact=True)
+NEG = _unary("neg", np.negative, exact=True)
+TANH = _unary("tanh", np.tanh, in_place=False)
+SIN = _unary("sin", np.sin, in_place=False)
+COS = _unary("cos", np.cos, in_place=False)
+RELU = _unary("relu", lambda x: np.maximum(x, np.float32(0)), exact=True)
+SIGMOID = _unary("sigmoid", _sigmoid, in_place=False)
+SILU = _unary("silu", lambda x: x * _sigmoid(x), in_place=False)
+GELU_TANH = _unary("gelu_tanh", _gelu_tanh, in_place=False)
+GELU_ERF = _unary("gelu_erf", lambda x: 0.5 * x * (1.0 + erf(x * np.float32(_SQRT1_2))),
+                  in_place=False)
+
+
+def _binary(name: str, fn, operator: str | None = None, *, exact: bool = False,
+            compare: bool = False) -> OpDef:
+    """An elementwise op of two tiles (or a tile and a scalar); comparisons give bool."""
+    infer = (lambda types, attrs: _elementwise_infer(types, attrs, DType.BOOL)) if compare \
+        else _elementwise_infer
+    return define(name, P, Unit.VECTOR, Pipe.V, infer,
+                  impl=lambda attrs, a, b: fn(a, b), cost=_vec_cost, exact=exact,
+                  lane_split=LaneSplit.SAME, operator=operator,
+                  surface=None if operator else Surface.BINARY)
+
+
+ADD = _binary("add", np.add, "add")
+SUB = _binary("sub", np.subtract, "sub")
+MUL = _binary("mul", np.multiply, "mul")
+DIV = _binary("div", np.divide, "truediv")
+MAXIMUM = _binary("maximum", np.maximum, exact=True)
+MINIMUM = _binary("minimum", np.minimum, exact=True)
+LT = _binary("lt", np.less, "lt", compare=True)
+LE = _binary("le", np.less_equal, "le", compare=True)
+GT = _binary("gt", np.greater, "gt", compare=True)
+GE = _binary("ge", np.greater_equal, "ge", compare=True)
+EQ = _binary("eq", np.equal, "eq", compare=True)
+NE = _binary("ne", np.not_equal, "ne", compare=True)
 
 
 def _select_infer(types, attrs):
@@ -142,8 +170,9 @@ def _select_infer(types, attrs):
     return [TileType(out.dtype, shape, MemSpace.ANY)]
 
 
-define("select", P, Unit.VECTOR, Pipe.V, _select_infer,
-       impl=lambda attrs, c, a, b: np.where(c, a, b), cost=_vec_cost)
+SELECT = define("select", P, Unit.VECTOR, Pipe.V, _select_infer,
+                impl=lambda attrs, c, a, b: np.where(c, a, b), cost=_vec_cost, exact=True,
+                lane_split=LaneSplit.SAME)
 
 
 def _cast_infer(types, attrs):
@@ -157,7 +186,9 @@ def _cast_impl(attrs, x):
     return x  # the storage rounding to attrs["dtype"] happens when the result is stored
 
 
-define("cast", P, Unit.VECTOR, Pipe.V, _cast_infer, impl=_cast_impl, cost=_vec_cost)
+CAST = define("cast", P, Unit.VECTOR, Pipe.V, _cast_infer, impl=_cast_impl, cost=_vec_cost,
+              exact=lambda op: op.operands[0].type.dtype is op.attrs["dtype"],
+              lane_split=LaneSplit.SAME)
 
 
 def _reduce_infer(types, attrs):
@@ -184,7 +215,9 @@ def _reduce_cost(op, tgt) -> int:  # charged on the input tile, not the reduced 
                 + 1) + 8
 
 
-define("reduce", P, Unit.VECTOR, Pipe.V, _reduce_infer, impl=_reduce_impl, cost=_reduce_cost)
+REDUCE = define("reduce", P, Unit.VECTOR, Pipe.V, _reduce_infer, impl=_reduce_impl,
+                cost=_reduce_cost, in_place=False, lane_split=LaneSplit.REDUCE,
+                exact=lambda op: op.attrs["kind"] in (ReduceKind.MAX, ReduceKind.MIN))
 
 
 def _full_infer(types, attrs):
@@ -202,17 +235,18 @@ def _full_unit(op):
     return Unit.CUBE if op.results[0].type.space is MemSpace.L0C else Unit.VECTOR
 
 
-define("full", P, _full_unit, lambda op: Pipe.M if _full_unit(op) is Unit.CUBE else Pipe.V,
-       _full_infer, impl=_full_impl, cost=_vec_cost)
+FULL = define("full", P, _full_unit,
+              lambda op: Pipe.M if _full_unit(op) is Unit.CUBE else Pipe.V,
+              _full_infer, impl=_full_impl, cost=_vec_cost, lane_split=LaneSplit.SHAPE)
 
 
 def _arange_infer(types, attrs):
     return [TileType(attrs["dtype"], (attrs["n"],), MemSpace.ANY)]
 
 
-define("arange", P, Unit.VECTOR, Pipe.V, _arange_infer,
-       impl=lambda attrs: np.arange(attrs["n"], dtype=attrs["dtype"].compute_np),
-       cost=_vec_cost)
+ARANGE = define("arange", P, Unit.VECTOR, Pipe.V, _arange_infer,
+                impl=lambda attrs: np.arange(attrs["n"], dtype=attrs["dtype"].compute_np),
+                cost=_vec_cost, lane_split=LaneSplit.IOTA)
 
 
 def _reshape_infer(types, attrs):
@@ -223,8 +257,9 @@ def _reshape_infer(types, attrs):
     return [TileType(t.dtype, shape, MemSpace.ANY)]
 
 
-define("reshape", P, Unit.VECTOR, Pipe.V, _reshape_infer,
-       impl=lambda attrs, x: x.reshape(tuple(attrs["shape"])), cost=lambda op, tgt: 1)
+RESHAPE = define("reshape", P, Unit.VECTOR, Pipe.V, _reshape_infer,
+                 impl=lambda attrs, x: x.reshape(tuple(attrs["shape"])),
+                 cost=lambda op, tgt: 1, exact=True, lane_split=LaneSplit.WHOLE)
 
 
 def _bcast_infer(types, attrs):
@@ -235,8 +270,9 @@ def _bcast_infer(types, attrs):
     return [TileType(t.dtype, shape, MemSpace.ANY)]
 
 
-define("broadcast", P, Unit.VECTOR, Pipe.V, _bcast_infer,
-       impl=lambda attrs, x: np.broadcast_to(x, tuple(attrs["shape"])), cost=_vec_cost)
+BROADCAST = define("broadcast", P, Unit.VECTOR, Pipe.V, _bcast_infer,
+                   impl=lambda attrs, x: np.broadcast_to(x, tuple(attrs["shape"])),
+                   cost=_vec_cost, exact=True, in_place=False, lane_split=LaneSplit.SHAPE)
 
 
 def _transpose_infer(types, attrs):
@@ -246,8 +282,9 @@ def _transpose_infer(types, attrs):
     return [TileType(t.dtype, (t.shape[1], t.shape[0]), MemSpace.ANY)]
 
 
-define("transpose", P, Unit.VECTOR, Pipe.V, _transpose_infer,
-       impl=lambda attrs, x: x.T, cost=_vec_cost)
+TRANSPOSE = define("transpose", P, Unit.VECTOR, Pipe.V, _transpose_infer,
+                   impl=lambda attrs, x: x.T, cost=_vec_cost, exact=True, in_place=False,
+                   lane_split=LaneSplit.WHOLE)
 
 # ---------------------------------------------------------------- cube
 
@@ -301,8 +338,13 @@ def _matmul_cost(op, tgt) -> int:
     return int(_cdiv(m, bm) * _cdiv(n, bn) * _cdiv(k, bk) * scale) + 4
 
 
-define("matmul", P, Unit.CUBE, Pipe.M, _matmul_infer, impl=_matmul_impl, cost=_matmul_cost,
-       doc="a @ b (+ acc), fp32 accumulate; attrs a_trans, b_trans")
+def _matmul_spaces(op):
+    return [(S.L0A,), (S.L0B,), (S.L0C,)][:len(op.operands)], [(S.L0C,)]
+
+
+MATMUL = define("matmul", P, Unit.CUBE, Pipe.M, _matmul_infer, impl=_matmul_impl,
+                cost=_matmul_cost, spaces=_matmul_spaces,
+                doc="a @ b (+ acc), fp32 accumulate; attrs a_trans, b_trans")
 
 # ---------------------------------------------------------------- scalars
 
@@ -320,47 +362,55 @@ def _floordiv(a, b):
     return a // b
 
 
-SCALAR_BINARY = {
-    "sadd": lambda a, b: a + b, "ssub": lambda a, b: a - b, "smul": lambda a, b: a * b,
-    "sdiv": lambda a, b: a / b, "sfloordiv": _floordiv, "smod": lambda a, b: a % b,
-    "smin": min, "smax": max,
-}
-SCALAR_COMPARE = {
-    "slt": lambda a, b: a < b, "sle": lambda a, b: a <= b, "sgt": lambda a, b: a > b,
-    "sge": lambda a, b: a >= b, "seq": lambda a, b: a == b, "sne": lambda a, b: a != b,
-}
-for _name, _fn in SCALAR_BINARY.items():
-    define(_name, P, Unit.SCALAR, Pipe.S, _scalar_infer,
-           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_scalar_cost)
-for _name, _fn in SCALAR_COMPARE.items():
-    define(_name, P, Unit.SCALAR, Pipe.S,
-           lambda types, attrs: (_scalar_infer(types, attrs), [ScalarType(DType.BOOL)])[1],
-           impl=(lambda f: lambda attrs, a, b: f(a, b))(_fn), cost=_scalar_cost)
+def _sbinary(name: str, fn, operator: str | None, compare: bool = False) -> OpDef:
+    """A scalar (index or f32) op of two operands; comparisons give bool."""
+    infer = (lambda types, attrs: (_scalar_infer(types, attrs), [ScalarType(DType.BOOL)])[1]) \
+        if compare else _scalar_infer
+    return define(name, P, Unit.SCALAR, Pipe.S, infer, impl=lambda attrs, a, b: fn(a, b),
+                  cost=_scalar_cost, lane_split=LaneSplit.SAME, operator=operator)
+
+
+SADD = _sbinary("sadd", lambda a, b: a + b, "add")
+SSUB = _sbinary("ssub", lambda a, b: a - b, "sub")
+SMUL = _sbinary("smul", lambda a, b: a * b, "mul")
+SDIV = _sbinary("sdiv", lambda a, b: a / b, "truediv")
+SFLOORDIV = _sbinary("sfloordiv", _floordiv, "floordiv")
+SMOD = _sbinary("smod", lambda a, b: a % b, "mod")
+SMIN = _sbinary("smin", min, None)
+SMAX = _sbinary("smax", max, None)
+SLT = _sbinary("slt", lambda a, b: a < b, "lt", compare=True)
+SLE = _sbinary("sle", lambda a, b: a <= b, "le", compare=True)
+SGT = _sbinary("sgt", lambda a, b: a > b, "gt", compare=True)
+SGE = _sbinary("sge", lambda a, b: a >= b, "ge", compare=True)
+SEQ = _sbinary("seq", lambda a, b: a == b, "eq", compare=True)
+SNE = _sbinary("sne", lambda a, b: a != b, "ne", compare=True)
 
 
 def _sselect_infer(types, attrs):
     return _scalar_infer(types[1:], attrs)
 
 
-define("sselect", P, Unit.SCALAR, Pipe.S, _sselect_infer,
-       impl=lambda attrs, c, a, b: a if c else b, cost=_scalar_cost)
+SSELECT = define("sselect", P, Unit.SCALAR, Pipe.S, _sselect_infer,
+                 impl=lambda attrs, c, a, b: a if c else b, cost=_scalar_cost,
+                 lane_split=LaneSplit.SAME)
 
 
 def _const_infer(types, attrs):
     return [ScalarType(attrs["dtype"])]
 
 
-define("const", P, Unit.SCALAR, Pipe.S, _const_infer,
-       impl=lambda attrs: attrs["value"], cost=lambda op, tgt: 0)
+CONST = define("const", P, Unit.SCALAR, Pipe.S, _const_infer,
+               impl=lambda attrs: attrs["value"], cost=lambda op, tgt: 0,
+               lane_split=LaneSplit.SAME)
 
 
 def _scast_infer(types, attrs):
     return [ScalarType(attrs["dtype"])]
 
 
-define("scast", P, Unit.SCALAR, Pipe.S, _scast_infer,
-       impl=lambda attrs, x: float(x) if attrs["dtype"].is_float else int(x),
-       cost=_scalar_cost)
+SCAST = define("scast", P, Unit.SCALAR, Pipe.S, _scast_infer,
+               impl=lambda attrs, x: float(x) if attrs["dtype"].is_float else int(x),
+               cost=_scalar_cost, lane_split=LaneSplit.SAME)
 
 
 def _dim_infer(types, attrs):
@@ -370,8 +420,9 @@ def _dim_infer(types, attrs):
     return [INDEX]
 
 
-define("dim", P, Unit.SCALAR, Pipe.S, _dim_infer, cost=lambda op, tgt: 0,
-       doc="the runtime extent of a tensor axis; attrs axis")
+DIM = define("dim", P, Unit.SCALAR, Pipe.S, _dim_infer, cost=lambda op, tgt: 0,
+             lane_split=LaneSplit.SAME,
+             doc="the runtime extent of a tensor axis (its shape, not its data); attrs axis")
 
 # ---------------------------------------------------------------- memory
 
@@ -398,8 +449,16 @@ def _load_pipe(op):
     return Pipe.MTE2
 
 
-define("load", M, Unit.MTE, _load_pipe, _load_infer, cost=_bytes_cost("mte2_bytes_per_cycle"),
-       doc="GM region -> tile; operands (tensor, *offsets[, limit]); attrs sizes, keep, pad, "
+def _load_path(op):
+    # from GM, or (A5) from a ring in the core's own memory: then a local read, no move
+    src, dst = op.attrs.get("ring", S.GM), op.results[0].type.space
+    return None if src is dst else (src, dst)
+
+
+LOAD = define(
+    "load", M, Unit.MTE, _load_pipe, _load_infer, cost=_bytes_cost("mte2_bytes_per_cycle"),
+    reads=(0,), path=_load_path, lane_split=LaneSplit.REGION,
+    doc="GM region -> tile; operands (tensor, *offsets[, limit]); attrs sizes, keep, pad, "
            "space[, row_limit]. The region is clipped at the tensor's end (and, with "
            "row_limit = d, dim d at the `limit` operand); the rest of the tile holds `pad`.")
 
@@ -421,9 +480,16 @@ def _store_pipe(op):
     return Pipe.FIX if op.operands[1].type.space is MemSpace.L0C else Pipe.MTE3
 
 
-define("store", M, Unit.MTE, _store_pipe, _store_infer,
-       cost=_bytes_cost("mte3_bytes_per_cycle"),
-       doc="tile -> GM region; operands (tensor, tile, *offsets[, limit]); attrs sizes, keep, "
+def _store_spaces(op):
+    # only UB (MTE3) and L0C (FIXPIPE) write GM; LegalizePaths routes the rest
+    return [None, (S.UB, S.L0C)] + [None] * (len(op.operands) - 2), []
+
+
+STORE = define(
+    "store", M, Unit.MTE, _store_pipe, _store_infer, cost=_bytes_cost("mte3_bytes_per_cycle"),
+    writes=(0,), spaces=_store_spaces, lane_split=LaneSplit.REGION,
+    path=lambda op: (op.operands[1].type.space, op.attrs.get("ring", S.GM)),
+    doc="tile -> GM region; operands (tensor, tile, *offsets[, limit]); attrs sizes, keep, "
            "atomic[, row_limit] (as load: only rows before `limit` are written)")
 
 
@@ -437,9 +503,16 @@ def _fixpipe_infer(types, attrs):
     return []
 
 
-define("fixpipe", M, Unit.MTE, Pipe.FIX, _fixpipe_infer,
-       cost=_bytes_cost("fix_bytes_per_cycle"),
-       doc="L0C -> GM writeback with epilogue: operands (tensor, acc, [bias], *offsets); "
+def _fixpipe_spaces(op):
+    bias = [(S.BT,)] if op.attrs.get("has_bias") else []
+    rest = len(op.operands) - 2 - len(bias)
+    return [None, (S.L0C,), *bias] + [None] * rest, []
+
+
+FIXPIPE = define(
+    "fixpipe", M, Unit.MTE, Pipe.FIX, _fixpipe_infer, cost=_bytes_cost("fix_bytes_per_cycle"),
+    writes=(0,), spaces=_fixpipe_spaces, path=lambda op: (op.operands[1].type.space, S.GM),
+    doc="L0C -> GM writeback with epilogue: operands (tensor, acc, [bias], *offsets); "
            "attrs sizes, keep, has_bias, relu, dtype, atomic")
 
 
@@ -452,8 +525,10 @@ def _load_scalar_infer(types, attrs):
     return [INDEX if t.dtype.is_int else ScalarType(DType.F32)]
 
 
-define("load_scalar", M, Unit.SCALAR, Pipe.S, _load_scalar_infer, cost=lambda op, tgt: 20,
-       doc="one element of a GM tensor as a scalar (ints become index values)")
+LOAD_SCALAR = define(
+    "load_scalar", M, Unit.SCALAR, Pipe.S, _load_scalar_infer, cost=lambda op, tgt: 20,
+    reads=(0,), lane_split=LaneSplit.SAME,
+    doc="one element of a GM tensor as a scalar (ints become index values)")
 
 
 def _move_infer(types, attrs):
@@ -471,8 +546,10 @@ def _move_pipe(op):
     return _MOVE_PIPE.get(op.attrs["space"], Pipe.MTE1)
 
 
-define("move", M, Unit.MTE, _move_pipe, _move_infer, cost=_bytes_cost("mte1_bytes_per_cycle"),
-       doc="tile -> the same tile in another on-chip space; attrs space")
+MOVE = define(
+    "move", M, Unit.MTE, _move_pipe, _move_infer, cost=_bytes_cost("mte1_bytes_per_cycle"),
+    path=lambda op: (op.operands[0].type.space, op.attrs["space"]), lane_split=LaneSplit.SAME,
+    doc="tile -> the same tile in another on-chip space; attrs space")
 
 # ---------------------------------------------------------------- control
 
@@ -483,8 +560,8 @@ def _spmd_infer(types, attrs):
     return []
 
 
-define("spmd", C, Unit.CONTROL, None, _spmd_infer, n_regions=1,
-       doc="launch blocks: operand grid; region args (block index)")
+SPMD = define("spmd", C, Unit.CONTROL, None, _spmd_infer, n_regions=1,
+              doc="launch blocks: operand grid; region args (block index)")
 
 
 def _for_infer(types, attrs):
@@ -494,9 +571,11 @@ def _for_infer(types, attrs):
     return list(types[3:])
 
 
-define("for", C, Unit.CONTROL, None, _for_infer, n_regions=1,
-       doc="operands (lb, ub, step, *inits); region args (iv, *carried); results carried")
-define("yield", T, Unit.CONTROL, None, lambda types, attrs: [])
+FOR = define("for", C, Unit.CONTROL, None, _for_infer, n_regions=1, lane_split=LaneSplit.SAME,
+             doc="operands (lb, ub, step, *inits); region args (iv, *carried); "
+                 "results carried")
+YIELD = define("yield", T, Unit.CONTROL, None, lambda types, attrs: [],
+               lane_split=LaneSplit.SAME)
 
 
 # ---------------------------------------------------------------- mixed kernels: per-core
@@ -509,8 +588,8 @@ def _core_infer(types, attrs):
     return []
 
 
-define("core", C, Unit.CONTROL, None, _core_infer, n_regions=1,
-       doc="the program one core type runs for a block; attrs core (AIC/AIV). The AIV "
+CORE = define("core", C, Unit.CONTROL, None, _core_infer, n_regions=1,
+              doc="the program one core type runs for a block; attrs core (AIC/AIV). The AIV "
            "region's block has one arg, the lane (0 or 1); the AIC region has none.")
 
 
@@ -524,20 +603,27 @@ def _flag_infer(types, attrs):
     return []
 
 
-define("syncall", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 100,
-       doc="barrier over every core of the launch; attrs core_type (MIX/AIV/AIC), "
+_SYNC = {"sync": True, "lane_split": LaneSplit.SAME}
+SYNCALL = define("syncall", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 100,
+                 **_SYNC,
+                 doc="barrier over every core of the launch; attrs core_type (MIX/AIV/AIC), "
            "mode (SyncMode). Orders arrival only: GM handoff also needs a fence.")
-define("fence", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 10,
-       doc="make this core's earlier GM writes visible before its later sync ops")
-define("pipe_sync", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 2,
-       doc="orders two pipes of one core (InsertPipeSync): ops of pipe `src` issued before "
-           "it finish before ops of pipe `dst` issued after it start; src == dst is a barrier "
-           "on that pipe. A no-op for the simulator, which runs a core's ops in order.")
-define("set_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
-       doc="cross-core flag within a cluster: increments counter `flag` of core `to` "
+FENCE = define("fence", M, Unit.SCALAR, Pipe.S, _no_results, cost=lambda op, tgt: 10,
+               **_SYNC,
+               doc="make this core's earlier GM writes visible before its later sync ops")
+PIPE_SYNC = define("pipe_sync", M, Unit.SCALAR, Pipe.S, _no_results,
+                   cost=lambda op, tgt: 2, **_SYNC,
+                   doc="orders two pipes of one core (InsertPipeSync): ops of pipe `src` "
+                       "issued before it finish before ops of pipe `dst` issued after it "
+                       "start; src == dst is a barrier on that pipe. A no-op for the "
+                       "simulator, which runs a core's ops in order.")
+SET_FLAG = define("set_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
+                  **_SYNC,
+                  doc="cross-core flag within a cluster: increments counter `flag` of core `to` "
            "(attrs flag: int, to: CoreRole; AIV = both lanes)")
-define("wait_flag", M, Unit.SCALAR, Pipe.S, _flag_infer, cost=lambda op, tgt: 4,
-       doc="blocks until this core's counter `flag` is > 0, then decrements it "
+WAIT_FLAG = define("wait_flag", M, Unit.SCALAR, Pipe.S, _flag_infer,
+                   cost=lambda op, tgt: 4, **_SYNC,
+                   doc="blocks until this core's counter `flag` is > 0, then decrements it "
            "(attrs flag: int)")
 
 
@@ -545,6 +631,7 @@ def _split_infer(types, attrs):
     return []
 
 
-define("split_aiv", C, Unit.CONTROL, None, _split_infer, n_regions=1,
-       doc="vector work divided between the two AIV lanes; attrs mode (SplitMode); the "
+SPLIT_AIV = define("split_aiv", C, Unit.CONTROL, None, _split_infer, n_regions=1,
+                   lane_split=LaneSplit.SAME,
+                   doc="vector work divided between the two AIV lanes; attrs mode (SplitMode); the "
            "region's block has one arg, the lane id")

@@ -1,6 +1,9 @@
-"""The mixtile DSL: what users write inside `@mt.kernel` functions."""
+"""The mixtile DSL: what users write inside `@mt.kernel` functions.
+
+The elementwise functions (mt.exp, mt.maximum, ...) are made from the op registry: every
+op declared with a `surface` is here under its name (`api.GENERATED` lists them)."""
+from mixtile.language import api as _api
 from mixtile.language.api import (
-    abs,
     arange,
     atomic_add,
     broadcast_to,
@@ -8,35 +11,19 @@ from mixtile.language.api import (
     col_max,
     col_min,
     col_sum,
-    cos,
-    exp,
     full,
     gelu,
-    gelu_erf,
-    gelu_tanh,
     load,
-    log,
     matmul,
-    maximum,
-    minimum,
     move,
-    neg,
-    reciprocal,
     reduce,
-    relu,
     row_broadcast,
     row_max,
     row_min,
     row_sum,
-    rsqrt,
-    sigmoid,
-    silu,
-    sin,
     smax,
     smin,
-    sqrt,
     store,
-    tanh,
     to_float,
     where,
     zeros,
@@ -57,15 +44,14 @@ from mixtile.language.mixed import (
 )
 from mixtile.language.spec import InOut, Out, Scalar, Tensor, const
 
+globals().update({_n: getattr(_api, _n) for _n in _api.GENERATED})
+
 __all__ = [
-    "abs", "arange", "atomic_add", "broadcast_to", "col_broadcast", "col_max", "col_min",
-    "col_sum", "exp", "full", "gelu", "gelu_erf", "gelu_tanh", "load", "log", "matmul",
-    "maximum", "minimum", "move", "neg", "reciprocal", "reduce", "relu", "row_broadcast",
-    "row_max", "row_min", "row_sum", "rsqrt", "sigmoid", "silu", "sin", "cos", "smax",
-    "smin", "sqrt",
-    "store", "tanh", "to_float", "where", "zeros", "KernelFn", "kernel", "cdiv", "range",
-    "spmd", "aic_gather", "aiv_shard", "fence", "split_aiv", "syncall", "target", "workspace",
-    "on_core", "set_flag", "wait_flag",
-    "InOut",
-    "Out", "Scalar", "Tensor", "const",
+    "arange", "atomic_add", "broadcast_to", "col_broadcast", "col_max", "col_min", "col_sum",
+    "full", "gelu", "load", "matmul", "move", "reduce", "row_broadcast", "row_max", "row_min",
+    "row_sum", "smax", "smin", "store", "to_float", "where", "zeros", "KernelFn", "kernel",
+    "cdiv", "range", "spmd", "aic_gather", "aiv_shard", "fence", "split_aiv", "syncall",
+    "target", "workspace", "on_core", "set_flag", "wait_flag", "InOut", "Out", "Scalar",
+    "Tensor", "const",
+    *_api.GENERATED,
 ]

@@ -2,6 +2,23 @@
 from __future__ import annotations
 
 from mixtile.errors import TraceError
+from mixtile.ir.ops import (
+    ARANGE,
+    BROADCAST,
+    FULL,
+    GELU_ERF,
+    GELU_TANH,
+    LOAD,
+    MATMUL,
+    MOVE,
+    REDUCE,
+    SCAST,
+    SELECT,
+    SMAX,
+    SMIN,
+    STORE,
+)
+from mixtile.ir.registry import OpDef, Surface, all_ops
 from mixtile.ir.types import AtomicKind, DType, MemSpace, ReduceKind
 from mixtile.language.tracer import (
     Region,
@@ -51,7 +68,7 @@ def load(region: Region, space: MemSpace | None = None, pad: float = 0.0,
         d = r.keep.index(True)  # the region dim of the tile's first axis
         operands.append(as_scalar(ScalarVal(r.offsets[d]) + rows).value)  # absolute bound
         attrs["row_limit"] = d
-    return TileVal(emit("load", operands, attrs).result)
+    return TileVal(emit(LOAD, operands, attrs).result)
 
 
 def _space(space, what: str, allow_none: bool = False) -> None:
@@ -70,7 +87,7 @@ def _store(region, tile, atomic: AtomicKind) -> None:
         raise TraceError(f"storing a {list(t.shape)} tile into {r.tensor.name}[...] whose "
                          f"region is {list(r.shape)}", loc=user_loc(),
                          fix="make the region's extents match the tile")
-    emit("store", [r.tensor.value, t.value, *r.offsets], {**r.attrs(), "atomic": atomic})
+    emit(STORE, [r.tensor.value, t.value, *r.offsets], {**r.attrs(), "atomic": atomic})
 
 
 def store(region: Region, tile: TileVal) -> None:
@@ -87,7 +104,7 @@ def move(tile: TileVal, space: MemSpace) -> TileVal:
     """Copy a tile to another on-chip space (illegal paths are routed through GM)."""
     t = _tile(tile, "mt.move")
     _space(space, "mt.move")
-    return TileVal(emit("move", [t.value], {"space": space}).result)
+    return TileVal(emit(MOVE, [t.value], {"space": space}).result)
 
 
 def matmul(a: TileVal, b: TileVal, acc: TileVal | None = None, a_trans: bool = False,
@@ -98,7 +115,7 @@ def matmul(a: TileVal, b: TileVal, acc: TileVal | None = None, a_trans: bool = F
     ops = [_tile(a, "matmul a").value, _tile(b, "matmul b").value]
     if acc is not None:
         ops.append(_tile(acc, "matmul acc").value)
-    return TileVal(emit("matmul", ops, {"a_trans": bool(a_trans),
+    return TileVal(emit(MATMUL, ops, {"a_trans": bool(a_trans),
                                         "b_trans": bool(b_trans)}).result)
 
 
@@ -121,7 +138,7 @@ def full(shape, value: float, dtype: DType = DType.F32,
         raise TraceError(f"mt.full dtype must be an mt dtype, got {dtype!r}", loc=user_loc())
     _space(space, "mt.full", allow_none=True)
     v = float(value) if dtype.is_float else int(value)
-    return TileVal(emit("full", [], {"shape": _shape(shape), "dtype": dtype, "value": v,
+    return TileVal(emit(FULL, [], {"shape": _shape(shape), "dtype": dtype, "value": v,
                                      "space": space or MemSpace.ANY}).result)
 
 
@@ -132,46 +149,42 @@ def zeros(shape, dtype: DType = DType.F32, space: MemSpace | None = None) -> Til
 
 def arange(n: int, dtype: DType = DType.I32) -> TileVal:
     """[0, 1, ..., n-1] as a 1-d tile."""
-    return TileVal(emit("arange", [], {"n": _shape(n)[0], "dtype": dtype}).result)
+    return TileVal(emit(ARANGE, [], {"n": _shape(n)[0], "dtype": dtype}).result)
 
 
-def _unary(name: str):
+# ---------------------------------------------------------------- from the registry:
+# every op declared with a `surface` gets its DSL function here (mt.exp, mt.maximum, ...)
+
+def _unary(d: OpDef):
     def f(x: TileVal) -> TileVal:
-        return TileVal(emit(name, [_tile(x, f"mt.{name}").value]).result)
-    f.__name__ = name
-    f.__doc__ = f"Elementwise {name} (vector)."
+        return TileVal(emit(d, [_tile(x, f"mt.{d.name}").value]).result)
     return f
 
 
-exp, log, sqrt, rsqrt = _unary("exp"), _unary("log"), _unary("sqrt"), _unary("rsqrt")
-reciprocal, tanh, relu = _unary("reciprocal"), _unary("tanh"), _unary("relu")
-sin, cos = _unary("sin"), _unary("cos")
-sigmoid, silu = _unary("sigmoid"), _unary("silu")
-gelu_tanh, gelu_erf = _unary("gelu_tanh"), _unary("gelu_erf")
+def _binary(d: OpDef):
+    def f(a, b) -> TileVal:
+        t = a if isinstance(a, TileVal) else _tile(b, f"mt.{d.name}")
+        return t._bin(d, b if t is a else a, rev=t is not a)
+    return f
+
+
+_MAKERS = {Surface.UNARY: (_unary, "Elementwise {} of a tile (vector)."),
+           Surface.BINARY: (_binary, "Elementwise {} of two tiles, or of a tile and a "
+                                     "scalar (vector).")}
+GENERATED: list[str] = []
+for _d in all_ops():
+    if _d.surface is not None:
+        _make, _doc = _MAKERS[_d.surface]
+        _f = _make(_d)
+        _f.__name__ = _f.__qualname__ = _d.name
+        _f.__doc__ = _d.doc or _doc.format(_d.name)
+        globals()[_d.name] = _f
+        GENERATED.append(_d.name)
 
 
 def gelu(x: TileVal, approximate: bool = False) -> TileVal:
     """GeLU, erf form (approximate=True: the tanh form)."""
-    return (gelu_tanh if approximate else gelu_erf)(x)
-
-
-def abs(x: TileVal) -> TileVal:  # noqa: A001
-    return TileVal(emit("abs", [_tile(x, "mt.abs").value]).result)
-
-
-def neg(x: TileVal) -> TileVal:
-    return -_tile(x, "mt.neg")
-
-
-def maximum(a, b) -> TileVal:
-    """Elementwise max of two tiles (or a tile and a scalar)."""
-    t = a if isinstance(a, TileVal) else _tile(b, "mt.maximum")
-    return t._bin("maximum", b if t is a else a, rev=t is not a)
-
-
-def minimum(a, b) -> TileVal:
-    t = a if isinstance(a, TileVal) else _tile(b, "mt.minimum")
-    return t._bin("minimum", b if t is a else a, rev=t is not a)
+    return _unary(GELU_TANH if approximate else GELU_ERF)(x)
 
 
 def where(cond: TileVal, a, b) -> TileVal:
@@ -185,13 +198,13 @@ def where(cond: TileVal, a, b) -> TileVal:
         ref = full(c.shape, b, DType.F32 if isinstance(a, float) or isinstance(b, float)
                    else DType.I32)
         b = ref
-    return TileVal(emit("select", [c.value, ref._operand(a), ref._operand(b)]).result)
+    return TileVal(emit(SELECT, [c.value, ref._operand(a), ref._operand(b)]).result)
 
 
 def _reduce(kind: ReduceKind, axis: int):
     def f(x: TileVal) -> TileVal:
         t = _tile(x, "reduction")
-        return TileVal(emit("reduce", [t.value], {"kind": kind, "axis": axis}).result)
+        return TileVal(emit(REDUCE, [t.value], {"kind": kind, "axis": axis}).result)
     return f
 
 
@@ -211,7 +224,7 @@ def reduce(x: TileVal, kind: ReduceKind, axis: int) -> TileVal:
 
 def broadcast_to(x: TileVal, shape) -> TileVal:
     t = _tile(x, "mt.broadcast_to")
-    return TileVal(emit("broadcast", [t.value], {"shape": _shape(shape)}).result)
+    return TileVal(emit(BROADCAST, [t.value], {"shape": _shape(shape)}).result)
 
 
 def row_broadcast(x: TileVal, n: int) -> TileVal:
@@ -232,7 +245,7 @@ def to_float(x) -> ScalarVal:
         raise TraceError(f"mt.to_float takes an index value, got {type(x).__name__}",
                          loc=user_loc(), fix="for a tile use .astype(mt.f32)")
     s = as_scalar(x)
-    return ScalarVal(emit("scast", [s.value], {"dtype": DType.F32}).result)
+    return ScalarVal(emit(SCAST, [s.value], {"dtype": DType.F32}).result)
 
 
 def _scalars(a, b, what: str) -> None:
@@ -248,7 +261,7 @@ def smin(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return min(a, b)
     s = as_scalar(a) if isinstance(a, ScalarVal) else as_scalar(b)
-    return s._bin("smin", b if s is a else a, rev=s is not a)
+    return s._bin(SMIN, b if s is a else a, rev=s is not a)
 
 
 def smax(a, b):
@@ -257,4 +270,4 @@ def smax(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return max(a, b)
     s = as_scalar(a) if isinstance(a, ScalarVal) else as_scalar(b)
-    return s._bin("smax", b if s is a else a, rev=s is not a)
+    return s._bin(SMAX, b if s is a else a, rev=s is not a)

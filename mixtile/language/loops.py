@@ -11,6 +11,7 @@ import sys
 
 from mixtile.errors import TraceError
 from mixtile.ir.core import Block, replace_uses
+from mixtile.ir.ops import FOR, SPMD, YIELD
 from mixtile.ir.types import INDEX
 from mixtile.language import tracer
 from mixtile.language.tracer import (
@@ -35,7 +36,7 @@ def spmd(grid):
                          fix="launches go at the kernel's top level, one after another")
     g = index_operand(grid, "spmd grid")
     body = Block([INDEX], ["blk"])
-    emit("spmd", [g], regions=[body])
+    emit(SPMD, [g], regions=[body])
     push_block(body)
     try:
         yield ScalarVal(body.args[0])
@@ -127,9 +128,9 @@ class range:  # noqa: N801 (mirrors the builtin it replaces)
         for _, h0, _h1 in carried:
             arg = body.add_arg(h0.value.type)
             replace_uses(body, h0.value, arg)
-        emit("yield", [h1.value for _, _, h1 in carried], loc=loc)
+        emit(YIELD, [h1.value for _, _, h1 in carried], loc=loc)
         pop_block()
-        op = emit("for", [lb, ub, st, *(h0.value for _, h0, _ in carried)],
+        op = emit(FOR, [lb, ub, st, *(h0.value for _, h0, _ in carried)],
                   regions=[body], loc=loc)
         for (_, _, h1), res in zip(carried, op.results):
             h1.value = res  # the name now holds the loop's final value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mixtile.errors import TraceError
 from mixtile.ir.core import Block, Param, Value
+from mixtile.ir.ops import CORE, DIM, FENCE, MOVE, SET_FLAG, SPLIT_AIV, SPMD, SYNCALL, WAIT_FLAG
 from mixtile.ir.types import (
     INDEX,
     CoreRole,
@@ -60,7 +61,7 @@ class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:
             launch.attrs["manual"] = True  # crossings must then be written out
             return None
         self.body = Block([INDEX], ["lane"])
-        emit("split_aiv", [], {"mode": self.mode}, regions=[self.body])
+        emit(SPLIT_AIV, [], {"mode": self.mode}, regions=[self.body])
         push_block(self.body)
         return ScalarVal(self.body.args[0])
 
@@ -73,7 +74,7 @@ class split_aiv:  # noqa: N801 (used as `with mt.split_aiv(2, mode=...) as lane:
 
 def _launch_op():
     st = tracer._state
-    if len(st.stack) < 2 or st.stack[1].parent is None or st.stack[1].parent.name != "spmd":
+    if len(st.stack) < 2 or st.stack[1].parent is None or st.stack[1].parent.opdef is not SPMD:
         raise TraceError("mt.split_aiv belongs inside an mt.spmd launch", loc=user_loc())
     return st.stack[1].parent
 
@@ -92,7 +93,7 @@ class on_core:  # noqa: N801 (used as `with mt.on_core(mt.CoreType.AIV) as lane:
         self.body = Block([INDEX], ["lane"]) if core is CoreType.AIV else Block()
 
     def __enter__(self):
-        emit("core", [], {"core": self.core, "user": True}, regions=[self.body])
+        emit(CORE, [], {"core": self.core, "user": True}, regions=[self.body])
         push_block(self.body)
         return ScalarVal(self.body.args[0]) if self.core is CoreType.AIV else None
 
@@ -104,7 +105,7 @@ class on_core:  # noqa: N801 (used as `with mt.on_core(mt.CoreType.AIV) as lane:
 
 def _in_core_region() -> bool:
     for b in tracer._state.stack:
-        if b.parent is not None and b.parent.name == "core":
+        if b.parent is not None and b.parent.opdef is CORE:
             return True
     return False
 
@@ -115,13 +116,13 @@ def set_flag(flag: int, to: CoreRole) -> None:
     _flag_args(flag, "set_flag")
     if not isinstance(to, CoreRole):
         raise TraceError(f"set_flag `to` must be an mt.CoreRole, got {to!r}", loc=user_loc())
-    emit("set_flag", [], {"flag": flag, "to": to})
+    emit(SET_FLAG, [], {"flag": flag, "to": to})
 
 
 def wait_flag(flag: int) -> None:
     """Block until this core's counter `flag` is positive, then decrement it."""
     _flag_args(flag, "wait_flag")
-    emit("wait_flag", [], {"flag": flag})
+    emit(WAIT_FLAG, [], {"flag": flag})
 
 
 def _flag_args(flag, what: str) -> None:
@@ -148,7 +149,7 @@ def aic_gather(x: TileVal) -> TileVal:
 def _cross(x, space: MemSpace, what: str) -> TileVal:
     if not isinstance(x, TileVal):
         raise TraceError(f"mt.{what} needs a tile, got {type(x).__name__}", loc=user_loc())
-    return TileVal(emit("move", [x.value], {"space": space, "explicit": True}).result)
+    return TileVal(emit(MOVE, [x.value], {"space": space, "explicit": True}).result)
 
 
 def syncall(core_type: CoreType = CoreType.MIX, mode: SyncMode = SyncMode.HARD) -> None:
@@ -160,12 +161,12 @@ def syncall(core_type: CoreType = CoreType.MIX, mode: SyncMode = SyncMode.HARD) 
                          f"{core_type!r}", loc=user_loc())
     if not isinstance(mode, SyncMode):
         raise TraceError(f"syncall mode must be an mt.SyncMode, got {mode!r}", loc=user_loc())
-    emit("syncall", [], {"core_type": core_type, "mode": mode})
+    emit(SYNCALL, [], {"core_type": core_type, "mode": mode})
 
 
 def fence() -> None:
     """Make this core's earlier GM writes visible to its later synchronisation."""
-    emit("fence", [])
+    emit(FENCE, [])
 
 
 def workspace(shape, dtype, name: str | None = None) -> TensorVal:
@@ -175,7 +176,7 @@ def workspace(shape, dtype, name: str | None = None) -> TensorVal:
     shape = (shape,) if not isinstance(shape, (tuple, list)) else tuple(shape)
     dims = []
     for d in shape:
-        if isinstance(d, ScalarVal) and d.value.op is not None and d.value.op.name == "dim":
+        if isinstance(d, ScalarVal) and d.value.op is not None and d.value.op.opdef is DIM:
             d = d.value.op.operands[0].type.shape[d.value.op.attrs["axis"]]
         ok = (isinstance(d, int) and not isinstance(d, bool) and d > 0) or (
             isinstance(d, str) and d.isidentifier())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mixtile.errors import TraceError
+from mixtile.ir.ops import LOAD_SCALAR
 from mixtile.language.tracer import (
     Region,
     ScalarVal,
@@ -49,6 +50,6 @@ def make_region(t: TensorVal, idx) -> Region | ScalarVal:
             sizes.append(1)
             keep.append(False)
     if not any(keep):
-        op = emit("load_scalar", [t.value, *offsets])
+        op = emit(LOAD_SCALAR, [t.value, *offsets])
         return ScalarVal(op.result)
     return Region(t, offsets, tuple(sizes), tuple(keep))

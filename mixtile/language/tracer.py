@@ -16,7 +16,8 @@ from mixtile.errors import Loc, TraceError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Op, Value
 from mixtile.ir.numeric import round_to
-from mixtile.ir.registry import OPS
+from mixtile.ir.ops import ABS, CAST, CONST, DIM, NEG, RESHAPE, SADD, SDIV, SMUL, SSUB, TRANSPOSE
+from mixtile.ir.registry import OpDef, all_ops
 from mixtile.ir.types import INDEX, DType, ScalarType, TensorType, TileType, Unit
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -89,7 +90,7 @@ def visible(v: Value) -> bool:
     return db is None or id(db) in _state.open
 
 
-def emit(name: str, operands: list[Value], attrs: dict[str, Any] | None = None,
+def emit(opdef: OpDef, operands: list[Value], attrs: dict[str, Any] | None = None,
          regions: list[Block] | None = None, loc: Loc | None = None) -> Op:
     """Create an op in the current block; check every operand is visible here."""
     loc = loc or user_loc()
@@ -104,9 +105,9 @@ def emit(name: str, operands: list[Value], attrs: dict[str, Any] | None = None,
                 "that body ended", loc=loc,
                 fix="to carry a value out of mt.range, assign it before the loop and "
                     "reassign the same variable inside it")
-    op = make_op(OPS[name], operands, attrs, regions, loc)
+    op = make_op(opdef, operands, attrs, regions, loc)
     if len(_state.stack) == 1 and op.opdef.unit_of(op) in _ON_CORE:
-        raise TraceError(f"`{name}` outside mt.spmd: tile work runs on cores, which only a "
+        raise TraceError(f"`{opdef.name}` outside mt.spmd: tile work runs on cores, which only a "
                          "launch has", loc=loc, fix="put it inside `for blk in mt.spmd(n):`")
     blk.append(op)
     return op
@@ -136,7 +137,7 @@ def const_value(value: int | float | bool, dtype: DType | None = None) -> Value:
         dtype = DType.BOOL if isinstance(value, bool) else (
             DType.I64 if isinstance(value, int) else DType.F32)
     top = _state.stack[0]
-    op = make_op(OPS["const"], [], {"dtype": dtype, "value": value}, loc=user_loc())
+    op = make_op(CONST, [], {"dtype": dtype, "value": value}, loc=user_loc())
     op.parent = top
     top.ops.insert(0, op)
     return op.result
@@ -156,7 +157,9 @@ class ScalarVal:
     def dtype(self) -> DType:
         return self.value.type.dtype
 
-    def _bin(self, name: str, other, rev: bool = False) -> ScalarVal:
+    def _bin(self, d: OpDef, other, rev: bool = False) -> ScalarVal:
+        if isinstance(other, TileVal):
+            return NotImplemented  # the tile's reflected operator records a vector op
         o = as_scalar(other, self.dtype)
         a, b = (o, self) if rev else (self, o)
         if not isinstance(o, ScalarVal):
@@ -165,87 +168,29 @@ class ScalarVal:
             raise TraceError(
                 f"scalar arithmetic between {a.value.type} and {b.value.type}",
                 loc=user_loc(), fix="convert the index side with mt.to_float(...)")
-        if name == "sdiv" and not a.dtype.is_float:
+        if d is SDIV and not a.dtype.is_float:
             raise TraceError("`/` on index values", loc=user_loc(),
                              fix="use `//` for integer division (or mt.to_float for a float)")
-        op = emit(name, [a.value, b.value])
+        op = emit(d, [a.value, b.value])
         lin = None
-        if name == "sadd":
+        if d is SADD:
             lin = _lin_add(a.lin, b.lin)
-        elif name == "ssub":
+        elif d is SSUB:
             lin = _lin_add(a.lin, b.lin, -1)
-        elif name == "smul":
+        elif d is SMUL:
             for x, y in ((a, b), (b, a)):
                 if not y.lin[0] and isinstance(y.lin[1], int):
                     lin = _lin_scale(x.lin, y.lin[1])
                     break
         return ScalarVal(op.result, lin)
 
-    def __add__(self, o):
-        return self._bin("sadd", o)
-
-    def __radd__(self, o):
-        return self._bin("sadd", o, True)
-
-    def __sub__(self, o):
-        return self._bin("ssub", o)
-
-    def __rsub__(self, o):
-        return self._bin("ssub", o, True)
-
-    def __mul__(self, o):
-        if isinstance(o, TileVal):
-            return NotImplemented
-        return self._bin("smul", o)
-
-    def __rmul__(self, o):
-        return self._bin("smul", o, True)
-
-    def __truediv__(self, o):
-        if isinstance(o, TileVal):
-            return NotImplemented
-        return self._bin("sdiv", o)
-
-    def __rtruediv__(self, o):
-        return self._bin("sdiv", o, True)
-
-    def __floordiv__(self, o):
-        return self._bin("sfloordiv", o)
-
-    def __rfloordiv__(self, o):
-        return self._bin("sfloordiv", o, True)
-
-    def __mod__(self, o):
-        return self._bin("smod", o)
-
-    def __rmod__(self, o):
-        return self._bin("smod", o, True)
-
-    def __lt__(self, o):
-        return self._bin("slt", o)
-
-    def __le__(self, o):
-        return self._bin("sle", o)
-
-    def __gt__(self, o):
-        return self._bin("sgt", o)
-
-    def __ge__(self, o):
-        return self._bin("sge", o)
-
-    def __eq__(self, o):  # noqa: D105  (records a comparison, as the other operators do)
-        return self._bin("seq", o)
-
-    def __ne__(self, o):
-        return self._bin("sne", o)
-
     def __neg__(self):
-        return self._bin("ssub", 0, True)
+        return self._bin(SSUB, 0, True)
 
     def __bool__(self):
         raise TraceError("a runtime value cannot drive a Python `if`/`while`",
                          loc=user_loc(),
-                         fix="use mt.where/mt.select on values, mt.min/mt.max for bounds, or "
+                         fix="use mt.where on tiles, mt.smin / mt.smax for bounds, or "
                              "make it a compile-time constant (mt.const)")
 
     def __index__(self):
@@ -333,58 +278,16 @@ class TileVal:
             return const_value(int(o), DType.I64)
         raise TraceError(f"cannot combine a tile with {type(o).__name__}", loc=user_loc())
 
-    def _bin(self, name, o, rev=False) -> TileVal:
+    def _bin(self, d: OpDef, o, rev=False) -> TileVal:
         ov = self._operand(o)
         ops = [ov, self.value] if rev else [self.value, ov]
-        return TileVal(emit(name, ops).result)
-
-    def __add__(self, o):
-        return self._bin("add", o)
-
-    def __radd__(self, o):
-        return self._bin("add", o, True)
-
-    def __sub__(self, o):
-        return self._bin("sub", o)
-
-    def __rsub__(self, o):
-        return self._bin("sub", o, True)
-
-    def __mul__(self, o):
-        return self._bin("mul", o)
-
-    def __rmul__(self, o):
-        return self._bin("mul", o, True)
-
-    def __truediv__(self, o):
-        return self._bin("div", o)
-
-    def __rtruediv__(self, o):
-        return self._bin("div", o, True)
-
-    def __lt__(self, o):
-        return self._bin("lt", o)
-
-    def __le__(self, o):
-        return self._bin("le", o)
-
-    def __gt__(self, o):
-        return self._bin("gt", o)
-
-    def __ge__(self, o):
-        return self._bin("ge", o)
-
-    def __eq__(self, o):
-        return self._bin("eq", o)
-
-    def __ne__(self, o):
-        return self._bin("ne", o)
+        return TileVal(emit(d, ops).result)
 
     def __neg__(self):
-        return TileVal(emit("neg", [self.value]).result)
+        return TileVal(emit(NEG, [self.value]).result)
 
     def __abs__(self):
-        return TileVal(emit("abs", [self.value]).result)
+        return TileVal(emit(ABS, [self.value]).result)
 
     def astype(self, dtype: DType) -> TileVal:
         """Cast to `dtype` (rounded at the storage point)."""
@@ -393,17 +296,17 @@ class TileVal:
                              loc=user_loc())
         if dtype == self.dtype:
             return self
-        return TileVal(emit("cast", [self.value], {"dtype": dtype}).result)
+        return TileVal(emit(CAST, [self.value], {"dtype": dtype}).result)
 
     def reshape(self, *shape) -> TileVal:
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple) else shape
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise TraceError(f"reshape needs positive int extents, got {shape}", loc=user_loc())
-        return TileVal(emit("reshape", [self.value], {"shape": tuple(shape)}).result)
+        return TileVal(emit(RESHAPE, [self.value], {"shape": tuple(shape)}).result)
 
     @property
     def T(self) -> TileVal:  # noqa: N802
-        return TileVal(emit("transpose", [self.value]).result)
+        return TileVal(emit(TRANSPOSE, [self.value]).result)
 
     def __bool__(self):
         raise TraceError("a tile cannot drive a Python `if`", loc=user_loc(),
@@ -413,6 +316,24 @@ class TileVal:
 
     def __repr__(self) -> str:
         return f"TileVal({self.value.type})"
+
+
+_REFLECTED = frozenset({"add", "sub", "mul", "truediv", "floordiv", "mod"})
+
+
+def _install_operators(cls: type, unit: Unit) -> None:
+    """Python operators of `cls` from the registry: an op of `unit` declaring
+    `operator="add"` gives `cls.__add__` (and `__radd__`) recording that op."""
+    for d in all_ops():
+        if d.operator is None or d.unit is not unit:
+            continue
+        setattr(cls, f"__{d.operator}__", lambda self, o, d=d: self._bin(d, o))
+        if d.operator in _REFLECTED:
+            setattr(cls, f"__r{d.operator}__", lambda self, o, d=d: self._bin(d, o, True))
+
+
+_install_operators(ScalarVal, Unit.SCALAR)
+_install_operators(TileVal, Unit.VECTOR)
 
 
 class TensorVal:
@@ -443,7 +364,7 @@ class TensorVal:
         # a fresh op per call (CSE merges them): a loop-carried variable that starts as a
         # dim must not capture the other uses of that dim
         blk = _state.stack[0]
-        op = make_op(OPS["dim"], [self.value], {"axis": axis}, loc=user_loc())
+        op = make_op(DIM, [self.value], {"axis": axis}, loc=user_loc())
         op.parent = blk
         blk.ops.insert(0, op)
         return ScalarVal(op.result)

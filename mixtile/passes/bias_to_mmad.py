@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from mixtile.errors import UnsupportedError
 from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.ops import FIXPIPE, FOR, FULL, LOAD, MOVE
 from mixtile.ir.types import MemSpace
 from mixtile.passes.manager import PassContext, compiler_pass
 
@@ -50,10 +51,10 @@ def _encloses(outer: Block, blk: Block) -> bool:
 def _zero_full(acc: Value) -> Op | None:
     """The L0C zero `full` an accumulator starts from (through its K loop), if any."""
     op = acc.op
-    if op is not None and op.name == "for":
+    if op is not None and op.opdef is FOR:
         init = op.operands[3 + acc.index]
         op = init.op
-    if (op is not None and op.name == "full" and op.results[0].type.space is MemSpace.L0C
+    if (op is not None and op.opdef is FULL and op.results[0].type.space is MemSpace.L0C
             and op.attrs.get("value") == 0.0):
         return op
     return None
@@ -62,9 +63,9 @@ def _zero_full(acc: Value) -> Op | None:
 def _hoist(fix: Op) -> None:
     bt = fix.operands[2]
     mv = bt.op
-    ld = mv.operands[0].op if mv is not None and mv.name == "move" else None
+    ld = mv.operands[0].op if mv is not None and mv.opdef is MOVE else None
     z = _zero_full(fix.operands[1])
-    if ld is None or ld.name != "load" or z is None or z.parent is not mv.parent:
+    if ld is None or ld.opdef is not LOAD or z is None or z.parent is not mv.parent:
         raise UnsupportedError(
             "this bias epilogue cannot be lowered for the Ascend C backend: the bias enters "
             "at the first Mmad, so the accumulator must start from mt.zeros in the block "
@@ -87,6 +88,6 @@ def _hoist(fix: Op) -> None:
 def BiasToMmad(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
     """Move fused-epilogue bias loads before the accumulation (Ascend: bias via Mmad)."""
     for op in list(kernel.walk()):
-        if op.name == "fixpipe" and op.attrs.get("has_bias"):
+        if op.opdef is FIXPIPE and op.attrs.get("has_bias"):
             _hoist(op)
     return kernel

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mixtile.errors import UnsupportedError
 from mixtile.ir.core import Kernel, Op
+from mixtile.ir.ops import CONST, SPLIT_AIV, SPMD, SYNCALL
 from mixtile.ir.types import CoreType, MemSpace, TileType, Unit
 
 _AIC_SPACES = {MemSpace.L1, MemSpace.L0A, MemSpace.L0B, MemSpace.L0C, MemSpace.BT}
@@ -40,14 +41,14 @@ def _check_syncall_grids(kernel: Kernel, target) -> None:
     core = kernel.attrs.get("core", CoreType.NONE)
     cores = target.aiv_count if core is CoreType.AIV else target.clusters
     for op in kernel.body.ops:
-        if op.name != "spmd":
+        if op.opdef is not SPMD:
             continue
         g = op.operands[0].op
-        if g is None or g.name != "const":
+        if g is None or g.opdef is not CONST:
             continue
         grid = g.attrs["value"]
         for s in op.regions[0].walk():
-            if s.name != "syncall":
+            if s.opdef is not SYNCALL:
                 continue
             hard = s.attrs["mode"] is SyncMode.HARD
             if (hard and grid != cores) or (not hard and grid > cores):
@@ -79,8 +80,8 @@ def classify_cores(kernel: Kernel, ctx) -> Kernel:
                 "atomic add), or split the work into a cube kernel and a vector kernel")
     kernel.attrs["core"] = (CoreType.AIC if CoreType.AIC in first else
                             CoreType.AIV if CoreType.AIV in first else CoreType.NONE)
-    if any(op.name == "split_aiv" for op in kernel.walk()):
-        op = next(op for op in kernel.walk() if op.name == "split_aiv")
+    if any(op.opdef is SPLIT_AIV for op in kernel.walk()):
+        op = next(op for op in kernel.walk() if op.opdef is SPLIT_AIV)
         raise UnsupportedError("split_aiv divides vector work of a mixed kernel between the "
                                "AIV lanes of a cluster; this kernel has no cube work",
                                loc=op.loc, fix="drop the split_aiv region: a vector-only "

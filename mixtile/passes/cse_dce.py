@@ -7,11 +7,9 @@ from typing import Any
 import numpy as np
 
 from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.ops import FOR, YIELD
 from mixtile.ir.registry import OpKind
 from mixtile.passes.manager import PassContext, compiler_pass
-
-# memory ops that only read: removable when their results are unused
-_READS = frozenset({"load", "load_scalar", "move", "dim"})
 
 
 def _freeze(x: Any) -> Any:
@@ -49,7 +47,7 @@ def CSE(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
     loop-carried value (each accumulator keeps its own buffer to update in place)."""
     seeds: set[Value] = set()
     for op in kernel.walk():
-        if op.opdef.name == "for":
+        if op.opdef is FOR:
             seeds.update(op.operands[3:])
     subst: dict[Value, Value] = {}
     scopes: list[dict[tuple, Op]] = []
@@ -83,14 +81,14 @@ def CSE(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
 def _is_root(op: Op) -> bool:
     """Ops kept for their effects: stores, unknown memory/control ops, spmd launches."""
     kind = op.opdef.kind
-    name = op.opdef.name
+    d = op.opdef
     if kind is OpKind.PURE:
         return bool(op.regions)
     if kind is OpKind.MEMORY:
-        return name not in _READS
+        return d.has_effects  # a memory op that only reads or moves is removable
     if kind is OpKind.CONTROL:
-        return name != "for"
-    return name != "yield"
+        return d is not FOR
+    return d is not YIELD
 
 
 class _Liveness:
@@ -124,9 +122,9 @@ class _Liveness:
             item = self.work.pop()
             if item[0] == "op":
                 op = item[1]
-                name = op.opdef.name
-                ins = op.operands[:3] if name == "for" else op.operands
-                if name != "yield":
+                d = op.opdef
+                ins = op.operands[:3] if d is FOR else op.operands
+                if d is not YIELD:
                     for v in ins:
                         self.val(v)
                 blk = op.parent
@@ -136,12 +134,12 @@ class _Liveness:
             v = item[1]
             owner = v.owner
             if isinstance(owner, Op):
-                if owner.opdef.name == "for":
+                if owner.opdef is FOR:
                     self.carry(owner, v.index)
                 self.op(owner)
             elif isinstance(owner, Block) and owner.parent is not None:
                 f = owner.parent
-                if f.opdef.name == "for" and v.index > 0:
+                if f.opdef is FOR and v.index > 0:
                     self.carry(f, v.index - 1)
                 self.op(f)
 
@@ -175,9 +173,9 @@ def DCE(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
     live.run()
 
     def sweep(blk: Block) -> None:
-        kept = [op for op in blk.ops if op in live.ops or op.opdef.name == "yield"]
+        kept = [op for op in blk.ops if op in live.ops or op.opdef is YIELD]
         for op in kept:
-            if op.opdef.name == "for":
+            if op.opdef is FOR:
                 n = len(op.results)
                 keep = [i for i in range(n) if (op, i) in live.carried]
                 if len(keep) < n:

@@ -36,7 +36,28 @@ import math
 from mixtile.errors import FlagOverflowError, TraceError, UnsupportedError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
-from mixtile.ir.registry import OPS
+from mixtile.ir.ops import (
+    CONST,
+    CORE,
+    DIM,
+    FENCE,
+    FOR,
+    LOAD,
+    SADD,
+    SET_FLAG,
+    SFLOORDIV,
+    SMIN,
+    SMOD,
+    SMUL,
+    SPLIT_AIV,
+    SPMD,
+    SSUB,
+    STORE,
+    SYNCALL,
+    WAIT_FLAG,
+    YIELD,
+)
+from mixtile.ir.registry import LaneSplit, OpDef
 from mixtile.ir.types import (
     INDEX,
     CoreRole,
@@ -56,7 +77,7 @@ _ROLE = {AIC: CoreRole.AIC, AIV: CoreRole.AIV}
 
 def _side(op: Op) -> CoreType:
     """AIC, AIV, NONE (scalar), or MIX for a loop holding both kinds of work."""
-    if op.name == "core":  # a hand-written region (mt.on_core)
+    if op.opdef is CORE:  # a hand-written region (mt.on_core)
         return op.attrs["core"]
     if not op.regions:
         return core_of(op)
@@ -80,15 +101,15 @@ def _routes(kernel: Kernel) -> set[Value]:
 
 
 def _const(kernel: Kernel, value: int) -> Value:
-    op = make_op(OPS["const"], [], {"dtype": DType.I64, "value": value})
+    op = make_op(CONST, [], {"dtype": DType.I64, "value": value})
     op.parent = kernel.body
     kernel.body.ops.insert(0, op)
     return op.result
 
 
-def _emit(blk: Block, name: str, operands, attrs=None, loc=None) -> Op:
+def _emit(blk: Block, opdef: OpDef, operands, attrs=None, loc=None) -> Op:
     kw = {"loc": loc} if loc is not None else {}
-    op = make_op(OPS[name], list(operands), attrs or {}, **kw)
+    op = make_op(opdef, list(operands), attrs or {}, **kw)
     blk.append(op)
     return op
 
@@ -96,13 +117,13 @@ def _emit(blk: Block, name: str, operands, attrs=None, loc=None) -> Op:
 def _check_user_flags(body: Block, reserved: int, n_ids: int) -> None:
     """Hand-written flags: ids clear of the generated crossings' and within the target's,
     and no flag set more often than the hardware counts (15) without a wait."""
-    for core in (o for o in body.walk() if o.name == "core"):
+    for core in (o for o in body.walk() if o.opdef is CORE):
         for op in core.regions[0].walk():
-            if op.name in ("set_flag", "wait_flag") and op.attrs["flag"] >= n_ids:
+            if op.opdef in (SET_FLAG, WAIT_FLAG) and op.attrs["flag"] >= n_ids:
                 raise TraceError(f"flag {op.attrs['flag']}: this target has flag ids "
                                  f"0..{n_ids - 1}", loc=op.loc,
                                  fix=f"use flag ids {reserved}..{n_ids - 1}")
-            if op.name in ("set_flag", "wait_flag") and op.attrs["flag"] < reserved:
+            if op.opdef in (SET_FLAG, WAIT_FLAG) and op.attrs["flag"] < reserved:
                 raise TraceError(
                     f"flag {op.attrs['flag']} is used by this launch's cube<->vector "
                     f"crossings (flags 0..{reserved - 1})", loc=op.loc,
@@ -113,9 +134,9 @@ def _check_user_flags(body: Block, reserved: int, n_ids: int) -> None:
 def _check_flag_runs(blk: Block) -> None:
     run: dict[tuple, int] = {}
     for op in blk.ops:
-        if op.name == "wait_flag":
+        if op.opdef is WAIT_FLAG:
             run.clear()
-        elif op.name == "set_flag":
+        elif op.opdef is SET_FLAG:
             key = (op.attrs["flag"], op.attrs["to"])
             run[key] = run.get(key, 0) + 1
             if run[key] > 15:
@@ -123,10 +144,10 @@ def _check_flag_runs(blk: Block) -> None:
                     f"set_flag({op.attrs['flag']}) to {op.attrs['to'].value} 16 times with no "
                     "wait_flag between: the counter holds 15 and the chip freezes", loc=op.loc,
                     fix="wait for the consumer (a reverse flag) before setting again")
-        elif op.name == "for":
+        elif op.opdef is FOR:
             inner = op.regions[0]
-            sets = [o for o in inner.walk() if o.name == "set_flag"]
-            waits = any(o.name == "wait_flag" for o in inner.walk())
+            sets = [o for o in inner.walk() if o.opdef is SET_FLAG]
+            waits = any(o.opdef is WAIT_FLAG for o in inner.walk())
             trips = _trip_count(op)
             if sets and not waits and (trips is None or trips > 15):
                 raise FlagOverflowError(
@@ -135,14 +156,14 @@ def _check_flag_runs(blk: Block) -> None:
                     "iterations the counter passes 15 and the chip freezes", loc=sets[0].loc,
                     fix="wait on a reverse flag from the consumer inside the loop")
             _check_flag_runs(inner)
-        for r in op.regions if op.name != "for" else ():
+        for r in op.regions if op.opdef is not FOR else ():
             _check_flag_runs(r)
 
 
 def _trip_count(loop: Op) -> int | None:
     vals = []
     for v in loop.operands[:3]:
-        if v.op is None or v.op.name != "const":
+        if v.op is None or v.op.opdef is not CONST:
             return None
         vals.append(v.op.attrs["value"])
     lb, ub, st = vals
@@ -163,7 +184,7 @@ class _Expander:
         self.k, self.spmd, self.t = kernel, spmd, target
         self.body = spmd.regions[0]
         ws = _routes(kernel)
-        stores = [op for op in self.body.walk() if op.name == "store" and op.operands[0] in ws]
+        stores = [op for op in self.body.walk() if op.opdef is STORE and op.operands[0] in ws]
         most = target.flag_ids // 2  # READY and FREE per crossing
         if len(stores) > most:
             raise UnsupportedError(
@@ -204,11 +225,11 @@ class _Expander:
         grid = self.spmd.operands[0]
         # a persistent launch (min(G, C) blocks looping over the G) unless a barrier needs
         # every block resident: then the grid stays G (one iteration per block)
-        has_sync = any(o.name == "syncall" for o in self.body.walk())
+        has_sync = any(o.opdef is SYNCALL for o in self.body.walk())
         top = k.body
         launch = grid
         if not has_sync:
-            gp = make_op(OPS["smin"], [grid, clusters], loc=self.spmd.loc)
+            gp = make_op(SMIN, [grid, clusters], loc=self.spmd.loc)
             gp.parent = top
             top.ops.insert(top.ops.index(self.spmd), gp)
             launch = gp.result
@@ -236,22 +257,22 @@ class _Expander:
             self.lane = region.args[0] if side is AIV else None
             if side is AIV and self.E is not None:
                 half = _const(k, self.h)
-                lo = _emit(body, "smul", [region.args[0], half]).result
+                lo = _emit(body, SMUL, [region.args[0], half]).result
                 split = _Split(self.axis, self.E, self.h, lo)
             self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split,
                             (body.args[0], self.c, clusters))
-            _emit(body, "yield", [])
+            _emit(body, YIELD, [])
             loop_op = region.ops.pop()  # put the credits before the loop, drains after it
             for x in self.cross.values():
                 if x.consumer is side:  # one FREE credit: the producer may run 1 ahead
-                    _emit(region, "set_flag", [], {"flag": x.flag + 1,
+                    _emit(region, SET_FLAG, [], {"flag": x.flag + 1,
                                                    "to": _ROLE[x.producer]}, loc=x.store.loc)
             region.append(loop_op)
             for x in self.cross.values():
                 if x.producer is side:  # take back the last credit: counters end at zero
-                    _emit(region, "wait_flag", [], {"flag": x.flag + 1}, loc=x.store.loc)
-            nb.append(make_op(OPS["core"], [], {"core": side}, [region], self.spmd.loc))
-        new_spmd = make_op(OPS["spmd"], [launch], regions=[nb], loc=self.spmd.loc)
+                    _emit(region, WAIT_FLAG, [], {"flag": x.flag + 1}, loc=x.store.loc)
+            nb.append(make_op(CORE, [], {"core": side}, [region], self.spmd.loc))
+        new_spmd = make_op(SPMD, [launch], regions=[nb], loc=self.spmd.loc)
         new_spmd.parent = top
         top.ops[top.ops.index(self.spmd)] = new_spmd
 
@@ -262,20 +283,20 @@ class _Expander:
         the consumer waits READY, loads and sets FREE. `loop` is the innermost enclosing
         loop's (iv, lb, step) in the new program: its iteration parity picks the ring slot."""
         for op in ops:
-            if op.name == "yield":
+            if op.opdef is YIELD:
                 kept = [v for i, v in enumerate(op.operands) if self._keep_carry(op, i, side)]
-                _emit(dst, "yield", [vmap.get(v, v) for v in kept], loc=op.loc)
+                _emit(dst, YIELD, [vmap.get(v, v) for v in kept], loc=op.loc)
                 continue
             s = _side(op)
             if s not in (side, NONE, CoreType.MIX):
                 continue
-            if op.name == "core":  # hand-written: inline on its own core type only
+            if op.opdef is CORE:  # hand-written: inline on its own core type only
                 if op.attrs["core"] is side:
                     if side is AIV:
                         vmap[op.regions[0].args[0]] = self.lane
                     self._clone_ops(op.regions[0].ops, dst, side, vmap, None, loop)
                 continue
-            if op.name == "split_aiv":
+            if op.opdef is SPLIT_AIV:
                 if s not in (AIV, NONE):
                     raise UnsupportedError("a cube op inside a split_aiv region: the region "
                                            "is vector work on the two AIV lanes", loc=op.loc,
@@ -284,29 +305,29 @@ class _Expander:
                     vmap[op.regions[0].args[0]] = self.lane
                     self._clone_ops(op.regions[0].ops, dst, side, vmap, None, loop)
                 continue
-            if op.name == "for" and (s is CoreType.MIX or any(
-                    o.name in ("split_aiv", "core") or o.name in ("load", "store")
+            if op.opdef is FOR and (s is CoreType.MIX or any(
+                    o.opdef in (SPLIT_AIV, CORE) or o.opdef in (LOAD, STORE)
                     and o.operands[0] in self.cross for o in op.regions[0].walk())):
                 self._clone_loop(op, dst, side, vmap, split)
                 continue
-            x = self.cross.get(op.operands[0]) if op.name in ("load", "store") and \
+            x = self.cross.get(op.operands[0]) if op.opdef in (LOAD, STORE) and \
                 op.operands else None
             if x is None:
                 self._clone(dst, op, vmap, split)
                 continue
             slot = self._slot(dst, loop)
-            if op.name == "store":
-                _emit(dst, "wait_flag", [], {"flag": x.flag + 1}, loc=op.loc)
+            if op.opdef is STORE:
+                _emit(dst, WAIT_FLAG, [], {"flag": x.flag + 1}, loc=op.loc)
                 new = self._clone(dst, op, vmap, split)
                 new.operands[2] = slot
-                _emit(dst, "fence", [], loc=op.loc)
-                _emit(dst, "set_flag", [], {"flag": x.flag, "to": _ROLE[x.consumer]},
+                _emit(dst, FENCE, [], loc=op.loc)
+                _emit(dst, SET_FLAG, [], {"flag": x.flag, "to": _ROLE[x.consumer]},
                       loc=op.loc)
             else:
-                _emit(dst, "wait_flag", [], {"flag": x.flag}, loc=op.loc)
+                _emit(dst, WAIT_FLAG, [], {"flag": x.flag}, loc=op.loc)
                 new = self._clone(dst, op, vmap, split)
                 new.operands[1] = slot
-                _emit(dst, "set_flag", [], {"flag": x.flag + 1, "to": _ROLE[x.producer]},
+                _emit(dst, SET_FLAG, [], {"flag": x.flag + 1, "to": _ROLE[x.producer]},
                       loc=op.loc)
 
     def _slot(self, dst: Block, loop) -> Value:
@@ -314,11 +335,11 @@ class _Expander:
         if self.depth == 1:
             return self.c
         iv, lb, step = loop
-        d = _emit(dst, "ssub", [iv, lb]).result
-        q = _emit(dst, "sfloordiv", [d, step]).result
-        par = _emit(dst, "smod", [q, self.depth_v]).result
-        base = _emit(dst, "smul", [self.c, self.depth_v]).result
-        return _emit(dst, "sadd", [base, par]).result
+        d = _emit(dst, SSUB, [iv, lb]).result
+        q = _emit(dst, SFLOORDIV, [d, step]).result
+        par = _emit(dst, SMOD, [q, self.depth_v]).result
+        base = _emit(dst, SMUL, [self.c, self.depth_v]).result
+        return _emit(dst, SADD, [base, par]).result
 
     @staticmethod
     def _carry_side(loop: Op, i: int) -> CoreType:
@@ -349,7 +370,7 @@ class _Expander:
 
     def _loop(self, region: Block, c: Value, grid: Value, step: Value) -> Block:
         body = Block([INDEX], ["blk"])
-        region.append(make_op(OPS["for"], [c, grid, step], {}, [body], self.spmd.loc))
+        region.append(make_op(FOR, [c, grid, step], {}, [body], self.spmd.loc))
         return body
 
     def _clone(self, dst: Block, op: Op, vmap: dict, split) -> Op:
@@ -357,7 +378,7 @@ class _Expander:
         regions = []
         for r in op.regions:
             types = [a.type for a in r.args]
-            if op.name == "for":
+            if op.opdef is FOR:
                 types = [INDEX] + [v.type for v in operands[3:]]
             nb = Block(types, [a.hint for a in r.args])
             for a, na in zip(r.args, nb.args):
@@ -396,9 +417,16 @@ class _Split:
         return None
 
     def rewrite(self, op: Op, operands: list, attrs: dict, dst: Block):
-        name = op.name
-        if name in ("load", "store"):
-            tile = op.results[0] if name == "load" else op.operands[1]
+        od = op.opdef
+        rule = od.lane_split
+        if rule is None:
+            raise UnsupportedError(
+                f"`{od.name}` cannot be divided between the two vector lanes (its "
+                "declaration has no lane split rule)", loc=op.loc,
+                fix="move it out of the vector work of this mixed kernel, or declare how "
+                    "it splits (OpDef.lane_split in mixtile/ir/ops.py)")
+        if rule is LaneSplit.REGION:
+            tile = op.results[0] if not od.writes else op.operands[1]
             ta = self.tile_axis(tile.type)
             if ta is not None:
                 keep = attrs["keep"]
@@ -406,16 +434,16 @@ class _Split:
                 sizes = list(attrs["sizes"])
                 sizes[d] = self.h
                 attrs["sizes"] = tuple(sizes)
-                first = 1 if name == "load" else 2
+                first = 2 if od.writes else 1
                 start = operands[first + d]
-                off = _emit(dst, "sadd", [start, self.lo]).result
+                off = _emit(dst, SADD, [start, self.lo]).result
                 # lane 1 of a ragged last block may start past the end: clamp to the
                 # extent so its region is empty (clipped), not out of bounds
                 tensor = operands[0]
                 ext = tensor.type.shape[d]
-                ext_v = (_emit(dst, "const", [], {"dtype": DType.I64, "value": ext})
-                         if isinstance(ext, int) else _emit(dst, "dim", [tensor], {"axis": d}))
-                operands[first + d] = _emit(dst, "smin", [off, ext_v.result]).result
+                ext_v = (_emit(dst, CONST, [], {"dtype": DType.I64, "value": ext})
+                         if isinstance(ext, int) else _emit(dst, DIM, [tensor], {"axis": d}))
+                operands[first + d] = _emit(dst, SMIN, [off, ext_v.result]).result
                 user = attrs.get("row_limit")  # mt.load(rows=...): an absolute bound
                 if user is not None and user != d:
                     raise UnsupportedError(
@@ -423,23 +451,23 @@ class _Split:
                         "between the two vector lanes", loc=op.loc,
                         fix="limit the split axis, or use the other split mode")
                 if self.E % 2:  # stop at the block's end (lane 1 has one less)
-                    e_v = _emit(dst, "const", [], {"dtype": DType.I64, "value": self.E})
-                    end = _emit(dst, "sadd", [start, e_v.result]).result
+                    e_v = _emit(dst, CONST, [], {"dtype": DType.I64, "value": self.E})
+                    end = _emit(dst, SADD, [start, e_v.result]).result
                     if user is not None:
-                        operands[-1] = _emit(dst, "smin", [operands[-1], end]).result
+                        operands[-1] = _emit(dst, SMIN, [operands[-1], end]).result
                     else:
                         operands.append(end)
                     attrs["row_limit"] = d
-        elif name in ("full", "broadcast"):
+        elif rule is LaneSplit.SHAPE:
             shape = list(attrs["shape"])
             ta = self.tile_axis(TileType(attrs.get("dtype", DType.F32), tuple(shape)))
             if ta is not None:
                 shape[ta] = self.h
                 attrs["shape"] = tuple(shape)
-        elif name == "arange" and self.axis == 1 and attrs["n"] == self.E:
+        elif rule is LaneSplit.IOTA and self.axis == 1 and attrs["n"] == self.E:
             raise UnsupportedError("arange along the columns split LEFT_RIGHT",
                                    loc=op.loc, fix="use SplitMode.UP_DOWN for this kernel")
-        elif name == "reduce":
+        elif rule is LaneSplit.REDUCE:
             t = op.operands[0].type
             ta = self.tile_axis(t)
             if ta is not None and attrs["axis"] % len(t.shape) == ta:
@@ -448,18 +476,20 @@ class _Split:
                     "the two vector lanes", loc=op.loc,
                     fix="reduce along the other axis, use the other split mode, or combine "
                         "the lanes' partials through GM")
-        elif name in ("reshape", "transpose") and self.tile_axis(op.operands[0].type) is not None:
-            raise UnsupportedError(f"{name} of a tile split between the vector lanes",
-                                   loc=op.loc)
+        elif rule is LaneSplit.WHOLE and self.tile_axis(op.operands[0].type) is not None:
+            raise UnsupportedError(f"{od.name} of a tile split between the vector lanes: it "
+                                   "needs the whole tile", loc=op.loc,
+                                   fix="apply it before the tile crosses to the vector "
+                                       "lanes, or on a tile that is not split")
         return operands, attrs
 
 
 def expand_mixed_kernel(kernel: Kernel, ctx) -> Kernel:
     expanded = False
-    for op in [o for o in kernel.body.ops if o.name == "spmd"]:
+    for op in [o for o in kernel.body.ops if o.opdef is SPMD]:
         sides = {_side(o) for o in op.regions[0].ops}
         ws = _routes(kernel)
-        crosses = any(o.name == "store" and o.operands[0] in ws or o.name == "core"
+        crosses = any(o.opdef is STORE and o.operands[0] in ws or o.opdef is CORE
                       for o in op.regions[0].walk())
         mixed = CoreType.MIX in sides or (AIC in sides and AIV in sides)
         if mixed and crosses:  # else ClassifyCores explains

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Kernel, Op, Value
-from mixtile.ir.registry import OPS
+from mixtile.ir.ops import ADD, CAST, FIXPIPE, LOAD, MOVE, RELU, STORE
 from mixtile.ir.types import DType, MemSpace, TileType
 
 S = MemSpace
@@ -30,7 +30,7 @@ def _bias_source(v: Value, n: int) -> Op | None:
         return None
     if t.shape not in ((n,), (1, n)):
         return None
-    if op.name == "load":
+    if op.opdef is LOAD:
         return op
     return None
 
@@ -42,14 +42,14 @@ def _match(store: Op, counts) -> dict | None:
     dtype = v.type.dtype
     found = {"relu": False, "bias": None, "dtype": dtype}
     op = v.op
-    if op is not None and op.name == "cast" and _single_use(v, counts):
+    if op is not None and op.opdef is CAST and _single_use(v, counts):
         v = op.operands[0]
         op = v.op
-    if op is not None and op.name == "relu" and _single_use(v, counts):
+    if op is not None and op.opdef is RELU and _single_use(v, counts):
         found["relu"] = True
         v = op.operands[0]
         op = v.op
-    if op is not None and op.name == "add" and _single_use(v, counts):
+    if op is not None and op.opdef is ADD and _single_use(v, counts):
         n = v.type.shape[-1]
         for acc_i in (0, 1):
             acc_v, bias_v = op.operands[acc_i], op.operands[1 - acc_i]
@@ -63,7 +63,7 @@ def _match(store: Op, counts) -> dict | None:
                 break
         else:
             return None
-    if op is None or op.name != "move" or not _single_use(v, counts):
+    if op is None or op.opdef is not MOVE or not _single_use(v, counts):
         return None
     acc = op.operands[0]
     if acc.type.space is not S.L0C:
@@ -78,7 +78,7 @@ def fuse_epilogue(kernel: Kernel, ctx) -> Kernel:
     for op in kernel.walk():
         for v in op.operands:
             counts[v] = counts.get(v, 0) + 1
-        if op.name == "store":
+        if op.opdef is STORE:
             stores.append(op)
     for st in stores:
         m = _match(st, counts)
@@ -88,9 +88,9 @@ def fuse_epilogue(kernel: Kernel, ctx) -> Kernel:
         operands = [tensor, m["acc"]]
         if m["bias"] is not None:
             src: Op = m["bias"]
-            l1 = make_op(OPS["load"], list(src.operands), {**src.attrs, "space": S.L1},
+            l1 = make_op(LOAD, list(src.operands), {**src.attrs, "space": S.L1},
                          loc=src.loc)
-            bt = make_op(OPS["move"], [l1.result], {"space": S.BT}, loc=src.loc)
+            bt = make_op(MOVE, [l1.result], {"space": S.BT}, loc=src.loc)
             blk = src.parent
             at = blk.ops.index(src) + 1
             for k, new in enumerate((l1, bt)):
@@ -100,7 +100,7 @@ def fuse_epilogue(kernel: Kernel, ctx) -> Kernel:
         attrs = {"sizes": st.attrs["sizes"], "keep": st.attrs["keep"],
                  "atomic": st.attrs["atomic"], "has_bias": m["bias"] is not None,
                  "relu": m["relu"], "dtype": tensor.type.dtype}
-        fx = make_op(OPS["fixpipe"], operands + list(offsets), attrs, loc=st.loc)
+        fx = make_op(FIXPIPE, operands + list(offsets), attrs, loc=st.loc)
         blk = st.parent
         fx.parent = blk
         blk.ops[blk.ops.index(st)] = fx

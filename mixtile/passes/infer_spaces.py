@@ -13,7 +13,8 @@ from __future__ import annotations
 from mixtile.errors import UnsupportedError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
-from mixtile.ir.registry import OPS
+from mixtile.ir.ops import FOR, FULL, LOAD, MATMUL, MOVE
+from mixtile.ir.registry import required_spaces
 from mixtile.ir.types import MemSpace, TileType, Unit
 
 S = MemSpace
@@ -37,18 +38,11 @@ class _UF:
             self.parent[ra] = rb
 
 
-def _need(op: Op, i: int) -> MemSpace | None:
-    """The space operand i of op must be in (None: wherever it is)."""
-    name = op.name
-    if name == "matmul":
-        return (S.L0A, S.L0B, S.L0C)[i]
-    if name == "fixpipe":
-        return S.L0C if i == 1 else (S.BT if op.attrs.get("has_bias") and i == 2 else None)
-    if name == "store":
-        return "store" if i == 1 else None  # UB or L0C, decided below
-    if op.opdef.unit_of(op) is Unit.VECTOR and isinstance(op.operands[i].type, TileType):
-        return S.UB
-    return None
+def _need(op: Op, i: int) -> MemSpace | tuple[MemSpace, ...] | None:
+    """The space operand i of op must be in: one space, a choice of spaces (a store: UB
+    or L0C, decided below), or None (wherever it is)."""
+    want = required_spaces(op)[0][i]
+    return want[0] if want is not None and len(want) == 1 else want
 
 
 def infer_spaces(kernel: Kernel, ctx) -> Kernel:
@@ -63,7 +57,7 @@ def infer_spaces(kernel: Kernel, ctx) -> Kernel:
             if isinstance(r.type, TileType):
                 defs[r] = op
                 tiles.append(r)
-        if op.name == "for":
+        if op.opdef is FOR:
             body = op.regions[0]
             y = body.ops[-1]
             for k, res in enumerate(op.results):
@@ -75,7 +69,7 @@ def infer_spaces(kernel: Kernel, ctx) -> Kernel:
                         uf.union(res, v)
 
     # 1. the home space of each class (a loop-carried group, or a single value)
-    explicit = {v for v in tiles if defs[v] is not None and defs[v].name == "load"
+    explicit = {v for v in tiles if defs[v] is not None and defs[v].opdef is LOAD
                 and defs[v].attrs.get("space", S.ANY) is not S.ANY}
     votes: dict[Value, set[MemSpace]] = {}
     for v in tiles:
@@ -100,14 +94,15 @@ def infer_spaces(kernel: Kernel, ctx) -> Kernel:
         sp = home_of.get(uf.find(v), S.UB)
         v.type = v.type.with_space(sp)
         op = defs[v]
-        if op is not None and "space" in op.attrs and op.name in ("load", "full"):
+        if op is not None and "space" in op.attrs and op.opdef in (LOAD, FULL):
             op.attrs["space"] = sp
 
     # 2. loads feeding both the cube and vector work get a twin load per space
     for v in tiles:
         op = defs[v]
-        if op is not None and op.name == "load" and v.type.space is S.L1 and v not in explicit:
-            vec_uses = [(u, i) for u, i in uses.get(v, []) if _need(u, i) in (S.UB, "store")]
+        if op is not None and op.opdef is LOAD and v.type.space is S.L1 and v not in explicit:
+            vec_uses = [(u, i) for u, i in uses.get(v, [])
+                        if _need(u, i) is S.UB or isinstance(_need(u, i), tuple)]
             if vec_uses:
                 twin = make_op(op.opdef, list(op.operands), {**op.attrs, "space": S.UB},
                                loc=op.loc)
@@ -122,13 +117,13 @@ def infer_spaces(kernel: Kernel, ctx) -> Kernel:
             if u.operands[i] is not v:
                 continue
             need = _need(u, i)
-            if need == "store":
+            if isinstance(need, tuple):
                 need = None  # LegalizePaths routes (or rejects) stores from other spaces
             if need is None or need is v.type.space:
                 continue
             key = (v, need)
             if key not in moved:
-                mv = make_op(OPS["move"], [v], {"space": need}, loc=u.loc)
+                mv = make_op(MOVE, [v], {"space": need}, loc=u.loc)
                 _place_after_def(v, defs, mv)
                 moved[key] = mv.result
             u.operands[i] = moved[key]
@@ -144,17 +139,17 @@ def _pick(spaces: set[MemSpace]) -> MemSpace:
 
 
 def _def_home(op: Op, v: Value, uses) -> MemSpace | None:
-    name = op.name
-    if name == "matmul":
+    d = op.opdef
+    if d is MATMUL:
         return S.L0C
-    if name == "move":
+    if d is MOVE:
         return op.attrs["space"]
-    if name in ("load", "full") and op.attrs.get("space", S.ANY) is not S.ANY:
+    if d in (LOAD, FULL) and op.attrs.get("space", S.ANY) is not S.ANY:
         return op.attrs["space"]
-    if name == "load":
+    if d is LOAD:
         needs = {_need(u, i) for u, i in uses.get(v, [])}
         return S.L1 if needs & {S.L0A, S.L0B} else S.UB
-    if name == "full":
+    if d is FULL:
         needs = {_need(u, i) for u, i in uses.get(v, [])}
         return S.L0C if S.L0C in needs else (None if not needs - {None} else S.UB)
     if op.opdef.unit_of(op) is Unit.VECTOR:

@@ -23,7 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mixtile.ir.core import Block, Kernel, Op, Value
-from mixtile.ir.registry import lookup
+from mixtile.ir.ops import (
+    CORE,
+    FENCE,
+    FOR,
+    FULL,
+    PIPE_SYNC,
+    SYNCALL,
+)
+from mixtile.ir.registry import OpKind
 from mixtile.ir.types import MemSpace, Pipe, TensorType, TileType
 from mixtile.passes.manager import PassContext, compiler_pass
 
@@ -31,7 +39,6 @@ from mixtile.passes.manager import PassContext, compiler_pass
 # (Ascend C asks for PipeBarrier<PIPE_V> between dependent ones); the MTE queues complete
 # in order and successive Mmads accumulate into L0C in order
 _BARRIER_PIPES = frozenset({Pipe.V})
-_CONTROL = frozenset({"for", "spmd", "core", "yield", "split_aiv"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,6 @@ class _State:
 class _Inserter:
     def __init__(self, target) -> None:
         self.target = target
-        self.sync = lookup("pipe_sync")
 
     # ------------------------------------------------------------ effects
     def key(self, v: Value) -> _Key | None:
@@ -98,13 +104,12 @@ class _Inserter:
     def effects(self, op: Op) -> list[tuple[_Key, bool]]:
         """(buffer, is_write) of each access `op` makes."""
         out = []
-        if op.name == "dim":  # reads a tensor's shape, not its data
-            return out
+        d = op.opdef
         for i, v in enumerate(op.operands):
             k = self.key(v)
-            if k is None:
-                continue
-            is_write = op.name in ("store", "fixpipe") and i == 0
+            if k is None or (k[0] == "gm" and i not in d.reads and i not in d.writes):
+                continue  # a GM tensor whose data the op does not touch (dim: its shape)
+            is_write = i in d.writes
             out.append((k, is_write))
         for v in op.results:
             k = self.key(v)
@@ -157,22 +162,22 @@ class _Inserter:
     def block(self, blk: Block, st: _State, insert: bool) -> None:
         new_ops: list[Op] = []
         for op in blk.ops:
-            name = op.name
-            if name == "for":
+            d = op.opdef
+            if d is FOR:
                 self.loop(op, st, insert)
-            elif name in _CONTROL:
+            elif d.kind in (OpKind.CONTROL, OpKind.TERMINATOR):
                 for r in op.regions:
                     # a core region is a separate program: its own pipes, fresh state
-                    self.block(r, _State() if name == "core" else st, insert)
-            elif name in ("fence", "syncall"):
+                    self.block(r, _State() if d is CORE else st, insert)
+            elif d in (FENCE, SYNCALL):
                 st.order_all()
             else:
                 pipe = op.opdef.pipe_of(op)
-                if pipe is not None and (name != "full" or op.results[0].type.space
+                if pipe is not None and (d is not FULL or op.results[0].type.space
                                          is not MemSpace.L0C):
                     for src, dst in self.plan(st, op, pipe):
                         if insert:
-                            s = Op(self.sync, [], [], {"src": src, "dst": dst}, loc=op.loc)
+                            s = Op(PIPE_SYNC, [], [], {"src": src, "dst": dst}, loc=op.loc)
                             s.parent = blk
                             new_ops.append(s)
                         st.order(src, dst)

@@ -13,7 +13,7 @@ from collections import deque
 from mixtile.errors import IllegalPathError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Param, Value
-from mixtile.ir.registry import OPS
+from mixtile.ir.ops import CONST, LOAD, MOVE, SMOD, SPMD, STORE
 from mixtile.ir.types import AtomicKind, DType, MemSpace, Role, TensorType
 
 S = MemSpace
@@ -46,11 +46,6 @@ def _crosses(a: MemSpace, b: MemSpace) -> bool:
     return S.GM not in (a, b) and (a in _CUBE) != (b in _CUBE)
 
 
-def _routes_text(target, src: MemSpace) -> str:
-    outs = sorted(b.value for a, b in target.legal_paths if a is src)
-    return ", ".join(f"{src.value}->{b}" for b in outs) or "none"
-
-
 class _Legalizer:
     def __init__(self, kernel: Kernel, target) -> None:
         self.k = kernel
@@ -61,14 +56,14 @@ class _Legalizer:
         p = op.parent
         while p is not None:
             owner = p.parent
-            if owner is not None and owner.name == "spmd":
+            if owner is not None and owner.opdef is SPMD:
                 return p.args[0]
             p = owner.parent if owner is not None else None
         raise IllegalPathError("a data move through GM needs a launch block (mt.spmd)",
                                loc=op.loc)
 
     def _const(self, value: int) -> Value:
-        op = make_op(OPS["const"], [], {"dtype": DType.I64, "value": value})
+        op = make_op(CONST, [], {"dtype": DType.I64, "value": value})
         op.parent = self.k.body
         self.k.body.ops.insert(0, op)
         return op.result
@@ -84,7 +79,7 @@ class _Legalizer:
         self.k.attrs["gm_routes"] = (*self.k.attrs.get("gm_routes", ()), f"ws{self.n_ws}")
         self.n_ws += 1
         blk = self._blk_index(op)
-        slot = make_op(OPS["smod"], [blk, self._const(cores)], loc=op.loc)
+        slot = make_op(SMOD, [blk, self._const(cores)], loc=op.loc)
         zero = self._const(0)
         offs = [slot.result] + [zero] * len(t.shape)
         region = {"sizes": (1, *t.shape), "keep": (False,) + (True,) * len(t.shape)}
@@ -92,10 +87,10 @@ class _Legalizer:
         # A5 has L0C->UB and UB->L1: the ring then lives in the consumer's own memory (the
         # producer writes it directly); elsewhere it is in GM
         ring = {"ring": dst} if self.t.is_legal(t.space, dst) else {}
-        st = make_op(OPS["store"], [ws, v, *offs],
+        st = make_op(STORE, [ws, v, *offs],
                      {**region, "atomic": AtomicKind.NONE, **explicit, **ring},
                      loc=op.loc)
-        ld = make_op(OPS["load"], [ws, *offs], {**region, "pad": 0.0, "space": dst, **ring},
+        ld = make_op(LOAD, [ws, *offs], {**region, "pad": 0.0, "space": dst, **ring},
                      loc=op.loc)
         return [slot, st, ld]
 
@@ -107,7 +102,7 @@ class _Legalizer:
         if path is None:
             raise IllegalPathError(
                 f"no data path from {src.value} to {dst.value} on {self.t.name}",
-                loc=op.loc, fix=f"legal moves out of {src.value}: {_routes_text(self.t, src)}")
+                loc=op.loc, fix=f"legal moves out of {src.value}: {self.t.routes_from(src)}")
         new: list[Op] = []
         v = op.operands[0]
         i = 0
@@ -117,7 +112,7 @@ class _Legalizer:
                 ops = self._through_gm(op, v, path[i + 2])
                 i += 2
             else:
-                ops = [make_op(OPS["move"], [v], {"space": b}, loc=op.loc)]
+                ops = [make_op(MOVE, [v], {"space": b}, loc=op.loc)]
                 i += 1
             new.extend(ops)
             v = ops[-1].results[0] if ops[-1].results else v
@@ -135,7 +130,7 @@ class _Legalizer:
         ld = make_op(op.opdef, list(op.operands), {**op.attrs, "space": first}, loc=op.loc)
         new, v = [ld], ld.result
         for b in path[2:]:
-            mv = make_op(OPS["move"], [v], {"space": b}, loc=op.loc)
+            mv = make_op(MOVE, [v], {"space": b}, loc=op.loc)
             new.append(mv)
             v = mv.result
         _splice(op, new, v)
@@ -150,11 +145,11 @@ class _Legalizer:
             raise IllegalPathError(
                 f"no data path from {src.value} to GM on {self.t.name}: this tile cannot "
                 "be stored", loc=op.loc,
-                fix=f"legal moves out of {src.value}: {_routes_text(self.t, src)}; store "
+                fix=f"legal moves out of {src.value}: {self.t.routes_from(src)}; store "
                     "from UB (vector) or L0C (cube results)")
         new, cur = [], v
         for b in path[1:-1]:
-            mv = make_op(OPS["move"], [cur], {"space": b}, loc=op.loc)
+            mv = make_op(MOVE, [cur], {"space": b}, loc=op.loc)
             new.append(mv)
             cur = mv.result
         blk = op.parent
@@ -184,15 +179,18 @@ def _root(blk: Block) -> Block:
     return blk
 
 
+# the ops this pass re-routes (every other op's spaces are final when it is made)
+_RULES = {MOVE: _Legalizer.legalize_move, LOAD: _Legalizer.legalize_load,
+          STORE: _Legalizer.legalize_store}
+ROUTED = frozenset(_RULES)
+
+
 def legalize_paths(kernel: Kernel, ctx) -> Kernel:
     lg = _Legalizer(kernel, ctx.target)
     for op in list(kernel.walk()):
-        if op.name == "move":
-            lg.legalize_move(op)
-        elif op.name == "load":
-            lg.legalize_load(op)
-        elif op.name == "store":
-            lg.legalize_store(op)
+        rule = _RULES.get(op.opdef)
+        if rule is not None:
+            rule(lg, op)
     kernel.attrs["legal"] = True
     return kernel
 

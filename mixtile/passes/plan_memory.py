@@ -25,6 +25,12 @@ from __future__ import annotations
 
 from mixtile.errors import UNKNOWN_LOC, CapacityError, InternalError
 from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.ops import (
+    FOR,
+    MATMUL,
+    SPMD,
+    YIELD,
+)
 from mixtile.ir.registry import OpKind
 from mixtile.ir.types import MemSpace, TileType
 from mixtile.passes.manager import PassContext, compiler_pass
@@ -32,11 +38,6 @@ from mixtile.target import Target
 
 S = MemSpace
 PLANNED = (S.L1, S.L0A, S.L0B, S.L0C, S.UB, S.BT)
-# results that never share a buffer with an operand: shape changes, and the ops Ascend C
-# computes with its high-level APIs, which forbid overlapping source and destination
-# (Silu computes -x, exp, +1 in dst, then x / dst)
-_NOT_IN_PLACE = frozenset({"transpose", "broadcast", "reduce", "silu", "sigmoid", "gelu_tanh",
-                           "gelu_erf", "tanh", "sin", "cos"})
 _FIX = "use smaller tile sizes (e.g. TM/TN/TK) or keep fewer tiles live"
 
 
@@ -79,10 +80,10 @@ def _kib(n: int) -> str:
 
 def _in_place_ok(op: Op, x: Value, y: Value) -> bool:
     """May op write its result y over operand x (x dead after op)?"""
-    name = op.opdef.name
-    if name == "matmul":
+    d = op.opdef
+    if d is MATMUL:
         return len(op.operands) > 2 and x is op.operands[2]
-    if op.opdef.kind is not OpKind.PURE or name in _NOT_IN_PLACE:
+    if d.kind is not OpKind.PURE or not d.in_place:  # OpDef.in_place says why not
         return False
     tx, ty = x.type, y.type
     return (type(tx) is TileType and tx.space is ty.space and tx.nbytes == ty.nbytes
@@ -108,7 +109,7 @@ class _Region:
 
     def linearize(self, blk: Block, loops: tuple[Op, ...], skip_spmd: bool) -> None:
         for op in blk.ops:
-            if skip_spmd and op.opdef.name == "spmd":
+            if skip_spmd and op.opdef is SPMD:
                 continue
             p = self.at[op] = self.n
             self.n += 1
@@ -116,7 +117,7 @@ class _Region:
             for v in op.operands:
                 self.uses.append((v, p, loops))
             if op.regions:
-                inner = loops + (op,) if op.opdef.name == "for" else loops
+                inner = loops + (op,) if op.opdef is FOR else loops
                 for r in op.regions:
                     for a in r.args:
                         self.defpos[a] = p
@@ -159,7 +160,7 @@ class _Region:
                 tag = ("res", owner, v.index) if owner.regions else ("op", owner)
             else:
                 f = owner.parent
-                tag = ("arg", f, v.index - 1) if f.opdef.name == "for" else ("arg", f, -1)
+                tag = ("arg", f, v.index - 1) if f.opdef is FOR else ("arg", f, -1)
             self.buf[v] = _Buf(t.space, _Member(d, max(d, last.get(v, d)), v, tag), seq)
             seq += 1
 
@@ -216,8 +217,8 @@ class _Region:
     def coalesce(self) -> None:
         buf = self.buf
         for op in self.order:
-            name = op.opdef.name
-            if name == "for":
+            d = op.opdef
+            if d is FOR:
                 body = op.regions[0]
                 yp, e = self.at[body.ops[-1]], self.end[op]
                 seen: set[Value] = set()
@@ -232,9 +233,9 @@ class _Region:
                     if x in buf and x not in seen:
                         seen.add(x)
                         self.try_merge(buf[x], g)
-            elif name == "yield":
+            elif d is YIELD:
                 f = op.parent.parent if op.parent is not None else None
-                if f is None or f.opdef.name != "for":
+                if f is None or f.opdef is not FOR:
                     continue
                 for i, y in enumerate(op.operands):
                     a = self.group.get((f, i))
@@ -313,7 +314,7 @@ class _Region:
             if isinstance(owner, Op) and not owner.regions:
                 owner.attrs["addr"] = b.addr
         for op in self.order:
-            if op.opdef.name == "for":
+            if op.opdef is FOR:
                 op.attrs["addrs"] = [self.buf[self.group[(op, i)]].addr
                                      if (op, i) in self.group else None
                                      for i in range(len(op.results))]
@@ -360,7 +361,7 @@ def PlanMemory(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
     """Assign on-chip byte offsets by liveness, per launch; check each space's capacity."""
     peak: dict[MemSpace, int] = {}
     regions = [(kernel.body, True)] + [(op.regions[0], False) for op in kernel.body.ops
-                                       if op.opdef.name == "spmd"]
+                                       if op.opdef is SPMD]
     for blk, skip in regions:
         for space, n in plan_block(blk, ctx.target, skip,
                                    kernel.attrs.get("ring_bytes")).items():

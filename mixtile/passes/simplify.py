@@ -35,16 +35,37 @@ import sympy
 
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
-from mixtile.ir.registry import OPS, OpKind
+from mixtile.ir.ops import (
+    CONST,
+    DIM,
+    FOR,
+    LOAD_SCALAR,
+    SADD,
+    SEQ,
+    SFLOORDIV,
+    SGE,
+    SGT,
+    SLE,
+    SLT,
+    SMAX,
+    SMIN,
+    SMOD,
+    SMUL,
+    SNE,
+    SPMD,
+    SSELECT,
+    SSUB,
+)
+from mixtile.ir.registry import OpDef, OpKind
 from mixtile.ir.types import DType, ScalarType, TensorType
 from mixtile.passes.manager import PassContext, compiler_pass
 
-_INT_OPS = frozenset({"sadd", "ssub", "smul", "sfloordiv", "smod", "smin", "smax"})
+_INT_OPS = frozenset({SADD, SSUB, SMUL, SFLOORDIV, SMOD, SMIN, SMAX})
 # a comparison of a and b as (known when _sign(d + shift) is sign, value), d = a - b
 _CMP = {
-    "slt": ((1, -1, True), (0, 1, False)), "sle": ((0, -1, True), (-1, 1, False)),
-    "sgt": ((-1, 1, True), (0, -1, False)), "sge": ((0, 1, True), (1, -1, False)),
-    "seq": (), "sne": (),
+    SLT: ((1, -1, True), (0, 1, False)), SLE: ((0, -1, True), (-1, 1, False)),
+    SGT: ((-1, 1, True), (0, -1, False)), SGE: ((0, 1, True), (1, -1, False)),
+    SEQ: (), SNE: (),
 }
 
 
@@ -111,37 +132,37 @@ def _divmod(a: sympy.Expr, b: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
     return FloorDiv(a, b), Mod(a, b)
 
 
-def _compare(name: str, d: sympy.Expr) -> bool | None:
-    """The value of `a <name> b` given d = a - b, when the sign of d decides it."""
+def _compare(cmp: OpDef, d: sympy.Expr) -> bool | None:
+    """The value of `a <cmp> b` given d = a - b, when the sign of d decides it."""
     if d.is_Integer:
-        return {"slt": d < 0, "sle": d <= 0, "sgt": d > 0, "sge": d >= 0, "seq": d == 0,
-                "sne": d != 0}[name] == sympy.true
-    for shift, sign, value in _CMP[name]:
+        return {SLT: d < 0, SLE: d <= 0, SGT: d > 0, SGE: d >= 0, SEQ: d == 0,
+                SNE: d != 0}[cmp] == sympy.true
+    for shift, sign, value in _CMP[cmp]:
         if _sign(d + shift) == sign:
             return value
     return None
 
 
 @lru_cache(maxsize=16384)
-def _combine(name: str, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
-    """The canonical expression of `a <name> b` (None: leave it to run time)."""
-    if name == "sadd":
+def _combine(d: OpDef, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+    """The canonical expression of `a <d> b` (None: leave it to run time)."""
+    if d is SADD:
         return a + b
-    if name == "ssub":
+    if d is SSUB:
         return a - b
-    if name == "smul":
+    if d is SMUL:
         e = a * b
         if e.is_Mul and any(f.is_Add for f in e.args):
             e = sympy.expand_mul(e, deep=False)
         return e
-    if name in ("sfloordiv", "smod"):
+    if d in (SFLOORDIV, SMOD):
         if b == 0:  # division by zero: leave it to run time
             return None
-        return _divmod(a, b)[0 if name == "sfloordiv" else 1]
+        return _divmod(a, b)[0 if d is SFLOORDIV else 1]
     sign = _sign(a - b)
     if sign:
-        return (b if sign > 0 else a) if name == "smin" else (a if sign > 0 else b)
-    fn = Min if name == "smin" else Max
+        return (b if sign > 0 else a) if d is SMIN else (a if sign > 0 else b)
+    fn = Min if d is SMIN else Max
     return fn(*sorted((a, b), key=sympy.default_sort_key))
 
 
@@ -158,8 +179,8 @@ def _warm_up() -> None:
     """Run each kind of expression once at import: sympy's first use lazily imports and
     initialises ~25 ms of its own modules, which would otherwise land in the first compile."""
     x = _symbol("%warm", False, True)
-    for name in ("sadd", "ssub", "smul", "sfloordiv", "smod", "smin", "smax"):
-        _combine(name, x * 2 + 1, sympy.Integer(3))
+    for d in (SADD, SSUB, SMUL, SFLOORDIV, SMOD, SMIN, SMAX):
+        _combine(d, x * 2 + 1, sympy.Integer(3))
     _combine.cache_clear()
 
 
@@ -221,7 +242,7 @@ class _Simplifier:
         key = (dtype, _canon(value))
         v = self.pool.get(key)
         if v is None:
-            op = make_op(OPS["const"], [], {"dtype": dtype, "value": value}, loc=loc)
+            op = make_op(CONST, [], {"dtype": dtype, "value": value}, loc=loc)
             op.parent = self.top
             self.hoisted.append(op)
             v = self.pool[key] = op.result
@@ -266,10 +287,10 @@ class _Simplifier:
         """A launch's block index is >= 0; so is a loop iv when lb >= 0 and step > 0."""
         if owner is None:
             return False
-        name = owner.opdef.name
-        if name == "spmd":
+        d = owner.opdef
+        if d is SPMD:
             return True
-        if name != "for" or i != 0:
+        if d is not FOR or i != 0:
             return False
         lb, step = owner.operands[0], owner.operands[2]
         return bool(_is_int(lb) and _is_int(step) and self.expr_of(lb).is_nonnegative
@@ -281,19 +302,19 @@ class _Simplifier:
 
     def visit(self, op: Op, blk: Block) -> bool:
         """Simplify one op; False when it was replaced (and is dropped)."""
-        name = op.opdef.name
-        if name == "const":
+        d = op.opdef
+        if d is CONST:
             return self.visit_const(op, blk)
-        if (op.opdef.kind is not OpKind.PURE and name != "load_scalar") or op.regions \
+        if (op.opdef.kind is not OpKind.PURE and d is not LOAD_SCALAR) or op.regions \
                 or len(op.results) != 1 or type(op.results[0].type) is not ScalarType:
             return True
         r = op.results[0]
         dt = r.type.dtype
-        if name == "load_scalar":  # any integer: tables may hold negative sentinels
+        if d is LOAD_SCALAR:  # any integer: tables may hold negative sentinels
             if dt.is_int:
                 self.expr[r] = self.fresh("ld", False)
             return True
-        if name == "sselect" and op.operands[0] in self.cval:
+        if d is SSELECT and op.operands[0] in self.cval:
             return self.replace(op, op.operands[1] if self.cval[op.operands[0]]
                                 else op.operands[2])
         if dt.is_int:
@@ -308,8 +329,8 @@ class _Simplifier:
                 self.scopes[-1][key] = r
                 self.expr[r] = e
                 return True
-        elif name in _CMP and all(_is_int(v) for v in op.operands):
-            known = _compare(name, self.expr_of(op.operands[0]) - self.expr_of(op.operands[1]))
+        elif d in _CMP and all(_is_int(v) for v in op.operands):
+            known = _compare(d, self.expr_of(op.operands[0]) - self.expr_of(op.operands[1]))
             if known is not None:
                 return self.replace(op, self.const(dt, known, op.loc))
         if op.operands and all(v in self.cval for v in op.operands) and op.opdef.impl:
@@ -336,10 +357,10 @@ class _Simplifier:
         return True
 
     def int_expr(self, op: Op) -> sympy.Expr | None:
-        name = op.opdef.name
-        if name in _INT_OPS and len(op.operands) == 2 and all(_is_int(v) for v in op.operands):
-            return _combine(name, self.expr_of(op.operands[0]), self.expr_of(op.operands[1]))
-        if name == "dim":
+        d = op.opdef
+        if d in _INT_OPS and len(op.operands) == 2 and all(_is_int(v) for v in op.operands):
+            return _combine(d, self.expr_of(op.operands[0]), self.expr_of(op.operands[1]))
+        if d is DIM:
             t = op.operands[0].type
             axis = op.attrs.get("axis")
             if type(t) is TensorType and isinstance(axis, int) and -len(t.shape) <= axis \

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from mixtile.errors import IllegalPathError, MixtileError, VerifyError
 from mixtile.ir.core import Block, Kernel, Op, Value
-from mixtile.ir.registry import OpKind
-from mixtile.ir.types import INDEX, MemSpace, Role, ScalarType, TensorType, TileType, Unit
+from mixtile.ir.ops import FOR, SPMD, YIELD
+from mixtile.ir.registry import data_path, required_spaces
+from mixtile.ir.types import INDEX, MemSpace, Role, ScalarType, TensorType, TileType
+from mixtile.passes.legalize_paths import ROUTED
 from mixtile.target import Target
 
 S = MemSpace
@@ -84,8 +86,8 @@ class _Verifier:
                     self.fail(op, f"operand {j} ({_vname(v)}) is not defined before this op "
                               "in an enclosing scope (values of a region are not visible "
                               "outside it)")
-            if op.opdef.name == "yield":
-                if owner is None or owner.opdef.name != "for" or i != last:
+            if op.opdef is YIELD:
+                if owner is None or owner.opdef is not FOR or i != last:
                     self.fail(op, "`yield` may only be the last op of a `for` body")
             else:
                 self.check_op(op, owner)
@@ -116,18 +118,17 @@ class _Verifier:
             if not self.same(r.type, t, fixed_only=True):
                 self.fail(op, f"result {r.index} has type {r.type}; operands give {t}")
             self.space_ok(op, r)
-        name = d.name
-        if name == "for":
+        if d is FOR:
             self.check_for(op)
-        elif name == "spmd":
+        elif d is SPMD:
             if owner is not None:
                 self.fail(op, "`spmd` may only appear in the kernel body")
             args = op.regions[0].args
             if len(args) != 1 or args[0].type != INDEX:
                 self.fail(op, f"region has args {[str(a.type) for a in args]}; expected "
                           "one index (the block index)")
-        elif name in ("store", "fixpipe"):
-            p = self.params.get(op.operands[0])
+        for i in d.writes:
+            p = self.params.get(op.operands[i])
             if p is not None and p.role is Role.IN:
                 self.fail(op, f"kernel writes input `{p.name}`; mark it mt.Out or mt.InOut",
                           f"declare `{p.name}` as mt.Out (written) or mt.InOut (read and "
@@ -145,7 +146,7 @@ class _Verifier:
                       "(the iv and one per carried value)")
         if body.args[0].type != INDEX:
             self.fail(op, f"loop iv has type {body.args[0].type}; expected index")
-        if not body.ops or body.ops[-1].opdef.name != "yield":
+        if not body.ops or body.ops[-1].opdef is not YIELD:
             self.fail(op, "`for` body must end with a `yield` of the carried values")
         ys = body.ops[-1].operands
         if len(ys) != len(inits):
@@ -182,46 +183,23 @@ class _Verifier:
             self.fail(op, f"{what} is in {t.space.value}; it must be in {names}")
 
     def check_units(self, op: Op) -> None:
-        name = op.opdef.name
-        ops = op.operands
-        if name == "matmul":
-            self.want(op, ops[0], (S.L0A,), "operand a")
-            self.want(op, ops[1], (S.L0B,), "operand b")
-            if len(ops) > 2:
-                self.want(op, ops[2], (S.L0C,), "the accumulator")
-            self.want(op, op.results[0], (S.L0C,), "the result")
-        elif name == "fixpipe":
-            self.want(op, ops[1], (S.L0C,), "the accumulator")
-            if op.attrs.get("has_bias"):
-                self.want(op, ops[2], (S.BT,), "the bias")
-        elif name == "store" and self.k.attrs.get("legal"):
-            # before LegalizePaths a store from elsewhere is the user's (an IllegalPathError
-            # LegalizePaths reports at the line); after it, only UB and L0C store to GM
-            self.want(op, ops[1], (S.UB, S.L0C), "the stored tile")
-        elif op.opdef.kind is not OpKind.CONTROL and op.opdef.unit_of(op) is Unit.VECTOR:
-            for j, v in enumerate(ops):
-                self.want(op, v, (S.UB,), f"vector operand {j}")
-            for v in op.results:
-                self.want(op, v, (S.UB,), "the vector result")
+        # before LegalizePaths a routed op's operand elsewhere is the user's (an
+        # IllegalPathError LegalizePaths reports at the line); after it, the declared spaces
+        if op.opdef in ROUTED and not self.k.attrs.get("legal"):
+            return
+        ins, outs = required_spaces(op)
+        for j, (v, want) in enumerate(zip(op.operands, ins)):
+            if want:
+                self.want(op, v, want, f"operand {j}")
+        for j, (v, want) in enumerate(zip(op.results, outs)):
+            if want:
+                self.want(op, v, want, f"result {j}")
 
     def check_path(self, op: Op) -> None:
-        name = op.opdef.name
-        if name == "load":  # a ring in the core's own memory (A5) is a local read
-            src, dst = op.attrs.get("ring", S.GM), op.results[0].type.space
-            if src is dst:
-                return
-        elif name == "store":
-            src, dst = op.operands[1].type.space, op.attrs.get("ring", S.GM)
-        elif name == "fixpipe":
-            src, dst = op.operands[1].type.space, S.GM
-        elif name == "move":
-            src, dst = op.operands[0].type.space, op.results[0].type.space
-        else:
+        src_dst = data_path(op)
+        if src_dst is None:
             return
-        t = self.target
-        if not t.is_legal(src, dst):
-            outs = sorted(b.value for a, b in t.legal_paths if a is src)
-            raise IllegalPathError(
-                f"`{name}` moves data {src.value} -> {dst.value}, a path {t.name} does not "
-                f"have (from {src.value}: {', '.join(outs) or 'none'})", loc=op.loc,
-                fix="route it through the spaces in between (LegalizePaths does this)")
+        err = self.target.path_error(f"`{op.name}`", *src_dst)
+        if err is not None:
+            raise IllegalPathError(err[0], loc=op.loc,
+                                   fix=err[1] + " (LegalizePaths routes moves it can)")

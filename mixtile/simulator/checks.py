@@ -11,64 +11,39 @@ from typing import Any
 
 from mixtile.errors import CapacityError, IllegalPathError, MixtileError
 from mixtile.ir.core import Op
-from mixtile.ir.types import MemSpace, TileType
+from mixtile.ir.ops import FOR
+from mixtile.ir.registry import data_path, required_spaces
+from mixtile.ir.types import MemSpace, TileType, Unit
 from mixtile.target import Target
-
-_GM = MemSpace.GM
 
 # A pending error: (class, message, fix); raised with loc and where at run time.
 Pending = tuple[type[MixtileError], str, str]
 
 
-def _routes(target: Target) -> str:
-    paths = sorted(f"{a.value}->{b.value}" for a, b in target.legal_paths)
-    return ", ".join(paths)
-
-
-def _path_error(target: Target, what: str, src: MemSpace, dst: MemSpace) -> Pending | None:
-    if MemSpace.ANY in (src, dst) or target.is_legal(src, dst):
-        return None
-    from_src = sorted(b.value for a, b in target.legal_paths if a is src)
-    to_dst = sorted(a.value for a, b in target.legal_paths if b is dst)
-    fix = (f"route the data through legal paths: {src.value} goes to "
-           f"{', '.join(from_src) or 'nothing'}; {dst.value} is reached from "
-           f"{', '.join(to_dst) or 'nothing'}")
-    msg = (f"{what} moves data {src.value} -> {dst.value}, which {target.name} has no path "
-           f"for (legal routes: {_routes(target)})")
-    return IllegalPathError, msg, fix
-
-
 def path_check(op: Op, target: Target) -> Pending | None:
-    """An illegal-data-path error for a load/store/move/fixpipe, or None."""
-    name = op.name
-    if name == "load":  # from GM, or (A5) a ring in this core's own memory: a local read
-        src, dst = op.attrs.get("ring", _GM), op.results[0].type.space
-        return None if src is dst else _path_error(target, "load", src, dst)
-    if name == "store":  # to GM, or (A5) a ring in the other core's memory
-        return _path_error(target, "store", op.operands[1].type.space,
-                           op.attrs.get("ring", _GM))
-    if name == "move":
-        return _path_error(target, "move", op.operands[0].type.space, op.attrs["space"])
-    if name == "fixpipe":
-        src = op.operands[1].type.space
-        if src not in (MemSpace.L0C, MemSpace.ANY):
-            msg = (f"fixpipe reads its accumulator from {src.value}, but the fixpipe only "
-                   f"drains L0C (legal routes: {_routes(target)})")
-            return (IllegalPathError, msg,
-                    "keep the matmul accumulator in L0C, or use store for other spaces")
-        err = _path_error(target, "fixpipe", src, _GM)
-        if err is None and op.attrs.get("has_bias"):
-            bsp = op.operands[2].type.space
-            if bsp not in (MemSpace.BT, MemSpace.ANY):
-                msg = (f"fixpipe bias is in {bsp.value}, but the fixpipe reads bias only "
-                       f"from the bias table BT (legal routes: {_routes(target)})")
-                err = (IllegalPathError, msg, "move the bias into BT first (L1 -> BT)")
-        return err
+    """An illegal-data-path error for an op that moves data, or None. A fixed-function
+    operand in the wrong space (the fixpipe drains only L0C, reads bias only from BT) is
+    one too: the hardware has no path from anywhere else."""
+    d = op.opdef
+    if d.path is not None:
+        src, dst = data_path(op) or (MemSpace.ANY, MemSpace.ANY)
+        err = target.path_error(d.name, src, dst)
+        if err is not None:
+            return (IllegalPathError, *err)
+    if d.spaces is not None and d.unit_of(op) is Unit.MTE:
+        ins, _ = required_spaces(op)
+        for i, (v, want) in enumerate(zip(op.operands, ins)):
+            sp = v.type.space if isinstance(v.type, TileType) else None
+            if want and sp not in (*want, MemSpace.ANY, None) and len(want) == 1:
+                return (IllegalPathError,
+                        f"{d.name} operand {i} is in {sp.value}, but {d.name} reads it only "
+                        f"from {want[0].value}",
+                        f"move it into {want[0].value} first ({target.routes_from(sp)})")
     return None
 
 
 def _tiles_with_addr(op: Op) -> list[tuple[TileType, int | None]]:
-    if op.name == "for":
+    if op.opdef is FOR:
         addrs = op.attrs.get("addrs") or [None] * len(op.results)
         pairs = zip(op.results, addrs, strict=False)
         return [(v.type, a) for v, a in pairs if isinstance(v.type, TileType)]

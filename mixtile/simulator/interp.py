@@ -23,8 +23,9 @@ from typing import Any
 
 from mixtile.errors import InternalError, MixtileError, TraceError, UnsupportedError
 from mixtile.ir.core import Block, Kernel, Op, Value
+from mixtile.ir.ops import CONST, CORE, FOR, SET_FLAG, SPMD, SYNCALL, WAIT_FLAG, YIELD
 from mixtile.ir.registry import OpKind
-from mixtile.ir.types import CoreType, DType, Pipe, ReduceKind, TileType, Unit
+from mixtile.ir.types import CoreType, DType, Pipe, TileType, Unit
 from mixtile.simulator import memops, syncops
 from mixtile.simulator.checks import raiser, static_error
 from mixtile.simulator.sched import Launch, check_syncalls, launch_core, reject_mixed_op
@@ -36,9 +37,6 @@ _PIPE_INDEX = {p: i for i, p in enumerate(PIPES)}
 Fn = Callable[[list, "CoreState"], None]
 Cost = tuple[tuple[int, int], ...]  # (pipe index, cycles) per pipe with work
 
-# Ops whose result holds only values of their (same-dtype) operands: no storage rounding.
-_EXACT = frozenset({"reshape", "broadcast", "transpose", "select", "maximum", "minimum",
-                    "neg", "abs", "relu"})
 _NARROW = frozenset({DType.F16, DType.BF16, DType.F8E4M3, DType.F8E5M2})
 
 
@@ -231,33 +229,34 @@ class Compiler:
             pending = static_error(op, self.target)
             if pending is not None:
                 return raiser(op, pending)
-        name = op.name
+        d = op.opdef
         if self.role is not None and not self.in_core and op.opdef.unit_of(op) not in (
                 Unit.SCALAR, Unit.CONTROL):
             reject_mixed_op(op)
-        if name == "const":
-            self.consts[self.slot(op.result)] = op.opdef.impl(op.attrs)
+        if d is CONST:
+            self.consts[self.slot(op.result)] = d.impl(op.attrs)
             return None
-        if name == "for":
+        if d is FOR:
             return self.for_op(op)
-        if name == "spmd":
+        if d is SPMD:
             return self.spmd_op(op)
-        if name == "core":
+        if d is CORE:
             return self.core_op(op)
-        rule = memops.RULES.get(name)
+        rule = memops.RULES.get(d)
         if rule is not None:
             return rule(op, self)
-        rule = syncops.RULES.get(name)
+        rule = syncops.RULES.get(d)
         if rule is not None:
             if not self.in_spmd:
-                raise UnsupportedError(f"{name} outside the spmd launch: only the cores of a "
+                raise UnsupportedError(f"{d.name} outside the spmd launch: only the cores of a "
                                        "launch synchronise", loc=op.loc,
                                        fix="move it into the spmd region")
             return rule(op, self)
         if op.opdef.kind is OpKind.PURE and op.opdef.impl is not None:
             return self.pure_op(op)
-        raise UnsupportedError(f"the simulator has no rule for op {name!r}", loc=op.loc,
-                               fix="add one in mixtile/simulator (memops.RULES or interp)")
+        raise UnsupportedError(f"the simulator has no rule for op {d.name!r}", loc=op.loc,
+                               fix="declare its numpy `impl` in mixtile/ir/ops.py, or add a "
+                                   "rule to mixtile/simulator/memops.RULES")
 
     # ------------------------------------------------------------ pure ops
 
@@ -304,7 +303,7 @@ class Compiler:
         body, cost, waits = self.block(body_blk)
         iv, *args = (self.slot(a) for a in body_blk.args)
         term = body_blk.ops[-1] if body_blk.ops else None
-        if term is None or term.name != "yield":
+        if term is None or term.opdef is not YIELD:
             raise InternalError("for body does not end with yield", loc=op.loc)
         ys = [self.slot(v) for v in term.operands]
         outs = [self.slot(v) for v in op.results]
@@ -401,8 +400,8 @@ class Compiler:
                 programs[role] = self.block(blk)
         finally:
             self.in_spmd, self.role = False, None
-        syncalls = [o for o in blk.walk() if o.name == "syncall"]
-        flags = any(o.name in ("set_flag", "wait_flag") for o in blk.walk())
+        syncalls = [o for o in blk.walk() if o.opdef is SYNCALL]
+        flags = any(o.opdef in (SET_FLAG, WAIT_FLAG) for o in blk.walk())
         checks, target = self.checks, self.target
 
         def run_spmd(env, st):
@@ -423,11 +422,8 @@ def _post(op: Op) -> Callable[[Any], Any] | None:
     dt = t.dtype
     cnp = dt.compute_np
     src = next((v.type.dtype for v in op.operands if isinstance(v.type, TileType)), None)
-    exact = (op.name in _EXACT
-             or (op.name == "reduce" and op.attrs.get("kind") in (ReduceKind.MAX,
-                                                                 ReduceKind.MIN))
-             or (op.name == "cast" and src is dt))
-    if dt in _NARROW and not (exact and src is dt):
+    # an exact op's result holds only values of its (same-dtype) operands: no rounding
+    if dt in _NARROW and not (src is dt and op.opdef.is_exact(op)):
         return lambda x: round_to(dt, x)
 
     def ensure(x):

@@ -12,6 +12,8 @@ import numpy as np
 
 from mixtile.ir.core import Op
 from mixtile.ir.numeric import pad_value, round_to
+from mixtile.ir.ops import DIM, FIXPIPE, LOAD, LOAD_SCALAR, MOVE, STORE
+from mixtile.ir.registry import OpDef
 from mixtile.ir.types import AtomicKind, DType
 
 if TYPE_CHECKING:
@@ -140,7 +142,7 @@ def _dim(op: Op, c: Compiler):
     return dim
 
 
-RULES: dict[str, Rule] = {
-    "load": _load, "store": _store, "fixpipe": _fixpipe, "move": _move,
-    "load_scalar": _load_scalar, "dim": _dim,
+RULES: dict[OpDef, Rule] = {
+    LOAD: _load, STORE: _store, FIXPIPE: _fixpipe, MOVE: _move,
+    LOAD_SCALAR: _load_scalar, DIM: _dim,
 }

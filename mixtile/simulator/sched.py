@@ -28,6 +28,7 @@ from typing import Any
 
 from mixtile.errors import DeadlockError, SyncallError, UnsupportedError
 from mixtile.ir.core import Kernel, Op
+from mixtile.ir.ops import CORE
 from mixtile.ir.types import CoreRole, CoreType, MemSpace, SyncMode, TileType, Unit
 from mixtile.simulator.race import RaceTracker
 
@@ -44,7 +45,7 @@ def launch_core(kernel: Kernel) -> CoreType:
     core = kernel.attrs.get("core", CoreType.NONE)
     if core is not CoreType.NONE:
         return core
-    if any(op.name == "core" for op in kernel.walk()):
+    if any(op.opdef is CORE for op in kernel.walk()):
         return CoreType.MIX
     for op in kernel.walk():
         if op.opdef.unit_of(op) is Unit.CUBE:

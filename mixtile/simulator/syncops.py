@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from mixtile.errors import FlagOverflowError
 from mixtile.ir.core import Op
+from mixtile.ir.ops import FENCE, PIPE_SYNC, SET_FLAG, SYNCALL, WAIT_FLAG
+from mixtile.ir.registry import OpDef
 from mixtile.ir.types import CoreRole
 from mixtile.simulator.sched import FLAG_TARGETS, BarrierWait, FlagWait, join_msgs
 
@@ -98,7 +100,7 @@ def _pipe_sync(op: Op, c: Compiler) -> Callable[[list, Any], None]:
     return pipe_sync
 
 
-RULES: dict[str, Callable[[Op, Compiler], Callable]] = {
-    "pipe_sync": _pipe_sync,
-    "set_flag": _set_flag, "wait_flag": _wait_flag, "fence": _fence, "syncall": _syncall,
+RULES: dict[OpDef, Callable[[Op, Compiler], Callable]] = {
+    PIPE_SYNC: _pipe_sync,
+    SET_FLAG: _set_flag, WAIT_FLAG: _wait_flag, FENCE: _fence, SYNCALL: _syncall,
 }

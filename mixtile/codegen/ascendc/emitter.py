@@ -24,6 +24,37 @@ import numpy as np
 from mixtile.errors import CapacityError, UnsupportedError
 from mixtile.ir.core import Block, Kernel, Op, Value
 from mixtile.ir.hostval import host_scalars
+from mixtile.ir.ops import (
+    CONST,
+    CORE,
+    DIM,
+    FENCE,
+    FIXPIPE,
+    FOR,
+    FULL,
+    PIPE_SYNC,
+    SADD,
+    SCAST,
+    SDIV,
+    SEQ,
+    SET_FLAG,
+    SFLOORDIV,
+    SGE,
+    SGT,
+    SLE,
+    SLT,
+    SMAX,
+    SMIN,
+    SMOD,
+    SMUL,
+    SNE,
+    SPMD,
+    SSELECT,
+    SSUB,
+    SYNCALL,
+    WAIT_FLAG,
+    YIELD,
+)
 from mixtile.ir.types import (
     CoreRole,
     CoreType,
@@ -46,12 +77,12 @@ BUFFER = {MemSpace.UB: "ubBuf", MemSpace.L1: "l1Buf", MemSpace.L0A: "l0aBuf",
 PIPE = {p: f"PIPE_{p.value}" for p in Pipe}
 KERNEL_TYPE = {CoreType.MIX: "KERNEL_TYPE_MIX_AIC_1_2", CoreType.AIC: "KERNEL_TYPE_AIC_ONLY",
                CoreType.AIV: "KERNEL_TYPE_AIV_ONLY", CoreType.NONE: "KERNEL_TYPE_AIV_ONLY"}
-_SCALAR = {"sadd": "({0} + {1})", "ssub": "({0} - {1})", "smul": "({0} * {1})",
-           "sdiv": "({0} / {1})", "sfloordiv": "FloorDiv({0}, {1})",
-           "smod": "FloorMod({0}, {1})", "smin": "Min({0}, {1})", "smax": "Max({0}, {1})",
-           "slt": "({0} < {1})", "sle": "({0} <= {1})", "sgt": "({0} > {1})",
-           "sge": "({0} >= {1})", "seq": "({0} == {1})", "sne": "({0} != {1})",
-           "sselect": "({0} ? {1} : {2})"}
+_SCALAR = {SADD: "({0} + {1})", SSUB: "({0} - {1})", SMUL: "({0} * {1})",
+           SDIV: "({0} / {1})", SFLOORDIV: "FloorDiv({0}, {1})",
+           SMOD: "FloorMod({0}, {1})", SMIN: "Min({0}, {1})", SMAX: "Max({0}, {1})",
+           SLT: "({0} < {1})", SLE: "({0} <= {1})", SGT: "({0} > {1})",
+           SGE: "({0} >= {1})", SEQ: "({0} == {1})", SNE: "({0} != {1})",
+           SSELECT: "({0} ? {1} : {2})"}
 _GENERATED = re.compile(r"(v|t|c|i|nr|nc|blk|lane|zero|mm|fp|row|tmp|cmp|s|acc|zop)\d+|[rci]")
 _CPP_RESERVED = frozenset("""
     alignas alignof and asm auto bool break case catch char class const constexpr continue
@@ -164,7 +195,7 @@ def entry_name(name: str) -> str:
 
 def launch_blocks(kernel: Kernel, shapes: dict, scalars: dict) -> int:
     """The kernel's `spmd` count (its blockDim) for these tensor shapes and scalars."""
-    spmd = next((op for op in kernel.body.ops if op.name == "spmd"), None)
+    spmd = next((op for op in kernel.body.ops if op.opdef is SPMD), None)
     if spmd is None:
         raise UnsupportedError(f"kernel {kernel.name} has no spmd launch")
     dims = {(n, a): d for n, shape in shapes.items() for a, d in enumerate(shape)}
@@ -288,7 +319,7 @@ class Emitter:
         self.out(f"KERNEL_TASK_TYPE_DEFAULT({KERNEL_TYPE[self.core]});")
         self.out("GlobalTensor<int64_t> tilingGm;")
         self.out("tilingGm.SetGlobalBuffer((__gm__ int64_t*)tiling);")
-        launches = [op for op in k.body.ops if op.name == "spmd"]
+        launches = [op for op in k.body.ops if op.opdef is SPMD]
         if len(launches) > 1:
             raise UnsupportedError(
                 f"kernel {k.name} has {len(launches)} spmd launches; the Ascend C backend "
@@ -333,10 +364,10 @@ class Emitter:
 
     def _scan_bias(self) -> None:
         for op in self.k.walk():
-            if op.name == "fixpipe" and op.attrs.get("has_bias"):
+            if op.opdef is FIXPIPE and op.attrs.get("has_bias"):
                 acc = op.operands[1]
                 z = acc.op
-                if z is not None and z.name == "for":
+                if z is not None and z.opdef is FOR:
                     z = z.operands[3 + acc.index].op
                 if z is None or not z.attrs.get("bias_init"):
                     raise UnsupportedError("a fused bias reached the Ascend C emitter without "
@@ -350,46 +381,46 @@ class Emitter:
             self.op(op)
 
     def op(self, op: Op) -> None:
-        name = op.name
-        if name == "spmd":
+        d = op.opdef
+        if d is SPMD:
             return self.spmd(op)
-        if name == "core":
+        if d is CORE:
             return self.core_region(op)
-        if name == "for":
+        if d is FOR:
             return self.for_loop(op)
-        if name == "yield":
+        if d is YIELD:
             return None  # handled by for_loop
-        if name == "const":
+        if d is CONST:
             t = op.result.type
             self.define(op.result, literal(op.attrs["value"], t.dtype))
             return None
-        if name == "dim":
+        if d is DIM:
             self.names[op.result] = self.dim(op.operands[0], op.attrs["axis"])
             return None
-        if name in _SCALAR:
-            self.define(op.result, _SCALAR[name].format(*[self.ref(v) for v in op.operands]))
+        if d in _SCALAR:
+            self.define(op.result, _SCALAR[d].format(*[self.ref(v) for v in op.operands]))
             return None
-        if name == "scast":
+        if d is SCAST:
             dt = op.attrs["dtype"]
             self.define(op.result, f"static_cast<{ctype(dt)}>({self.ref(op.operands[0])})")
             return None
-        if name == "pipe_sync":
+        if d is PIPE_SYNC:
             src, dst = op.attrs["src"], op.attrs["dst"]
             self.vec_sync(src.value, dst.value)
             return None
-        if name == "fence":
+        if d is FENCE:
             self.out("PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done")
             return None
-        if name == "syncall":
+        if d is SYNCALL:
             return self.syncall(op)
-        if name == "set_flag":
+        if d is SET_FLAG:
             return self.set_flag(op)
-        if name == "wait_flag":
+        if d is WAIT_FLAG:
             self.out(f"CrossCoreWaitFlag({op.attrs['flag']});")
             return None
         rule = self.rules.get(op.opdef)
         if rule is None:
-            raise UnsupportedError(f"the Ascend C backend has no rule for op {name!r}",
+            raise UnsupportedError(f"the Ascend C backend has no rule for op {d.name!r}",
                                    loc=op.loc, fix="rewrite it with supported ops, or add a "
                                    "rule in mixtile/codegen/ascendc/rules.py")
         for v in op.results:
@@ -406,7 +437,7 @@ class Emitter:
     def spmd(self, op: Op) -> None:
         g = self.ref(op.operands[0])
         gop = op.operands[0].op
-        if gop is not None and gop.name == "const":
+        if gop is not None and gop.opdef is CONST:
             self.static_grid = int(gop.attrs["value"])
         body = op.regions[0]
         idx = ("GetBlockIdx() / GetTaskRation()" if self.core is CoreType.MIX
@@ -444,7 +475,7 @@ class Emitter:
         for op in body.walk():
             tiles = [(v, op.attrs["addr"]) for v in op.results
                      if isinstance(v.type, TileType) and "addr" in op.attrs]
-            if op.name == "for":  # addrs: one per carried value, None for scalars
+            if op.opdef is FOR:  # addrs: one per carried value, None for scalars
                 tiles = [(v, a) for v, a in zip(op.results, op.attrs.get("addrs") or [])
                          if isinstance(v.type, TileType)]
             for v, a in tiles:
@@ -507,7 +538,7 @@ class Emitter:
         lives there (PlanMemory coalesces carried tiles) or is an accumulator's zero start
         (the first Mmad initialises it)."""
         d = v.op
-        if d is not None and d.name == "full" and t.space is MemSpace.L0C:
+        if d is not None and d.opdef is FULL and t.space is MemSpace.L0C:
             return
         if self.addrs.get(v) == addr:
             return

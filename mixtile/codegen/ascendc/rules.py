@@ -17,18 +17,19 @@ from collections.abc import Callable
 from mixtile.codegen.ascendc.emitter import Emitter, ctype, literal
 from mixtile.errors import UnsupportedError
 from mixtile.ir.core import Op, Value
-from mixtile.ir.registry import lookup
+from mixtile.ir.ops import FIXPIPE, LOAD, LOAD_SCALAR, MATMUL, MOVE, STORE
+from mixtile.ir.registry import OpDef
 from mixtile.ir.types import AtomicKind, DType, MemSpace, TileType
 
 Rule = Callable[[Emitter, Op], None]
-RULES: dict = {}
+RULES: dict[OpDef, Rule] = {}
 TMP: dict = {}
 
 
-def _rule(*names: str):
+def _rule(*opdefs: OpDef):
     def reg(fn: Rule) -> Rule:
-        for n in names:
-            RULES[lookup(n)] = fn
+        for d in opdefs:
+            RULES[d] = fn
         return fn
     return reg
 
@@ -112,14 +113,14 @@ def _row_elems(t: TileType) -> int:
 
 
 def _row_tmp(op: Op) -> int:
-    t = op.result.type if op.name == "load" else op.operands[1].type
+    t = op.result.type if op.opdef is LOAD else op.operands[1].type
     if not isinstance(t, TileType) or t.space is not MemSpace.UB:
         return 0
     return _row_elems(t) * t.dtype.itemsize
 
 
-TMP[lookup("load")] = _row_tmp
-TMP[lookup("store")] = _row_tmp
+TMP[LOAD] = _row_tmp
+TMP[STORE] = _row_tmp
 
 
 def _gm_gap(r: _Region, sz: int) -> str:
@@ -138,7 +139,7 @@ def _ub_gap(r: _Region, sz: int) -> str:
     return f"({r.C * sz} - ({r.nc} * {sz} + 31) / 32 * 32) / 32"
 
 
-@_rule("load")
+@_rule(LOAD)
 def _load(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     dst = em.ref(op.result)
@@ -225,7 +226,7 @@ def _fixpipe_out(em: Emitter, op: Op, src: Value, relu: bool, out_dt: DType) -> 
     t: TileType = src.type
     if t.dtype is not DType.F32:
         _unsupported(op, f"an L0C tile of {t.dtype.short}")
-    offs = op.operands[3 if op.name == "fixpipe" and op.attrs.get("has_bias") else 2:]
+    offs = op.operands[3 if op.opdef is FIXPIPE and op.attrs.get("has_bias") else 2:]
     if op.attrs.get("row_limit") is not None:
         offs = offs[:-1]
     r = _Region(em, op, op.operands[0], offs, TileType(out_dt, t.shape, MemSpace.L0C))
@@ -296,7 +297,7 @@ def _zero_start(em: Emitter, op: Op, acc: Value) -> None:
     em.out("}")
 
 
-@_rule("store")
+@_rule(STORE)
 def _store(em: Emitter, op: Op) -> None:
     src = op.operands[1]
     t: TileType = src.type
@@ -343,7 +344,7 @@ def _store(em: Emitter, op: Op) -> None:
     em.out("}")
 
 
-@_rule("fixpipe")
+@_rule(FIXPIPE)
 def _fixpipe(em: Emitter, op: Op) -> None:
     # a bias was added by the first Mmad (BiasToMmad); relu and the cast happen here
     em.out("{")
@@ -354,7 +355,7 @@ def _fixpipe(em: Emitter, op: Op) -> None:
     em.out("}")
 
 
-@_rule("load_scalar")
+@_rule(LOAD_SCALAR)
 def _load_scalar(em: Emitter, op: Op) -> None:
     tv = op.operands[0]
     gm, _, strides = em.tensor(tv)
@@ -367,7 +368,7 @@ def _load_scalar(em: Emitter, op: Op) -> None:
 
 
 def _written(em: Emitter, tv: Value) -> bool:
-    return any(o.name in ("store", "fixpipe") and o.operands[0] is tv for o in em.k.walk())
+    return any(o.opdef in (STORE, FIXPIPE) and o.operands[0] is tv for o in em.k.walk())
 
 
 # ---------------------------------------------------------------- cube
@@ -377,12 +378,12 @@ _FRACTAL = 256  # elements of a 16x16 fractal of a 2-byte type
 
 def _matmul_user(op: Op) -> Op | None:
     for o in op.parent.ops:
-        if o.name == "matmul" and op.result in o.operands[:2]:
+        if o.opdef is MATMUL and op.result in o.operands[:2]:
             return o
     return None
 
 
-@_rule("move")
+@_rule(MOVE)
 def _move(em: Emitter, op: Op) -> None:
     src, dst = op.operands[0], op.result
     s, d = src.type.space, dst.type.space
@@ -423,7 +424,7 @@ def _move(em: Emitter, op: Op) -> None:
         em.out("}")
 
 
-@_rule("matmul")
+@_rule(MATMUL)
 def _matmul(em: Emitter, op: Op) -> None:
     a, b = op.operands[0], op.operands[1]
     acc = op.operands[2] if len(op.operands) > 2 else None

@@ -5,22 +5,56 @@ from __future__ import annotations
 from mixtile.codegen.ascendc.emitter import Emitter, ctype, literal
 from mixtile.codegen.ascendc.rules import TMP, _rc, _rule, _unsupported
 from mixtile.ir.core import Op, Value
-from mixtile.ir.registry import lookup
+from mixtile.ir.ops import (
+    ABS,
+    ADD,
+    ARANGE,
+    BROADCAST,
+    CAST,
+    COS,
+    DIV,
+    EQ,
+    EXP,
+    FULL,
+    GE,
+    GELU_ERF,
+    GELU_TANH,
+    GT,
+    LE,
+    LOG,
+    LT,
+    MAXIMUM,
+    MINIMUM,
+    MUL,
+    NE,
+    NEG,
+    RECIPROCAL,
+    REDUCE,
+    RELU,
+    RESHAPE,
+    RSQRT,
+    SELECT,
+    SIGMOID,
+    SILU,
+    SIN,
+    SQRT,
+    SUB,
+    TANH,
+)
+from mixtile.ir.registry import OpDef
 from mixtile.ir.types import DType, MemSpace, ReduceKind, ScalarType, TileType
 
 _F32_PER_REPEAT = 64  # one vector repeat is 256 bytes
 
 
-_UNARY = {"exp": "Exp", "log": "Ln", "sqrt": "Sqrt", "rsqrt": "Rsqrt",
-          "reciprocal": "Reciprocal", "abs": "Abs", "relu": "Relu", "tanh": "Tanh",
-          "sin": "Sin", "cos": "Cos", "sigmoid": "Sigmoid", "silu": "Silu",
-          "gelu_tanh": "Gelu"}
-# high-level (adv_api) calls: source and destination must not overlap
-_HIGH_LEVEL = frozenset({"tanh", "sin", "cos", "sigmoid", "silu", "gelu_tanh"})
-_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "maximum": "Max",
-           "minimum": "Min"}
-_CMP = {"lt": "LT", "le": "LE", "gt": "GT", "ge": "GE", "eq": "EQ", "ne": "NE"}
-_SCALAR_FORM = {"add": "Adds", "mul": "Muls", "maximum": "Maxs", "minimum": "Mins"}
+_UNARY = {EXP: "Exp", LOG: "Ln", SQRT: "Sqrt", RSQRT: "Rsqrt",
+          RECIPROCAL: "Reciprocal", ABS: "Abs", RELU: "Relu", TANH: "Tanh",
+          SIN: "Sin", COS: "Cos", SIGMOID: "Sigmoid", SILU: "Silu",
+          GELU_TANH: "Gelu"}
+_BINARY = {ADD: "Add", SUB: "Sub", MUL: "Mul", DIV: "Div", MAXIMUM: "Max",
+           MINIMUM: "Min"}
+_CMP = {LT: "LT", LE: "LE", GT: "GT", GE: "GE", EQ: "EQ", NE: "NE"}
+_SCALAR_FORM = {ADD: "Adds", MUL: "Muls", MAXIMUM: "Maxs", MINIMUM: "Mins"}
 
 
 def _vec_dtype(op: Op, t: TileType) -> None:
@@ -37,21 +71,21 @@ def _scalar_of(em: Emitter, v: Value, dt: DType) -> str:
     return f"{em.ref(v)}.GetValue(0)"
 
 
-@_rule(*_UNARY, "neg")
+@_rule(*_UNARY, NEG)
 def _unary(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     _vec_dtype(op, t)
     dst, x = em.ref(op.result), em.ref(op.operands[0])
-    if op.name in _HIGH_LEVEL and em.addrs.get(op.result) == em.addrs.get(op.operands[0]):
-        _unsupported(op, f"{_UNARY[op.name]} in place (its source and destination may not "
+    if not op.opdef.in_place and em.addrs.get(op.result) == em.addrs.get(op.operands[0]):
+        _unsupported(op, f"{_UNARY[op.opdef]} in place (its source and destination may not "
                      "overlap); PlanMemory should have kept them apart")
-    if op.name == "neg":
+    if op.opdef is NEG:
         em.out(f"Muls({dst}, {x}, {literal(-1, t.dtype)}, {t.numel});")
     else:
-        em.out(f"{_UNARY[op.name]}({dst}, {x}, {t.numel});")
+        em.out(f"{_UNARY[op.opdef]}({dst}, {x}, {t.numel});")
 
 
-@_rule("gelu_erf")
+@_rule(GELU_ERF)
 def _gelu_erf(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     _vec_dtype(op, t)
@@ -74,7 +108,7 @@ def _align32(n: int) -> int:
     return -(-n // 32) * 32
 
 
-TMP[lookup("gelu_erf")] = lambda op: 2 * _align32(op.result.type.numel
+TMP[GELU_ERF] = lambda op: 2 * _align32(op.result.type.numel
                                                   * op.result.type.dtype.itemsize)
 
 
@@ -86,8 +120,8 @@ def _shape2(t) -> tuple[int, int]:
 def _binary(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     a, b = op.operands
-    name = op.name
-    cmp = name in _CMP
+    d = op.opdef
+    cmp = d in _CMP
     src_t = next(v.type for v in (a, b) if isinstance(v.type, TileType))
     _vec_dtype(op, src_t)
     dst, n = em.ref(op.result), t.numel
@@ -97,18 +131,18 @@ def _binary(em: Emitter, op: Op) -> None:
     if cmp:
         return _compare(em, op, sa, sb, full)
     if sa == full and sb == full and isinstance(a.type, TileType) and isinstance(b.type, TileType):
-        em.out(f"{_BINARY[name]}({dst}, {em.ref(a)}, {em.ref(b)}, {n});")
+        em.out(f"{_BINARY[d]}({dst}, {em.ref(a)}, {em.ref(b)}, {n});")
         return
     if sa == full and sb == (1, 1):  # tile op scalar
         s = _scalar_of(em, b, src_t.dtype)
-        _with_scalar(em, op, dst, em.ref(a), s, name, n, src_t.dtype)
+        _with_scalar(em, op, dst, em.ref(a), s, d, n, src_t.dtype)
         return
     if sb == full and sa == (1, 1):  # scalar op tile
         s = _scalar_of(em, a, src_t.dtype)
         cty = ctype(src_t.dtype)
-        if name in ("add", "mul", "maximum", "minimum"):
-            _with_scalar(em, op, dst, em.ref(b), s, name, n, src_t.dtype)
-        elif name == "sub":  # s - x = (-x) + s
+        if d in (ADD, MUL, MAXIMUM, MINIMUM):
+            _with_scalar(em, op, dst, em.ref(b), s, d, n, src_t.dtype)
+        elif d is SUB:  # s - x = (-x) + s
             em.out(f"Muls({dst}, {em.ref(b)}, {literal(-1, src_t.dtype)}, {n});")
             em.vec_sync("V", "V")
             em.out(f"Adds({dst}, {dst}, static_cast<{cty}>({s}), {n});")
@@ -124,7 +158,7 @@ def _binary(em: Emitter, op: Op) -> None:
             _unsupported(op, f"a row broadcast over rows of {C} {t.dtype.short} (not 32-byte "
                          "aligned)")
         em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
-        em.out(f"    {_BINARY[name]}({dst}[r * {C}], {em.ref(a)}[r * {C}], {em.ref(b)}, {C});")
+        em.out(f"    {_BINARY[d]}({dst}[r * {C}], {em.ref(a)}[r * {C}], {em.ref(b)}, {C});")
         em.out("}")
         return
     if sa == full and sb == (R, 1):  # one value per row
@@ -136,11 +170,11 @@ def _binary(em: Emitter, op: Op) -> None:
         em.ind += 1
         sv = em.fresh("s")
         em.out(f"const {ctype(t.dtype)} {sv} = {em.ref(b)}.GetValue(r);")
-        _with_scalar(em, op, f"{dst}[r * {C}]", f"{em.ref(a)}[r * {C}]", sv, name, C, t.dtype)
+        _with_scalar(em, op, f"{dst}[r * {C}]", f"{em.ref(a)}[r * {C}]", sv, d, C, t.dtype)
         em.ind -= 1
         em.out("}")
         return
-    _unsupported(op, f"{name} of tiles shaped {list(sa)} and {list(sb)} into {list(full)}",
+    _unsupported(op, f"{d.name} of tiles shaped {list(sa)} and {list(sb)} into {list(full)}",
                  "broadcast the smaller operand explicitly (mt.broadcast_to)")
 
 
@@ -174,7 +208,7 @@ def _compare(em: Emitter, op: Op, sa, sb, full) -> None:
         else:
             em.out(f"Cast({tv}, {em.ref(v)}, RoundMode::CAST_NONE, {n});")
     em.vec_sync("V", "V")
-    mode = f"CMPMODE::{_CMP[op.name]}"
+    mode = f"CMPMODE::{_CMP[op.opdef]}"
     if len(names) == 2:
         em.out(f"Compare({em.ref(op.result)}, {names[0]}, {names[1]}, {mode}, {cnt});")
     else:
@@ -183,20 +217,20 @@ def _compare(em: Emitter, op: Op, sa, sb, full) -> None:
                f"{mode}, {cnt});")
 
 
-def _with_scalar(em: Emitter, op: Op, dst: str, x: str, s: str, name: str, n,
+def _with_scalar(em: Emitter, op: Op, dst: str, x: str, s: str, d: OpDef, n,
                  dt: DType) -> None:
     cty = ctype(dt)
-    if name in _SCALAR_FORM:
-        em.out(f"{_SCALAR_FORM[name]}({dst}, {x}, static_cast<{cty}>({s}), {n});")
-    elif name == "sub":
+    if d in _SCALAR_FORM:
+        em.out(f"{_SCALAR_FORM[d]}({dst}, {x}, static_cast<{cty}>({s}), {n});")
+    elif d is SUB:
         em.out(f"Adds({dst}, {x}, static_cast<{cty}>(-({s})), {n});")
-    elif name == "div":
+    elif d is DIV:
         em.out(f"Muls({dst}, {x}, static_cast<{cty}>({literal(1, dt)} / ({s})), {n});")
     else:
-        _unsupported(op, f"{name} with a scalar")
+        _unsupported(op, f"{d.name} with a scalar")
 
 
-@_rule("select")
+@_rule(SELECT)
 def _select(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     m, a, b = op.operands
@@ -242,10 +276,10 @@ def _select_tmp(op: Op) -> int:
     return 0 if full else -(-(t.numel * t.dtype.itemsize) // 32) * 32
 
 
-TMP[lookup("select")] = _select_tmp
+TMP[SELECT] = _select_tmp
 
 
-@_rule("cast")
+@_rule(CAST)
 def _cast(em: Emitter, op: Op) -> None:
     src, dst = op.operands[0].type, op.result.type
     s, d = src.dtype, dst.dtype
@@ -263,7 +297,7 @@ def _cast(em: Emitter, op: Op) -> None:
            f"{dst.numel});")
 
 
-@_rule("full")
+@_rule(FULL)
 def _full(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     if t.space is MemSpace.L0C:
@@ -281,13 +315,13 @@ def _full(em: Emitter, op: Op) -> None:
     em.out(f"Duplicate({em.ref(op.result)}, static_cast<{ctype(t.dtype)}>({v}), {t.numel});")
 
 
-@_rule("arange")
+@_rule(ARANGE)
 def _arange(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     em.out(f"CreateVecIndex({em.ref(op.result)}, {literal(0, t.dtype)}, {t.numel});")
 
 
-@_rule("reshape")
+@_rule(RESHAPE)
 def _reshape(em: Emitter, op: Op) -> None:
     src = op.operands[0]
     if em.addrs.get(src) == em.addrs.get(op.result):
@@ -296,7 +330,7 @@ def _reshape(em: Emitter, op: Op) -> None:
     em.out(f"Adds({em.ref(op.result)}, {em.ref(src)}, {literal(0, t.dtype)}, {t.numel});")
 
 
-@_rule("broadcast")
+@_rule(BROADCAST)
 def _broadcast(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     src = op.operands[0]
@@ -327,12 +361,12 @@ def _reduce_tmp(op: Op) -> int:
     return max(R * _F32_PER_REPEAT * 4, t.numel * 4) + 32
 
 
-TMP[lookup("reduce")] = _reduce_tmp
+TMP[REDUCE] = _reduce_tmp
 for _c in _CMP:
-    TMP[lookup(_c)] = lambda op: 2 * 4 * _cmp_count(op.result.type.numel)
+    TMP[_c] = lambda op: 2 * 4 * _cmp_count(op.result.type.numel)
 
 
-@_rule("reduce")
+@_rule(REDUCE)
 def _reduce(em: Emitter, op: Op) -> None:
     t: TileType = op.operands[0].type
     if t.dtype is not DType.F32:
