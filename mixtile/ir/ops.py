@@ -143,7 +143,7 @@ def _binary(name: str, fn, operator: str | None = None, *, exact: bool = False,
         else _elementwise_infer
     return define(name, P, Unit.VECTOR, Pipe.V, infer,
                   impl=lambda attrs, a, b: fn(a, b), cost=_vec_cost, exact=exact,
-                  lane_split=LaneSplit.SAME, operator=operator,
+                  in_place=True, lane_split=LaneSplit.SAME, operator=operator,
                   surface=None if operator else Surface.BINARY)
 
 
@@ -172,7 +172,7 @@ def _select_infer(types, attrs):
 
 SELECT = define("select", P, Unit.VECTOR, Pipe.V, _select_infer,
                 impl=lambda attrs, c, a, b: np.where(c, a, b), cost=_vec_cost, exact=True,
-                lane_split=LaneSplit.SAME)
+                in_place=True, lane_split=LaneSplit.SAME)
 
 
 def _cast_infer(types, attrs):
@@ -188,7 +188,7 @@ def _cast_impl(attrs, x):
 
 CAST = define("cast", P, Unit.VECTOR, Pipe.V, _cast_infer, impl=_cast_impl, cost=_vec_cost,
               exact=lambda op: op.operands[0].type.dtype is op.attrs["dtype"],
-              lane_split=LaneSplit.SAME)
+              in_place=True, lane_split=LaneSplit.SAME)
 
 
 def _reduce_infer(types, attrs):
@@ -259,7 +259,8 @@ def _reshape_infer(types, attrs):
 
 RESHAPE = define("reshape", P, Unit.VECTOR, Pipe.V, _reshape_infer,
                  impl=lambda attrs, x: x.reshape(tuple(attrs["shape"])),
-                 cost=lambda op, tgt: 1, exact=True, lane_split=LaneSplit.WHOLE)
+                 cost=lambda op, tgt: 1, exact=True, in_place=True,
+                 lane_split=LaneSplit.WHOLE)
 
 
 def _bcast_infer(types, attrs):

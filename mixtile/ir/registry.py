@@ -8,7 +8,7 @@
 - `reads` / `writes`: the operands whose GM tensor it reads / writes;
 - `sync`: it orders cores or pipes (kept even when it has no results);
 - `exact`: its result holds only values of its operands (no rounding of its own);
-- `in_place`: its result may share a buffer with a dying operand;
+- `in_place`: its result may share a buffer with a dying operand (off unless declared);
 - `spaces`: the memory spaces its tile operands and results must be in;
 - `path`: the (source, destination) spaces of the data it moves;
 - `lane_split`: how it divides between the two AIV lanes (None: it cannot);
@@ -79,7 +79,7 @@ class OpDef:
     writes: tuple[int, ...] = ()
     sync: bool = False
     exact: bool | Callable[[Op], bool] = False
-    in_place: bool = True
+    in_place: bool = False  # opt in: safe when each element is read before any is written
     spaces: SpacesFn | None = None
     path: Callable[[Op], tuple[MemSpace, MemSpace] | None] | None = None
     lane_split: LaneSplit | None = None
