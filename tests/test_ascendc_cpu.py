@@ -307,7 +307,7 @@ VECTOR_OPS = {
     "exp": lambda a, b: mt.exp(a - 3.0), "gelu": lambda a, b: mt.gelu(a),
     "div": lambda a, b: a / (mt.abs(b) + 1.0), "max": lambda a, b: mt.maximum(a, b),
     "scalar_minus": lambda a, b: 1.0 - a, "scalar_over": lambda a, b: 2.0 / (mt.abs(a) + 1.0),
-    "where": lambda a, b: mt.where(a < b, a, b),
+    "where": lambda a, b: mt.where(a < b, a, b), "softplus": lambda a, b: mt.softplus(a * 30.0),
     "where_scalar": lambda a, b: mt.where(a > 0.0, a, 0.0),
     "col_sum": lambda a, b: a - mt.col_sum(a), "col_max": lambda a, b: a - mt.col_max(a),
     "row_min": lambda a, b: a - mt.row_min(a), "row_scale": lambda a, b: a * mt.row_max(b),

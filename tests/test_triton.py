@@ -55,6 +55,24 @@ def _run(kern, *args, golden, **kw):
     return res
 
 
+@mt.kernel
+def _softplus(x: mt.Tensor["R", "C", mt.f32], y: mt.Out["R", "C", mt.f32],
+              TR: mt.const = 8, TC: mt.const = 64):
+    for blk in mt.spmd(mt.cdiv(x.shape[0], TR)):
+        for c0 in mt.range(0, x.shape[1], TC):
+            t = mt.load(x[blk * TR:blk * TR + TR, c0:c0 + TC])
+            mt.store(y[blk * TR:blk * TR + TR, c0:c0 + TC], mt.softplus(t))
+
+
+def test_softplus_on_the_simulator_and_triton_against_torch():
+    x = _t(13, 100, scale=30)  # |x| up to ~100: the overflow-free form is needed
+    for target in ("sim", "cuda"):
+        res = mt.run_jit(_softplus, x.cpu() if target == "sim" else x,
+                         torch.empty_like(x.cpu() if target == "sim" else x), target=target,
+                         golden=lambda x, y: torch.nn.functional.softplus(x))
+        assert res.passed, str(res)
+
+
 @pytest.mark.parametrize("r,c", [(10, 200), (3, 256), (33, 7)])
 def test_softmax(r, c):
     _run(V.softmax, _t(r, c, scale=3), _t(r, c), golden=lambda x, y: torch.softmax(x, -1))

@@ -74,6 +74,7 @@ from mixtile.ir.ops import (
     SMOD,
     SMUL,
     SNE,
+    SOFTPLUS,
     SPLIT_AIV,
     SPMD,
     SQRT,
@@ -126,6 +127,7 @@ EXPR = {
     GELU_TANH: "(0.5 * {0} * (1.0 + (2.0 * tl.sigmoid(2.0 * 0.7978845608028654 * "
                "({0} + 0.044715 * {0} * {0} * {0})) - 1.0)))",
     GELU_ERF: "(0.5 * {0} * (1.0 + tl.math.erf({0} * 0.7071067811865476)))",
+    SOFTPLUS: "(tl.maximum({0}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs({0}))))",
     ADD: "({0} + {1})", SUB: "({0} - {1})", MUL: "({0} * {1})", DIV: "({0} / {1})",
     MAXIMUM: "tl.maximum({0}, {1})", MINIMUM: "tl.minimum({0}, {1})", LT: "({0} < {1})",
     LE: "({0} <= {1})", GT: "({0} > {1})", GE: "({0} >= {1})", EQ: "({0} == {1})",

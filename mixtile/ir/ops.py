@@ -132,6 +132,7 @@ RELU = _unary("relu", lambda x: np.maximum(x, np.float32(0)), exact=True)
 SIGMOID = _unary("sigmoid", _sigmoid, in_place=False)
 SILU = _unary("silu", lambda x: x * _sigmoid(x), in_place=False)
 GELU_TANH = _unary("gelu_tanh", _gelu_tanh, in_place=False)
+SOFTPLUS = _unary("softplus", lambda x: np.logaddexp(np.float32(0), x), in_place=False)
 GELU_ERF = _unary("gelu_erf", lambda x: 0.5 * x * (1.0 + erf(x * np.float32(_SQRT1_2))),
                   in_place=False)
 

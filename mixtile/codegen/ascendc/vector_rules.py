@@ -37,6 +37,7 @@ from mixtile.ir.ops import (
     SIGMOID,
     SILU,
     SIN,
+    SOFTPLUS,
     SQRT,
     SUB,
     TANH,
@@ -104,12 +105,34 @@ def _gelu_erf(em: Emitter, op: Op) -> None:
     em.out(f"Muls({dst}, {dst}, {literal(0.5, t.dtype)}, {n});")
 
 
+@_rule(SOFTPLUS)
+def _softplus(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    _vec_dtype(op, t)
+    dst, x, n, cty = em.ref(op.result), em.ref(op.operands[0]), t.numel, ctype(t.dtype)
+    a = em.fresh("tmp")
+    em.out(f"LocalTensor<{cty}> {a} = {em.tmp(t.dtype, n)};  // max(x, 0) + ln(1 + e^-|x|)")
+    em.out(f"Abs({a}, {x}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Muls({a}, {a}, {literal(-1, t.dtype)}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Exp({a}, {a}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Adds({a}, {a}, {literal(1, t.dtype)}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Ln({a}, {a}, {n});")
+    em.out(f"Relu({dst}, {x}, {n});")
+    em.vec_sync("V", "V")
+    em.out(f"Add({dst}, {dst}, {a}, {n});")
+
+
 def _align32(n: int) -> int:
     return -(-n // 32) * 32
 
 
 TMP[GELU_ERF] = lambda op: 2 * _align32(op.result.type.numel
                                                   * op.result.type.dtype.itemsize)
+TMP[SOFTPLUS] = lambda op: _align32(op.result.type.numel * op.result.type.dtype.itemsize)
 
 
 def _shape2(t) -> tuple[int, int]:
