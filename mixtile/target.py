@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mixtile.ir.types import MemSpace
+from mixtile.ir.types import CoreType, MemSpace
 
 KiB = 1024
 _S = MemSpace
@@ -13,6 +13,11 @@ _A2_PATHS = frozenset({
     (_S.GM, _S.L1), (_S.GM, _S.UB), (_S.UB, _S.GM), (_S.L1, _S.L0A), (_S.L1, _S.L0B),
     (_S.L1, _S.BT), (_S.L0C, _S.L1), (_S.L0C, _S.GM),
 })
+# The memories of each core type: the cube core's, and a vector core's (its UB).
+CORE_SPACES = {
+    CoreType.AIC: frozenset({_S.L1, _S.L0A, _S.L0B, _S.L0C, _S.BT}),
+    CoreType.AIV: frozenset({_S.UB}),
+}
 # A5 adds the direct L0C->UB and UB->L1 paths.
 _FRACTAL_SPACES = frozenset({_S.L1, _S.L0A, _S.L0B, _S.L0C})
 _A5_PATHS = _A2_PATHS | {(_S.L0C, _S.UB), (_S.UB, _S.L1)}

@@ -106,3 +106,47 @@ def test_flags_only_inside_core_regions():
 def test_flag_ids_beyond_the_target_are_rejected():
     with pytest.raises(mt.TraceError, match="flag ids 0..10"):
         mt.compile(_kernel(flag=11))
+
+
+@pytest.mark.parametrize("arch", ["a2", "a5"])
+def test_a_move_into_the_other_cores_memory_is_an_illegal_path(arch):
+    """Even on A5, where L0C->UB and UB->L1 exist, a hand-written region cannot hand data
+    to the other core by a move: the data crosses through GM with the user's flags."""
+    @mt.kernel
+    def cube_to_ub(x: mt.Tensor["M", "K", mt.f16], w: mt.Tensor["N", "K", mt.f16],
+                   y: mt.Out["M", "N", mt.f32], z: mt.Out["M", "N", mt.f32]):
+        for blk in mt.spmd(1):
+            with mt.on_core(mt.CoreType.AIC):
+                acc = mt.matmul(mt.load(x[0:16, 0:32]), mt.load(w[0:64, 0:32]), b_trans=True)
+                u = mt.move(acc, mt.UB)  # BAD: UB is the vector cores' memory
+                mt.store(y[0:16, 0:64], u)
+                mt.store(z[0:16, 0:64], u)
+
+    @mt.kernel
+    def vector_to_l1(x: mt.Tensor["M", "K", mt.f32], y: mt.Out["M", "K", mt.f16]):
+        for blk in mt.spmd(1):
+            with mt.on_core(mt.CoreType.AIV):
+                t = mt.move(mt.load(x[0:16, 0:32]).astype(mt.f16), mt.L1)  # BAD: the AIC's L1
+                mt.store(y[0:16, 0:32], mt.move(t, mt.UB))
+
+    for k, what in ((cube_to_ub, "on_core(AIC) region moves data L0C -> UB"),
+                    (vector_to_l1, "on_core(AIV) region moves data UB -> L1")):
+        with pytest.raises(mt.IllegalPathError, match=what.replace("(", r"\(").replace(
+                ")", r"\)")) as ei:
+            mt.compile(k, {"arch": arch})
+        assert "BAD" in open(ei.value.loc.file).readlines()[ei.value.loc.line - 1]
+        assert "mt.workspace" in ei.value.fix
+
+
+def test_a_value_of_one_core_region_used_in_the_other_is_named_as_such():
+    @mt.kernel
+    def k(x: mt.Tensor["M", "K", mt.f32], y: mt.Out["M", "K", mt.f32]):
+        for blk in mt.spmd(1):
+            with mt.on_core(mt.CoreType.AIV):
+                t = mt.load(x[0:16, 0:32])
+            with mt.on_core(mt.CoreType.AIC):
+                mt.store(y[0:16, 0:32], t)  # BAD: t lives on the vector core
+
+    with pytest.raises(mt.TraceError, match=r"inside an mt.on_core\(AIV\) region") as ei:
+        mt.compile(k)
+    assert "BAD" in open(ei.value.loc.file).readlines()[ei.value.loc.line - 1]

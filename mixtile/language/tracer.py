@@ -16,7 +16,20 @@ from mixtile.errors import Loc, TraceError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Op, Value
 from mixtile.ir.numeric import round_to
-from mixtile.ir.ops import ABS, CAST, CONST, DIM, NEG, RESHAPE, SADD, SDIV, SMUL, SSUB, TRANSPOSE
+from mixtile.ir.ops import (
+    ABS,
+    CAST,
+    CONST,
+    CORE,
+    DIM,
+    NEG,
+    RESHAPE,
+    SADD,
+    SDIV,
+    SMUL,
+    SSUB,
+    TRANSPOSE,
+)
 from mixtile.ir.registry import OpDef, all_ops
 from mixtile.ir.types import INDEX, DType, ScalarType, TensorType, TileType, Unit
 
@@ -90,6 +103,22 @@ def visible(v: Value) -> bool:
     return db is None or id(db) in _state.open
 
 
+def _closed_region_error(v: Value, db: Block, loc: Loc) -> None:
+    dl = v.owner.loc if isinstance(v.owner, Op) else "a loop header"
+    if db.parent is not None and db.parent.opdef is CORE:
+        core = db.parent.attrs["core"].name
+        raise TraceError(
+            f"a value defined inside an mt.on_core({core}) region (at {dl}) is used outside "
+            "it: each core runs its region as a separate program", loc=loc,
+            fix="hand data to the other core through GM: store it to an mt.workspace, "
+                "mt.fence(), mt.set_flag(...); load it there after mt.wait_flag(...)")
+    raise TraceError(
+        f"a value defined inside a loop or spmd body (at {dl}) is used after "
+        "that body ended", loc=loc,
+        fix="to carry a value out of mt.range, assign it before the loop and "
+            "reassign the same variable inside it")
+
+
 def emit(opdef: OpDef, operands: list[Value], attrs: dict[str, Any] | None = None,
          regions: list[Block] | None = None, loc: Loc | None = None) -> Op:
     """Create an op in the current block; check every operand is visible here."""
@@ -99,12 +128,7 @@ def emit(opdef: OpDef, operands: list[Value], attrs: dict[str, Any] | None = Non
     for v in operands:
         db = _def_block(v)
         if db is not None and id(db) not in _state.open:
-            dl = v.owner.loc if isinstance(v.owner, Op) else "a loop header"
-            raise TraceError(
-                f"a value defined inside a loop or spmd body (at {dl}) is used after "
-                "that body ended", loc=loc,
-                fix="to carry a value out of mt.range, assign it before the loop and "
-                    "reassign the same variable inside it")
+            _closed_region_error(v, db, loc)
     op = make_op(opdef, operands, attrs, regions, loc)
     if len(_state.stack) == 1 and op.opdef.unit_of(op) in _ON_CORE:
         raise TraceError(f"`{opdef.name}` outside mt.spmd: tile work runs on cores, which only a "

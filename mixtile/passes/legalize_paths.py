@@ -13,11 +13,13 @@ from collections import deque
 from mixtile.errors import IllegalPathError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Param, Value
-from mixtile.ir.ops import CONST, LOAD, MOVE, SMOD, SPMD, STORE
-from mixtile.ir.types import AtomicKind, DType, MemSpace, Role, TensorType
+from mixtile.ir.ops import CONST, CORE, LOAD, MOVE, SMOD, SPMD, STORE
+from mixtile.ir.registry import data_path
+from mixtile.ir.types import AtomicKind, CoreType, DType, MemSpace, Role, TensorType
+from mixtile.target import CORE_SPACES
 
 S = MemSpace
-_CUBE = frozenset({S.L1, S.L0A, S.L0B, S.L0C, S.BT})  # the AIC's memories; UB is the AIV's
+_CUBE = CORE_SPACES[CoreType.AIC]
 
 
 def route(target, src: MemSpace, dst: MemSpace) -> list[MemSpace] | None:
@@ -185,9 +187,41 @@ _RULES = {MOVE: _Legalizer.legalize_move, LOAD: _Legalizer.legalize_load,
 ROUTED = frozenset(_RULES)
 
 
+def _user_core(op: Op) -> CoreType | None:
+    """The core type of the hand-written region (mt.on_core) holding `op`, or None."""
+    blk = op.parent
+    while blk is not None and blk.parent is not None:
+        if blk.parent.opdef is CORE:
+            return blk.parent.attrs["core"]
+        blk = blk.parent.parent
+    return None
+
+
+def _check_core_region(op: Op, core: CoreType, target) -> None:
+    """In a hand-written region the data stays in that core's memories: nothing moves it
+    to the other core's (that is a crossing through GM, with flags, written by the user)."""
+    src, dst = data_path(op) or (S.GM, S.GM)
+    mine = CORE_SPACES[core] | {S.GM, S.ANY}
+    mine_text = ", ".join(sorted(sp.value for sp in CORE_SPACES[core]))
+    for sp in (src, dst):
+        if sp not in mine:
+            other = "the vector cores' UB" if sp is S.UB else f"{sp.value}, the cube core's"
+            raise IllegalPathError(
+                f"`{op.name}` in an mt.on_core({core.name}) region moves data {src.value} -> "
+                f"{dst.value}: {other} memory, which an {core.name} core has no path to",
+                loc=op.loc,
+                fix=f"an {core.name} core works in {mine_text} (legal moves out of {src.value}: "
+                    f"{target.routes_from(src)}); to hand data to the other core, store it "
+                    "to an mt.workspace, mt.fence(), mt.set_flag(...), and load it there "
+                    "after mt.wait_flag(...)")
+
+
 def legalize_paths(kernel: Kernel, ctx) -> Kernel:
     lg = _Legalizer(kernel, ctx.target)
     for op in list(kernel.walk()):
+        core = _user_core(op) if op.opdef.path is not None else None
+        if core is not None:
+            _check_core_region(op, core, ctx.target)
         rule = _RULES.get(op.opdef)
         if rule is not None:
             rule(lg, op)
