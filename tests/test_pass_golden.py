@@ -1,4 +1,5 @@
-"""Pass tests as IR text: a golden input/output file per case for every pass.
+"""Pass tests as IR text: a golden input/output file per case for every pass, and the text
+round trip of every pass's output for every example kernel on every pipeline.
 
 Golden files: `tests/passes/<Pass>/<case>.mtir` (the folder names a pass of the pipelines
 in mixtile/runtime/pipeline.py). A file holds the input IR, a marker line, and the IR the
@@ -32,18 +33,20 @@ and review every changed expectation before committing it.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from pathlib import Path
 
 import pytest
 
-from mixtile.errors import MixtileError
+from mixtile.errors import MixtileError, ParseError
 from mixtile.ir.parser import parse_kernel, parse_value
-from mixtile.ir.printer import print_kernel
+from mixtile.ir.printer import kernels_equal, print_kernel
 from mixtile.passes import PassContext, PassManager, verify
 from mixtile.runtime.pipeline import ascendc_pipeline, default_pipeline, gpu_pipeline
 from mixtile.target import get_target
+from tilelang_models.kernels import examples
 
 GOLDEN = Path(__file__).resolve().parent / "passes"
 UPDATE = os.environ.get("MIXTILE_UPDATE_GOLDEN") == "1"
@@ -164,3 +167,82 @@ def test_a_changed_expectation_fails_with_a_diff(tmp_path):
     assert failure is not None and f"--- passes/InferSpaces/{src.name} (expected)" in failure
     assert f"\n-{bad}\n" in failure and f"\n+{line}\n" in failure
     assert Case(broken).mismatch(got, True) is not None  # an error where output is expected
+
+
+# ------------------------------------------------------------------ round trip
+
+@functools.cache
+def _qwen3_units(kind: str) -> dict[str, tuple]:
+    """{kernel name: (kernel, constants)} of the Qwen3 layer's compile units at the tiny
+    configuration, batch 4, page size 16, as DecodeLayer builds them for `kind` (an arch
+    for the Ascend targets, "cuda" for the GPU), with and without norm_stats."""
+    from tilelang_models.qwen3.config import get_config
+    from tilelang_models.qwen3.decode_layer import DecodeLayer
+    from tilelang_models.qwen3.weights import random_weights
+
+    cfg = get_config("tiny")
+    w = random_weights(cfg)
+    units: dict[str, tuple] = {}
+    for norm_stats in (False, True):
+        where = (dict(target="cuda") if kind == "cuda" else
+                 dict(compile_cfg=dict(arch=kind)))
+        layer = DecodeLayer(cfg, w, progress=False, norm_stats=norm_stats, **where)
+        found = layer.kernels(4, 16) + layer.kernels(4, 16, layer.partials(4, "down"))
+        for kern, consts in found:
+            units.setdefault(kern.name, (kern, consts))
+    return units
+
+
+QWEN3 = ["rmsnorm_gemm", "rmsnorm_gemm_folded", "fa_fused", "gemm_residual",
+         "rmsnorm_swiglu", "gemm_residual_sumsq", "rmsnorm_swiglu_folded"]
+UNITS = [n for n, _ in examples()] + [f"qwen3.{n}" for n in QWEN3]
+
+
+def _unit(name: str, arch: str) -> tuple:
+    if name.startswith("qwen3."):
+        return _qwen3_units("cuda" if arch == "gpu" else arch)[name.split(".", 1)[1]]
+    return dict(examples())[name], {}
+
+
+def _round_trip(text: str, kernel, target, where: str) -> None:
+    k2 = parse_kernel(text)
+    assert print_kernel(k2) == text, f"{where}: print(parse(text)) is not the text"
+    assert kernels_equal(kernel, k2), f"{where}: the parsed kernel is not the same IR"
+    verify(k2, target)
+
+
+@pytest.mark.parametrize("pipe", list(PIPELINES))
+@pytest.mark.parametrize("name", UNITS)
+def test_every_pass_output_round_trips(pipe, name):
+    """After each pass: print -> parse -> print gives the same text, the parsed kernel is
+    the same IR (kernels_equal) and verifies, and the pass run on the parsed text of the
+    stage before gives the same text as on the kernel in memory (the text holds all that
+    a pass reads)."""
+    arch, make = PIPELINES[pipe]
+    target = get_target(arch)
+    kern, consts = _unit(name, arch)
+    k = kern.trace(kern.resolve_consts(consts), None, target)
+    text = print_kernel(k)
+    _round_trip(text, k, target, f"{pipe} {name}: the traced IR")
+    for i, p in enumerate(make(), start=1):
+        from_text = p(parse_kernel(text), PassContext(target, {}))
+        k = p(k, PassContext(target, {}))
+        text = print_kernel(k)
+        where = f"{pipe} {name}: after pass {i} ({p.name})"
+        _round_trip(text, k, target, where)
+        assert print_kernel(from_text) == text, f"{where}: another result from parsed input"
+
+
+def test_round_trip_units_are_the_layers():
+    """QWEN3 lists every kernel DecodeLayer compiles, on the Ascend targets and the GPU."""
+    for kind in ("a2", "a5", "cuda"):
+        assert sorted(_qwen3_units(kind)) == sorted(QWEN3)
+
+
+def test_round_trip_check_catches_lost_information():
+    """An attribute the printer cannot write back fails the check."""
+    kern, _ = _unit("softmax", "a2")
+    k = kern.trace(kern.resolve_consts({}), None, get_target("a2"))
+    next(op for op in k.walk() if op.name == "load").attrs["note"] = object()
+    with pytest.raises(ParseError, match="cannot be parsed"):
+        _round_trip(print_kernel(k), k, get_target("a2"), "softmax")
