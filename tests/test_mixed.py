@@ -310,3 +310,17 @@ def test_load_rows_on_an_axis_the_lanes_do_not_split_is_refused():
         mt.compile(_lr_rows)
     msg = str(e.value)
     assert "rows=" in msg and "test_mixed.py" in msg and "other split mode" in msg
+
+
+def test_reshape_into_a_lane_split_tile_is_refused_with_the_fix():
+    @mt.kernel
+    def k(x: mt.Tensor["M", "K", mt.f16], w: mt.Tensor["N", "K", mt.f16],
+          s: mt.Tensor["M", mt.f32], y: mt.Out["M", "N", mt.f32]):
+        for blk in mt.spmd(1):
+            acc = mt.matmul(mt.load(x[0:32, 0:32]), mt.load(w[0:32, 0:32]), b_trans=True)
+            mt.store(y[0:32, 0:32], mt.exp(acc) * mt.load(s[0:32]).reshape(32, 1))  # BAD
+
+    with pytest.raises(mt.UnsupportedError, match="split between the two vector lanes") as ei:
+        mt.compile(k)
+    assert "BAD" in open(ei.value.loc.file).readlines()[ei.value.loc.line - 1]
+    assert "0:1" in ei.value.fix

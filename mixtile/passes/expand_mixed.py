@@ -481,6 +481,13 @@ class _Split:
                                    "needs the whole tile", loc=op.loc,
                                    fix="apply it before the tile crosses to the vector "
                                        "lanes, or on a tile that is not split")
+        elif rule is LaneSplit.WHOLE and self.tile_axis(op.results[0].type) is not None:
+            shape = list(op.results[0].type.shape)
+            raise UnsupportedError(
+                f"{od.name} makes a {shape} tile whose axis {self.axis} is split between the "
+                f"two vector lanes ({self.h} each) from a tile that is not split", loc=op.loc,
+                fix="load the data in the tile's shape instead (e.g. s[r0:r0 + R, 0:1] for a "
+                    "column, not s[r0:r0 + R].reshape(R, 1)), so each lane reads its part")
         return operands, attrs
 
 
