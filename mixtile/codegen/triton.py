@@ -95,11 +95,6 @@ TL_DTYPE = {DType.F32: "tl.float32", DType.F16: "tl.float16", DType.BF16: "tl.bf
             DType.I32: "tl.int32", DType.I64: "tl.int64", DType.BOOL: "tl.int1"}
 
 
-# float -> int: the float bounds that convert exactly, and the int a larger value saturates to
-_INT_LIMITS = {DType.I8: (-128.0, 127.0), DType.I32: (-2147483648.0, 2147483520.0),
-               DType.I64: (-9.223372036854776e18, 9.223371487098962e18)}
-_INT_RANGE = {DType.I8: (-128, 127), DType.I32: (-(2**31), 2**31 - 1),
-              DType.I64: (-(2**63), 2**63 - 1)}
 
 
 def _lit(v) -> str:
@@ -267,12 +262,12 @@ class _Emitter:
     def _cast(self, op: Op, ops, r, ind: int) -> None:
         dt, src = op.attrs["dtype"], op.operands[0].type.dtype
         if src.is_float and dt.is_int:  # as the simulator: round half to even, saturate
-            lo, hi = _INT_LIMITS[dt]
+            lo, hi = dt.f32_int_bounds  # the f32 values that convert exactly
             x = ops[0]
             self.out(ind, f"{r} = tl.floor({x})")
             self.out(ind, f"{r} = {r} + tl.where(({x} - {r} > 0.5) | (({x} - {r} == 0.5)"
                           f" & ({r} - 2.0 * tl.floor({r} * 0.5) == 1.0)), 1.0, 0.0)")
-            sat = _INT_RANGE[dt][1]
+            sat = dt.int_range[1]
             self.out(ind, f"{r} = tl.where({r} > {hi}, {sat}, "
                           f"tl.minimum(tl.maximum({r}, {lo}), {hi}).to({TL_DTYPE[dt]}))")
         else:

@@ -10,10 +10,7 @@ import numpy as np
 
 from mixtile.ir.types import DType
 
-# Largest finite values; fp8 conversions saturate to these (the chip's satfinite mode).
-_FP8_MAX = {DType.F8E4M3: 448.0, DType.F8E5M2: 57344.0}
-_INT_RANGE = {DType.I8: (-128, 127), DType.I32: (-(2**31), 2**31 - 1),
-              DType.I64: (-(2**63), 2**63 - 1)}
+_FP8 = frozenset({DType.F8E4M3, DType.F8E5M2})  # conversions saturate (satfinite mode)
 
 
 def round_to(dtype: DType, x: np.ndarray) -> np.ndarray:
@@ -22,15 +19,15 @@ def round_to(dtype: DType, x: np.ndarray) -> np.ndarray:
         return x.astype(np.float32, copy=False)
     if dtype.is_float:
         x = np.asarray(x, dtype=np.float32)
-        if dtype in _FP8_MAX:
-            m = _FP8_MAX[dtype]
+        if dtype in _FP8:
+            m = dtype.float_max
             x = np.clip(x, -m, m)
         return x.astype(dtype.np).astype(np.float32)
     if dtype is DType.BOOL:
         return np.asarray(x, dtype=np.bool_)
     x = np.asarray(x)
     if x.dtype.kind == "f":
-        lo, hi = _INT_RANGE[dtype]
+        lo, hi = dtype.int_range
         # in float64: a float32 bound (2**31 - 1 rounds up to 2**31) would wrap on astype
         x = np.clip(np.rint(x.astype(np.float64)), lo, hi)
     return x.astype(dtype.np)
@@ -57,6 +54,6 @@ def pad_value(dtype: DType, pad: float) -> float | int:
     if dtype.is_float:
         return float(np.float32(round_to(dtype, np.array([pad], np.float32))[0]))
     if pad in (float("inf"), float("-inf")):
-        lo, hi = _INT_RANGE.get(dtype, (0, 1))
+        lo, hi = dtype.int_range if dtype.is_int else (0, 1)
         return hi if pad > 0 else lo
     return int(pad)

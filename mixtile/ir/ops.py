@@ -599,9 +599,12 @@ def _no_results(types, attrs):
     return []
 
 
+FLAG_ID_SPACE = 16  # a flag id is a 4-bit field; each target uses a part (Target.flag_ids)
+
+
 def _flag_infer(types, attrs):
-    if not 0 <= attrs.get("flag", -1) < 16:
-        _err(f"flag id {attrs.get('flag')} out of range 0..15")
+    if not 0 <= attrs.get("flag", -1) < FLAG_ID_SPACE:
+        _err(f"flag id {attrs.get('flag')} out of range 0..{FLAG_ID_SPACE - 1}")
     return []
 
 

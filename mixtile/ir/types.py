@@ -35,6 +35,27 @@ class DType(enum.Enum):
         return self in (DType.I8, DType.I32, DType.I64)
 
     @property
+    def int_range(self) -> tuple[int, int]:
+        """(min, max) of an integer dtype: a float converted to it saturates there."""
+        info = np.iinfo(self.np)
+        return int(info.min), int(info.max)
+
+    @property
+    def f32_int_bounds(self) -> tuple[float, float]:
+        """The f32 values nearest the int range inside it: a float past them saturates."""
+        lo, hi = self.int_range
+        f_hi = np.float32(hi)
+        if int(f_hi) > hi:  # 2**31 - 1 rounds up to 2**31 in f32
+            f_hi = np.nextafter(f_hi, np.float32(0))
+        return float(np.float32(lo)), float(f_hi)
+
+    @property
+    def float_max(self) -> float:
+        """The largest finite value of a float dtype (fp8 conversions saturate to it, the
+        chip's satfinite mode)."""
+        return float(ml_dtypes.finfo(self.np).max)
+
+    @property
     def compute_np(self) -> np.dtype:
         """numpy dtype the simulator computes in: f32 for every float, the int itself else."""
         return np.dtype(np.float32) if self.is_float else self.np

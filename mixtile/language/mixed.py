@@ -111,8 +111,9 @@ def _in_core_region() -> bool:
 
 
 def set_flag(flag: int, to: CoreRole) -> None:
-    """Increment counter `flag` (0..15) of core `to` in this cluster (mt.CoreRole.AIC,
-    AIV0, AIV1, or AIV for both lanes). More than 15 sets without a wait freeze the chip."""
+    """Increment counter `flag` (an id below mt.target().flag_ids) of core `to` in this
+    cluster (mt.CoreRole.AIC, AIV0, AIV1, or AIV for both lanes). More than
+    mt.target().flag_limit sets without a wait freeze the chip."""
     _flag_args(flag, "set_flag")
     if not isinstance(to, CoreRole):
         raise TraceError(f"set_flag `to` must be an mt.CoreRole, got {to!r}", loc=user_loc())
@@ -126,9 +127,10 @@ def wait_flag(flag: int) -> None:
 
 
 def _flag_args(flag, what: str) -> None:
-    if isinstance(flag, bool) or not isinstance(flag, int) or not 0 <= flag < 16:
-        raise TraceError(f"{what}: flag must be a compile-time int in 0..15, got {flag!r}",
-                         loc=user_loc())
+    n = target().flag_ids
+    if isinstance(flag, bool) or not isinstance(flag, int) or not 0 <= flag < n:
+        raise TraceError(f"{what}: flag {flag!r} is not a compile-time int among the flag ids "
+                         f"0..{n - 1} of {target().name}", loc=user_loc())
     if not _in_core_region():
         raise TraceError(f"{what} outside mt.on_core(...): a flag is set or awaited by one "
                          "core", loc=user_loc(),

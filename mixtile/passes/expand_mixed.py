@@ -114,9 +114,11 @@ def _emit(blk: Block, opdef: OpDef, operands, attrs=None, loc=None) -> Op:
     return op
 
 
-def _check_user_flags(body: Block, reserved: int, n_ids: int) -> None:
+def _check_user_flags(body: Block, reserved: int, target) -> None:
     """Hand-written flags: ids clear of the generated crossings' and within the target's,
-    and no flag set more often than the hardware counts (15) without a wait."""
+    and no flag set more often than the hardware counts (Target.flag_limit) without a
+    wait."""
+    n_ids = target.flag_ids
     for core in (o for o in body.walk() if o.opdef is CORE):
         for op in core.regions[0].walk():
             if op.opdef in (SET_FLAG, WAIT_FLAG) and op.attrs["flag"] >= n_ids:
@@ -127,11 +129,11 @@ def _check_user_flags(body: Block, reserved: int, n_ids: int) -> None:
                 raise TraceError(
                     f"flag {op.attrs['flag']} is used by this launch's cube<->vector "
                     f"crossings (flags 0..{reserved - 1})", loc=op.loc,
-                    fix=f"use flag ids {reserved}..15 in hand-written regions")
-        _check_flag_runs(core.regions[0])
+                    fix=f"use flag ids {reserved}..{n_ids - 1} in hand-written regions")
+        _check_flag_runs(core.regions[0], target.flag_limit)
 
 
-def _check_flag_runs(blk: Block) -> None:
+def _check_flag_runs(blk: Block, limit: int) -> None:
     run: dict[tuple, int] = {}
     for op in blk.ops:
         if op.opdef is WAIT_FLAG:
@@ -139,10 +141,11 @@ def _check_flag_runs(blk: Block) -> None:
         elif op.opdef is SET_FLAG:
             key = (op.attrs["flag"], op.attrs["to"])
             run[key] = run.get(key, 0) + 1
-            if run[key] > 15:
+            if run[key] > limit:
                 raise FlagOverflowError(
-                    f"set_flag({op.attrs['flag']}) to {op.attrs['to'].value} 16 times with no "
-                    "wait_flag between: the counter holds 15 and the chip freezes", loc=op.loc,
+                    f"set_flag({op.attrs['flag']}) to {op.attrs['to'].value} {limit + 1} times "
+                    f"with no wait_flag between: the counter holds {limit} and the chip "
+                    "freezes", loc=op.loc,
                     fix="wait for the consumer (a reverse flag) before setting again")
         elif op.opdef is FOR:
             inner = op.regions[0]
@@ -155,9 +158,9 @@ def _check_flag_runs(blk: Block) -> None:
                     f"waits; with {'an unknown number of' if trips is None else trips} "
                     "iterations the counter passes 15 and the chip freezes", loc=sets[0].loc,
                     fix="wait on a reverse flag from the consumer inside the loop")
-            _check_flag_runs(inner)
+            _check_flag_runs(inner, limit)
         for r in op.regions if op.opdef is not FOR else ():
-            _check_flag_runs(r)
+            _check_flag_runs(r, limit)
 
 
 def _trip_count(loop: Op) -> int | None:
@@ -207,7 +210,7 @@ class _Expander:
         self.mode = spmd.attrs.get("split", SplitMode.UP_DOWN)
         self.axis = 1 if self.mode is SplitMode.LEFT_RIGHT else 0
         extents = {op.operands[1].type.shape[self.axis] for op in stores}
-        _check_user_flags(self.body, 2 * len(stores), target.flag_ids)
+        _check_user_flags(self.body, 2 * len(stores), target)
         if not stores:  # only hand-written regions: nothing to split
             self.E = self.h = None
             return

@@ -21,6 +21,7 @@ import re
 
 from mixtile.codegen.ascendc.emitter import BUFFER, AscendCKernel
 from mixtile.errors import MixtileError
+from mixtile.target import DEFAULT
 
 _SIZEOF = {"float": 4, "half": 2, "bfloat16_t": 2, "int8_t": 1, "uint8_t": 1, "int32_t": 4,
            "int64_t": 8}
@@ -57,7 +58,7 @@ def _branches(src: str) -> dict[str, str]:
     return out
 
 
-def check(ak: AscendCKernel, flag_ids: int = 11) -> list[str]:
+def check(ak: AscendCKernel, flag_ids: int = DEFAULT.flag_ids) -> list[str]:
     """The structural problems of an emitted kernel (empty: none found)."""
     src = ak.source
     problems: list[str] = []
@@ -139,7 +140,7 @@ def check(ak: AscendCKernel, flag_ids: int = 11) -> list[str]:
     return problems
 
 
-def assert_sound(ak: AscendCKernel, flag_ids: int = 11) -> None:
+def assert_sound(ak: AscendCKernel, flag_ids: int = DEFAULT.flag_ids) -> None:
     problems = check(ak, flag_ids)
     if problems:
         raise CodegenCheckError(f"the Ascend C source of {ak.name} fails "
