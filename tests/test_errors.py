@@ -248,3 +248,48 @@ def test_an_output_that_overlaps_another_argument_is_refused():
     assert torch.allclose(buf[16:32], torch.softmax(buf[:16], -1), atol=1e-5)
     xb = x[:, :32].bfloat16()
     mt.run_jit(G.gemm, xb, xb, y[:, :32].contiguous(), TM=16, TN=32, TK=32)
+
+
+# ------------------------------------------------------------------ signatures and regions
+
+@pytest.mark.parametrize("dims", [(0, 8), (8, -1), (8, "not a name"), (True, 8)])
+def test_a_bad_tensor_extent_is_located(dims):
+    with pytest.raises(mt.TraceError, match=r"dim \d is") as ei:
+        def k(x: mt.Tensor[dims[0], dims[1], mt.f32]):  # BAD
+            pass
+    assert ei.value.loc.line == _line_of(test_a_bad_tensor_extent_is_located, "# BAD")
+    assert "symbolic" in ei.value.fix
+
+
+def test_a_tensor_annotation_without_a_dtype_is_located():
+    with pytest.raises(mt.TraceError, match="needs dims then a dtype") as ei:
+        def k(x: mt.Out["M", 8]):  # BAD
+            pass
+    assert ei.value.loc.line == _line_of(test_a_tensor_annotation_without_a_dtype_is_located,
+                                         "# BAD")
+
+
+@pytest.mark.parametrize("region", ["split", "aiv", "aic"])
+def test_work_for_the_other_core_inside_a_region_is_reported_at_its_line(region):
+    @mt.kernel
+    def k(x: mt.Tensor["M", "K", mt.f16], w: mt.Tensor["N", "K", mt.f16],
+          y: mt.Out["M", "N", mt.f32]):
+        for b in mt.spmd(1):
+            if region == "split":
+                with mt.split_aiv(2, mode=mt.SplitMode.NONE):
+                    mt.store(y[0:16, 0:16], mt.matmul(mt.load(x[0:16, 0:32]),  # CUBE-split
+                                                      mt.load(w[0:16, 0:32]), b_trans=True))
+            elif region == "aiv":
+                with mt.on_core(mt.CoreType.AIV):
+                    mt.store(y[0:16, 0:16], mt.matmul(mt.load(x[0:16, 0:32]),  # CUBE-aiv
+                                                      mt.load(w[0:16, 0:32]), b_trans=True))
+            else:
+                with mt.on_core(mt.CoreType.AIC):
+                    mt.store(y[0:16, 0:32], mt.exp(mt.load(x[0:16, 0:32]).astype(mt.f32)))  # VEC
+
+    what = "vector" if region == "aic" else "cube"
+    with pytest.raises(mt.TraceError, match=f"is {what} work inside") as ei:
+        mt.compile(k)
+    marker = {"split": "# CUBE-split", "aiv": "# CUBE-aiv", "aic": "# VEC"}[region]
+    here = test_work_for_the_other_core_inside_a_region_is_reported_at_its_line
+    assert ei.value.loc.line == _line_of(here, marker)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mixtile.errors import TraceError
 from mixtile.ir.types import Dim, DType, Role
+from mixtile.language.tracer import user_loc
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,20 @@ class _TensorAnnot:
 
     def __class_getitem__(cls, item) -> TensorSpec:
         items = item if isinstance(item, tuple) else (item,)
+        name = _ROLE_NAME[cls.role]
         if not items or not isinstance(items[-1], DType):
-            raise TypeError(f"{cls.__name__}[...] needs dims then a dtype, e.g. "
-                            f"{cls.__name__}['M', 'K', mt.bf16]")
+            raise TraceError(f"{name}[{', '.join(map(repr, items))}] needs dims then a dtype",
+                             loc=user_loc(), fix=f"e.g. {name}['M', 'K', mt.bf16]")
         dims = items[:-1]
-        for d in dims:
-            if not (isinstance(d, str) and d.isidentifier()) and not (
-                    isinstance(d, int) and d > 0):
-                raise TypeError(f"tensor dim {d!r}: use a positive int (static) or an "
-                                f"identifier string (symbolic)")
+        for i, d in enumerate(dims):
+            if isinstance(d, bool) or not ((isinstance(d, str) and d.isidentifier()) or (
+                    isinstance(d, int) and d > 0)):
+                what = "an empty extent" if d == 0 and isinstance(d, int) else repr(d)
+                raise TraceError(
+                    f"{name} dim {i} is {what}: a tensor extent is a positive int (static) or "
+                    "an identifier string (symbolic, bound at each call)", loc=user_loc(),
+                    fix=f"e.g. {name}['M', {d if isinstance(d, int) and d > 0 else 8}, ...]; "
+                        "a size known only at run time is a symbolic dim such as 'M'")
         return TensorSpec(tuple(dims), items[-1], cls.role)
 
 

@@ -27,11 +27,12 @@ from mixtile.ir.ops import (
     SADD,
     SDIV,
     SMUL,
+    SPLIT_AIV,
     SSUB,
     TRANSPOSE,
 )
 from mixtile.ir.registry import OpDef, all_ops
-from mixtile.ir.types import INDEX, DType, ScalarType, TensorType, TileType, Unit
+from mixtile.ir.types import INDEX, CoreType, DType, ScalarType, TensorType, TileType, Unit
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -119,6 +120,35 @@ def _closed_region_error(v: Value, db: Block, loc: Loc) -> None:
             "reassign the same variable inside it")
 
 
+def _check_region_unit(op: Op, loc: Loc) -> None:
+    """Cube work inside a vector-lane region (mt.split_aiv, mt.on_core(AIV)) or vector
+    work inside mt.on_core(AIC) has no core to run on: refused at its line."""
+    if callable(op.opdef.unit):  # decided later (a zeros tile may be an L0C accumulator)
+        return
+    unit = op.opdef.unit
+    if unit not in (Unit.CUBE, Unit.VECTOR):
+        return
+    for b in reversed(_state.stack):
+        owner = b.parent
+        if owner is None:
+            continue
+        if owner.opdef is SPLIT_AIV or (owner.opdef is CORE and owner.attrs["core"] is
+                                         CoreType.AIV):
+            region, runs = ("mt.split_aiv" if owner.opdef is SPLIT_AIV
+                            else "mt.on_core(AIV)"), Unit.VECTOR
+        elif owner.opdef is CORE:
+            region, runs = "mt.on_core(AIC)", Unit.CUBE
+        else:
+            continue
+        if unit is not runs:
+            raise TraceError(
+                f"`{op.opdef.name}` is {unit.value} work inside {region} (at {owner.loc}), "
+                f"whose cores run {runs.value} work only", loc=loc,
+                fix="move it out of the region (the compiler splits cube and vector work "
+                    "of a launch), or into an mt.on_core region of the right core type")
+        return
+
+
 def emit(opdef: OpDef, operands: list[Value], attrs: dict[str, Any] | None = None,
          regions: list[Block] | None = None, loc: Loc | None = None) -> Op:
     """Create an op in the current block; check every operand is visible here."""
@@ -130,6 +160,7 @@ def emit(opdef: OpDef, operands: list[Value], attrs: dict[str, Any] | None = Non
         if db is not None and id(db) not in _state.open:
             _closed_region_error(v, db, loc)
     op = make_op(opdef, operands, attrs, regions, loc)
+    _check_region_unit(op, loc)
     if len(_state.stack) == 1 and op.opdef.unit_of(op) in _ON_CORE:
         raise TraceError(f"`{opdef.name}` outside mt.spmd: tile work runs on cores, which only a "
                          "launch has", loc=loc, fix="put it inside `for blk in mt.spmd(n):`")
