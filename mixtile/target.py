@@ -38,7 +38,6 @@ class Target:
     # cross-core flag ids a kernel may use: 0..10 on A2/A3 (the CrossCoreSetFlag docs;
     # higher ids are reported as taken by the hard SyncAll)
     flag_ids: int = 11
-    fixpipe_ops: frozenset[str] = frozenset({"bias", "relu", "cast", "atomic_add"})
     # cost-model constants (cycles): bytes per cycle per pipe
     mte2_bytes_per_cycle: int = 64
     mte3_bytes_per_cycle: int = 64

@@ -373,17 +373,15 @@ class TileVal:
         return f"TileVal({self.value.type})"
 
 
-_REFLECTED = frozenset({"add", "sub", "mul", "truediv", "floordiv", "mod"})
-
-
 def _install_operators(cls: type, unit: Unit) -> None:
     """Python operators of `cls` from the registry: an op of `unit` declaring
-    `operator="add"` gives `cls.__add__` (and `__radd__`) recording that op."""
+    `operator="add"` gives `cls.__add__` (and `__radd__`) recording that op; a comparison
+    has no reflected form (Python swaps `<` and `>` instead)."""
     for d in all_ops():
         if d.operator is None or d.unit is not unit:
             continue
         setattr(cls, f"__{d.operator}__", lambda self, o, d=d: self._bin(d, o))
-        if d.operator in _REFLECTED:
+        if hasattr(int, f"__r{d.operator}__"):  # arithmetic has a reflected form
             setattr(cls, f"__r{d.operator}__", lambda self, o, d=d: self._bin(d, o, True))
 
 
