@@ -14,7 +14,9 @@ a block comes from; each is recomputed here and a drifted block fails with a dif
   leaves a block out); timings and folders in paths are masked;
 - `<!-- costs -->` (a table, not a block): each row's op, pipe and cycles per execution
   as the target's cost model gives them for the page's kernel, and each pipe's total
-  equals the busiest core's cycles of a simulated run.
+  equals the busiest core's cycles of a simulated run;
+- `<!-- ops -->` (a table): every declared op once, in declaration order, with its kind,
+  unit, pipe and lane split.
 
 Excerpts may cut lines: a line starting with `...` stands for any number of lines, and
 the other lines must appear in the real text in order. Every page (and README.md) is
@@ -209,6 +211,51 @@ def test_marked_blocks_match_the_code(page, tmp_path):
                 pytest.fail(f"{where}: unknown marker {kind!r}")
     if "<!-- costs -->" in text:
         _check_costs(text, kernel, page.name)
+    if "<!-- ops -->" in text:
+        _check_ops(text, page.name)
+
+
+def _table(text: str, marker: str) -> list[list[str]]:
+    """The cells of each row of the table right after `marker` (header rows left out)."""
+    table = text.split(marker, 1)[1].lstrip().split("\n\n", 1)[0]
+    rows = [r for r in table.splitlines() if r.startswith("| `")]
+    return [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+
+
+def _enum_cell(value, enum, cell: str, where: str) -> None:
+    """A fact that is a function of the op (unit, pipe) may be written `a / b`."""
+    if value is None:
+        assert cell == "-", f"{where}: {cell!r}, the declaration says none"
+    elif isinstance(value, enum):
+        assert cell == value.value, f"{where}: {cell!r}, the declaration says {value.value!r}"
+    else:
+        allowed = {m.value for m in enum}
+        assert set(cell.split(" / ")) <= allowed, f"{where}: {cell!r} is not in {allowed}"
+
+
+def _check_ops(text: str, where: str) -> None:
+    """Rows `| `a`, `b` | kind | unit | pipe | lane split | doc |`: every declared op once."""
+    from mixtile.ir.registry import OPS, LaneSplit, all_ops
+    from mixtile.ir.types import Pipe, Unit
+
+    seen = []
+    for cells in _table(text, "<!-- ops -->"):
+        names = re.findall(r"`(\w+)`", cells[0])
+        for n in names:
+            assert n in OPS, f"{where}: op `{n}` is not declared"
+            d = OPS[n]
+            w = f"{where}: op `{n}`"
+            assert cells[1] == d.kind.value, f"{w}: kind {cells[1]!r}, declared {d.kind.value}"
+            _enum_cell(d.unit, Unit, cells[2], f"{w} unit")
+            _enum_cell(d.pipe, Pipe, cells[3], f"{w} pipe")
+            _enum_cell(d.lane_split, LaneSplit, cells[4], f"{w} lane split")
+        seen += names
+    declared = [d.name for d in all_ops()]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    assert sorted(seen) == sorted(declared), \
+        f"{where}: the ops table lacks {sorted(set(declared) - set(seen))}, has extra " \
+        f"{sorted(set(seen) - set(declared))} or repeats {twice}"
+    assert seen == declared, f"{where}: the ops table is not in declaration order"
 
 
 def _check_costs(text: str, kernel: str, where: str) -> None:
@@ -224,13 +271,11 @@ def _check_costs(text: str, kernel: str, where: str) -> None:
         tiles = [v.type for v in op.results + op.operands if isinstance(v.type, mt.ir.TileType)]
         key = (op.name, print_type(tiles[0]) if tiles else "")
         costs[key] = (op.opdef.pipe_of(op).value, op.opdef.cost(op, ck.target))
-    table = text.split("<!-- costs -->", 1)[1].lstrip().split("\n\n", 1)[0]
     per_pipe: dict[str, int] = {}
-    rows = [r for r in table.splitlines() if r.startswith("| `")]
+    rows = _table(text, "<!-- costs -->")
     assert rows, f"{where}: no rows after <!-- costs -->"
-    for row in rows:
-        cells = [c.strip().strip("`") for c in row.strip("|").split("|")]
-        name, typ, pipe, cycles, times = cells[:5]
+    for cells in rows:
+        name, typ, pipe, cycles, times = (c.strip("`") for c in cells[:5])
         assert (name, typ) in costs, f"{where}: no `{name}` of {typ} in the kernel"
         assert costs[name, typ] == (pipe, int(cycles)), \
             f"{where}: `{name}` of {typ} costs {costs[name, typ]}, the doc says {pipe} {cycles}"
