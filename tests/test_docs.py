@@ -304,6 +304,10 @@ SHORT_PATH = re.compile(r"(?<![\w./~<-])((?:ir|language|passes|simulator|runtime
                         r"/[\w/-]+\.py)")
 
 
+_REPO_FILES = {p.name for d in ("mixtile", "tilelang_models", "tests", "benchmarks")
+               for p in (ROOT / d).rglob("*.py")}
+
+
 def _resolve(obj, dotted: str):
     for part in dotted.split("."):
         obj = getattr(obj, part)
@@ -361,4 +365,25 @@ def test_named_paths_exist(page):
     for m in re.finditer(r"\]\(([\w.-]+\.md)\)", text):  # links between pages
         if not (page.parent / m.group(1)).exists():
             bad.append(m.group(1))
+    scripts = {arg for _, _, markers, _ in _blocks(text) for k, arg in markers if k == "script"}
+    for m in re.finditer(r"`(\w+\.py)\b", text):  # a file named alone: somewhere in the repo
+        if m.group(1) not in scripts and m.group(1) not in _REPO_FILES:
+            bad.append(m.group(1))
     assert not bad, f"{page.name} names paths that do not exist: {sorted(set(bad))}"
+
+
+def test_error_texts_name_existing_apis():
+    """Every `mt.<name>` in a string of the package (error messages, fixes, docstrings)
+    exists too."""
+    import ast
+
+    bad = []
+    for f in sorted((ROOT / "mixtile").rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for m in MT_NAME.finditer(node.value):
+                    try:
+                        _resolve(mt, m.group(1))
+                    except AttributeError:
+                        bad.append(f"{f.relative_to(ROOT)}:{node.lineno}: mt.{m.group(1)}")
+    assert not bad, "names that do not exist:\n" + "\n".join(bad)
