@@ -63,8 +63,9 @@ class CompiledKernel:
 
     target: the machine it was compiled for (mixtile.target); backend: the Backend record
     (`backend.name` is the `target=` word); runner: what launches it, with any launch
-    state (the Triton backend's module, grids and chosen launch configs), shared by the
-    copies the compile cache hands out. `bind(*args)` makes a Launcher."""
+    state (the Triton backend's module, grids and chosen launch configs); it and the
+    launchers bound so far are shared by the copies the compile cache hands out.
+    `bind(*args)` makes a Launcher."""
 
     name: str
     kernel: Kernel
@@ -78,6 +79,7 @@ class CompiledKernel:
     compile_s: float = 0.0
     from_cache: str = ""  # "", "memory" or "disk"
     runner: Any = field(default=None, repr=False, compare=False)
+    _launchers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.runner is None:

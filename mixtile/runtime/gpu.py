@@ -100,20 +100,21 @@ class TritonRunner:
             self._grids[key] = sizes
         return sizes
 
-    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool):
-        return _BoundTriton(self, args, dims, tune, launch_config)
+    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool,
+             fresh_workspaces: bool):
+        return _BoundTriton(self, args, dims, tune, launch_config, fresh_workspaces)
 
     def launch(self, fn, grid: int, flat: list, mutable: list, tune: bool) -> tuple:
         """Launch one phase with the configuration chosen for (phase, grid, int
-        arguments), choosing it first if there is none: by timing the CANDIDATES (tune,
-        outside CUDA-graph capture), else Triton's defaults with a shallower pipeline when
-        the tiles do not fit in shared memory. Returns the configuration used."""
+        arguments), choosing it first if there is none: the backend's tuner's (tune), else
+        Triton's defaults with a shallower pipeline when the tiles do not fit in shared
+        memory. Returns the configuration used."""
         key = (fn, grid, tuple(a for a in flat if type(a) is int))
         cfg = self.configs.get(key)
         if cfg is not None:
             fn[(grid,)](*flat, num_warps=cfg[0], num_stages=cfg[1])
             return cfg
-        if tune and not interpreting() and not torch.cuda.is_current_stream_capturing():
+        if tune:
             cfg = self.ck.backend.tuner(fn, grid, flat, mutable)
         if cfg is None:
             nw = DEFAULT_CONFIG[0]
@@ -129,17 +130,20 @@ class TritonRunner:
 
 class _BoundTriton:
     """The Triton side of a Launcher: the argument list of every launch with the bound
-    tensors' dims and strides and the workspaces filled in (the call's tensors and scalars
-    go into their slots), and after the first call each phase's grid and configuration."""
+    signature's dims and strides filled in (the call's tensors and scalars go into their
+    slots; it holds no tensor of the call), workspaces allocated once here or, with
+    fresh_workspaces (run_jit), per call; after the first call, each phase's grid and
+    launch configuration."""
 
     def __init__(self, runner: TritonRunner, args: tuple, dims: dict, tune: bool,
-                 launch_config) -> None:
+                 launch_config, fresh_workspaces: bool) -> None:
         ck = runner.ck
         self.runner, self.tune, self.forced = runner, tune, launch_config
         index = {name: i for i, name in enumerate(ck.kfn.order)}
-        device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
+        self.device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
         flat: list = []
         self.slots: list[tuple[int, int]] = []  # (position in flat, argument index)
+        self.scratch: list[tuple] = []  # (position, shape, dtype) of per-call workspaces
         self.mutable: list[int] = []  # positions of what a launch may write
         self.dims: dict[tuple[str, int], int] = {}
         self.scalar_idx: list[tuple[str, int]] = []
@@ -148,31 +152,42 @@ class _BoundTriton:
             if not isinstance(t, TensorType):
                 self.slots.append((len(flat), index[p.name]))
                 self.scalar_idx.append((p.name, index[p.name]))
-                flat.append(args[index[p.name]])
+                flat.append(None)
                 continue
-            if p.role is Role.SCRATCH:  # a workspace: allocated once, here
+            if p.role is Role.SCRATCH:  # a workspace
                 shape = [d if isinstance(d, int) else _dim(dims, d) for d in t.shape]
-                a = torch.empty(shape, dtype=_torch_dtype(t.dtype), device=device)
+                dtype = _torch_dtype(t.dtype)
+                if fresh_workspaces:
+                    self.scratch.append((len(flat), shape, dtype))
+                    a = torch.empty(shape, dtype=dtype, device="meta")  # shape and strides
+                    flat.append(None)
+                else:
+                    a = torch.empty(shape, dtype=dtype, device=self.device)
+                    flat.append(a)
             else:
                 a = args[index[p.name]]
                 self.slots.append((len(flat), index[p.name]))
+                flat.append(None)
             if p.role in (Role.OUT, Role.INOUT, Role.SCRATCH):
-                self.mutable.append(len(flat))
-            flat.append(a)
+                self.mutable.append(len(flat) - 1)
             for d in range(len(t.shape)):
                 self.dims[(p.name, d)] = a.shape[d]
                 flat += [a.shape[d], a.stride(d)]
         self.flat = flat
-        self.scalars = tuple(a for _, a in self._scalar_values(args))
+        self.scalars = tuple(args[i] for _, i in self.scalar_idx)
         self.plan: list[tuple] | None = None  # [(fn, grid, warps, stages)] of the launches
 
-    def _scalar_values(self, args):
-        return [(name, args[i]) for name, i in self.scalar_idx]
-
-    def __call__(self, args: tuple) -> None:
+    def args_for(self, args: tuple) -> list:
+        """The Triton argument list of every launch for the call's `args`."""
         flat = self.flat.copy()
         for pos, i in self.slots:
             flat[pos] = args[i]
+        for pos, shape, dtype in self.scratch:
+            flat[pos] = torch.empty(shape, dtype=dtype, device=self.device)
+        return flat
+
+    def __call__(self, args: tuple) -> None:
+        flat = self.args_for(args)
         if self.scalar_idx and tuple(args[i] for _, i in self.scalar_idx) != self.scalars:
             self._launch_all(flat, args)  # other scalar values: grids may differ
             return
@@ -184,7 +199,8 @@ class _BoundTriton:
             fn[(grid,)](*flat, num_warps=warps, num_stages=stages)
 
     def _launch_all(self, flat: list, args: tuple) -> list[tuple]:
-        sizes = self.runner.grids(flat, self.dims, dict(self._scalar_values(args)))
+        scalars = {name: args[i] for name, i in self.scalar_idx}
+        sizes = self.runner.grids(flat, self.dims, scalars)
         mutable = [flat[i] for i in self.mutable]
         plan = []
         for fn, grid in sizes:
@@ -211,9 +227,12 @@ def _try(fn, grid: int, args: list, cfg) -> bool:
 
 
 def tune(fn, grid: int, args: list, mutable: list):
-    """The fastest of the CANDIDATES for one launch (None if none fits); the tensors a
+    """The fastest of the CANDIDATES for one launch (None if none fits, and in Triton's
+    interpreter or inside CUDA-graph capture, where nothing can be timed); the tensors a
     launch may write are snapshotted before the trials and restored after, so the call
     still has the effect of one launch. Each timed launch starts with a cold L2 (_time)."""
+    if interpreting() or torch.cuda.is_current_stream_capturing():
+        return None
     saved = [t.clone() for t in mutable]
     best = None
     for cfg in CANDIDATES:

@@ -38,7 +38,8 @@ def run_jit(kfn: KernelFn, *args, target: str | Backend = "sim",
     if compile_cfg and compile_cfg.get("specialize_dims"):
         compile_cfg = {**compile_cfg, "static_dims": dims}
     ck = compile(kfn, compile_cfg, target=backend, **consts)
-    launcher = bind(ck, args, dims, tune=tune, launch_config=launch_config, checks=checks)
+    launcher = bind(ck, args, dims, tune=tune, launch_config=launch_config, checks=checks,
+                    fresh_workspaces=True)
     inputs_before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args] \
         if golden is not None else None
     t0 = time.perf_counter()

@@ -27,9 +27,12 @@ class RunInfo:
 
 
 def bind(ck, args: tuple, dims: dict[str, int] | None = None, tune: bool = False,
-         launch_config: tuple[int, int] | None = None, checks: bool = True) -> Launcher:
+         launch_config: tuple[int, int] | None = None, checks: bool = True,
+         fresh_workspaces: bool = False) -> Launcher:
     """A Launcher of `ck` for arguments like `args`; dims: from check_args when the caller
-    ran it already (run_jit), else it runs here."""
+    ran it already (run_jit), else it runs here. Launchers are kept per signature on the
+    compiled kernel (they hold no tensor of a call), so binding again is a lookup.
+    fresh_workspaces: allocate the kernel's workspaces per call (run_jit), not once."""
     backend = ck.backend
     if (tune or launch_config is not None) and backend.tuner is None:
         raise ArgumentError(f"target {backend.name!r} has no launch configurations to "
@@ -40,21 +43,37 @@ def bind(ck, args: tuple, dims: dict[str, int] | None = None, tune: bool = False
         raise ArgumentError("tune=True and launch_config both choose the launch "
                             "configuration", fix="pass one of them")
     if launch_config is not None and (
-            len(launch_config) != 2 or not all(type(v) is int and v > 0
-                                               for v in launch_config)):
+            not isinstance(launch_config, tuple) or len(launch_config) != 2
+            or not all(type(v) is int and v > 0 for v in launch_config)):
         raise ArgumentError(f"launch_config must be (num_warps, num_stages), two positive "
                             f"ints, got {launch_config!r}", fix="e.g. launch_config=(4, 3)")
     backend.require()
     if dims is None:
         dims = check_args(ck.kfn, args, backend)
+    key = (signature(args), tune, launch_config, checks, fresh_workspaces)
+    hit = ck._launchers.get(key)
+    if hit is not None:
+        return hit
     static = ck.options.get("static_dims") or {}
     for d, n in static.items():
         if d in dims and dims[d] != n:
             raise ArgumentError(f"dim `{d}` is {dims[d]}, but `{ck.name}` was compiled for a "
                                 f"static {d}={n} (compile_cfg static_dims)",
                                 fix="compile again for these sizes, or without static_dims")
-    run = ck.runner.bind(args, dims, tune=tune, launch_config=launch_config, checks=checks)
-    return Launcher(ck, args, run)
+    run = ck.runner.bind(args, dims, tune=tune, launch_config=launch_config, checks=checks,
+                         fresh_workspaces=fresh_workspaces)
+    launcher = Launcher(ck, args, run)
+    if len(ck._launchers) > 64:  # many signatures: keep the table bounded
+        ck._launchers.clear()
+    ck._launchers[key] = launcher
+    return launcher
+
+
+def signature(args: tuple) -> tuple:
+    """What a launcher is bound to: each tensor's shape, strides, dtype and device, each
+    scalar's type."""
+    return tuple((a.shape, a.stride(), a.dtype, a.device) if isinstance(a, torch.Tensor)
+                 else type(a) for a in args)
 
 
 class Launcher:

@@ -136,7 +136,8 @@ class NpuRunner:
     def launch_configs(self) -> list:
         return []
 
-    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool):
+    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool,
+             fresh_workspaces: bool):
         order = self.ck.kfn.order
         for name, a in zip(order, args):  # the launcher holds calls to these strides
             if isinstance(a, torch.Tensor) and not a.is_contiguous():

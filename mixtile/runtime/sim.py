@@ -53,7 +53,8 @@ class SimRunner:
     def launch_configs(self) -> list:
         return []
 
-    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool):
+    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool,
+             fresh_workspaces: bool):
         ck = self.ck
         index = {name: i for i, name in enumerate(ck.kfn.order)}
         params = [(p.name, index[p.name], p.value.type, p.role) for p in ck.kernel.params
