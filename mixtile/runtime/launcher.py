@@ -47,8 +47,8 @@ def bind(ck, args: tuple, dims: dict[str, int] | None = None, tune: bool = False
             or not all(type(v) is int and v > 0 for v in launch_config)):
         raise ArgumentError(f"launch_config must be (num_warps, num_stages), two positive "
                             f"ints, got {launch_config!r}", fix="e.g. launch_config=(4, 3)")
-    backend.require()
-    if dims is None:
+    if dims is None:  # else the caller (run_jit) ran these
+        backend.require()
         dims = check_args(ck.kfn, args, backend)
     key = (signature(args), tune, launch_config, checks, fresh_workspaces)
     hit = ck._launchers.get(key)
@@ -85,7 +85,8 @@ class Launcher:
     kind for every scalar (its value may change). Any other call raises ArgumentError
     (bind again for other shapes). Outputs are written in place; the call returns None.
     Workspaces the kernel needs are allocated once, at bind time, so calls on one stream
-    run one after another (not concurrently on several streams)."""
+    run one after another (not concurrently on several streams). compiled: the
+    CompiledKernel."""
 
     def __init__(self, ck, args: tuple, run) -> None:
         kfn = ck.kfn
@@ -121,7 +122,8 @@ class Launcher:
         except AttributeError:  # not a tensor
             self._refuse(args)
         for i, kinds in self._stypes:
-            if type(args[i]) not in kinds:
+            v = args[i]
+            if type(v) not in kinds and (not isinstance(v, kinds) or isinstance(v, bool)):
                 self._refuse(args)
         if self._pairs:
             ptrs = [args[i].data_ptr() for i in self._tidx]
