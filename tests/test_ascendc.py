@@ -239,9 +239,9 @@ def test_checker_rejects_a_syncall_kernel_not_sized_to_the_clusters():
 
 # ---------------------------------------------------------------- the passes it adds
 
-def _sim(kern, backend, args, **consts):
+def _sim(kern, pipeline, args, **consts):
     res = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    mt.run_jit(kern, *res, compile_cfg=dict(backend=backend), **consts)
+    mt.run_jit(kern, *res, compile_cfg=dict(pipeline=pipeline), **consts)
     return res
 
 
@@ -253,7 +253,7 @@ def test_the_ascendc_pipeline_keeps_the_simulators_results(name, kern, gen):
 
     args = random_args(kern, gen)
     a = _sim(kern, "sim", args)
-    b = _sim(kern, "ascendc", args)
+    b = _sim(kern, "npu", args)
     roles = dict(kern.tensors)
     outs = [i for i, n in enumerate(kern.order)
             if n in roles and roles[n].role in (Role.OUT, Role.INOUT)]
@@ -386,9 +386,9 @@ def test_the_qwen3_layer_through_the_ascendc_pipeline_matches_bit_for_bit():
     w = random_weights(cfg, 3)
     x = torch.randn(3, cfg.hidden_size, generator=torch.Generator().manual_seed(5)).bfloat16()
     outs = []
-    for backend in ("sim", "ascendc"):
+    for pipeline in ("sim", "npu"):
         k, v, bt, sl = make_paged_cache(cfg, [40, 17, 3], 16, 4)
-        layer = DecodeLayer(cfg, w, progress=False, compile_cfg=dict(backend=backend))
+        layer = DecodeLayer(cfg, w, progress=False, compile_cfg=dict(pipeline=pipeline))
         outs.append((layer(x, k, v, bt, sl), k, v))
     for a, b in zip(*outs):
         assert torch.equal(a, b)

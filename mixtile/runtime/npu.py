@@ -116,14 +116,45 @@ def _library(ak, arch: str, cache_dir: Path) -> ctypes.CDLL:
     return lib
 
 
+class NpuRunner:
+    """Builds (once per source) and launches one compiled kernel on an NPU; kept on its
+    CompiledKernel with its Ascend C kernel (`ascendc`)."""
+
+    def __init__(self, ck) -> None:
+        self.ck = ck
+        self._ascendc = None
+
+    @property
+    def ascendc(self):
+        """The Ascend C kernel (source, tiling layout, launch facts)."""
+        if self._ascendc is None:
+            from mixtile.codegen.ascendc import generate
+
+            self._ascendc = generate(self.ck.kernel, self.ck.target)
+        return self._ascendc
+
+    def launch_configs(self) -> list:
+        return []
+
+    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool,
+             fresh_workspaces: bool):
+        order = self.ck.kfn.order
+        for name, a in zip(order, args):  # the launcher holds calls to these strides
+            if isinstance(a, torch.Tensor) and not a.is_contiguous():
+                raise UnsupportedError(f"argument `{name}` is not contiguous",
+                                       fix="pass .contiguous() tensors to target='npu'")
+
+        def run_bound(args: tuple) -> None:
+            run(self.ck, dict(zip(order, args)), dims, self.ck.cache_dir)
+
+        return run_bound
+
+
 def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
-    """Launch compiled kernel `ck` (ascendc backend) on the current NPU stream; `dims`
-    gives the symbolic dims' values (run_jit's check_args), for the scratch tensors."""
-    lacking = missing()
-    if lacking:
-        raise UnsupportedError("target 'npu' needs " + "; ".join(lacking),
-                               fix='run on an Ascend machine with CANN 8.0.RC2 or later, or '
-                               'use target="sim" (the simulator) / "cuda"')
+    """Launch compiled kernel `ck` (target npu) on the current NPU stream; `dims` gives
+    the symbolic dims' values (check_args), for the scratch tensors; the tensors are
+    contiguous (NpuRunner.bind checks)."""
+    ck.backend.require()
     ak = ck.ascendc
     k = ck.kernel
     dev = torch.device("npu", torch.npu.current_device())
@@ -134,15 +165,12 @@ def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
             scalars[p.name] = args[p.name]
             continue
         if p.role is Role.SCRATCH:
-            from mixtile.runtime.jit import TORCH_DTYPE
+            from mixtile.runtime.args import TORCH_DTYPE
 
             shape = tuple(d if isinstance(d, int) else dims[d] for d in t.shape)
             a = torch.zeros(shape, dtype=TORCH_DTYPE[t.dtype], device=dev)
         else:
             a = args[p.name]
-            if not a.is_contiguous():
-                raise UnsupportedError(f"argument {p.name} is not contiguous",
-                                       fix="pass .contiguous() tensors to target='npu'")
         shapes[p.name] = tuple(a.shape)
         ptrs.append(a.data_ptr())
         args = {**args, p.name: a}
@@ -153,4 +181,3 @@ def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
     stream = torch.npu.current_stream().npu_stream
     arr = (ctypes.c_void_p * len(ptrs))(*ptrs)
     lib.mixtile_launch(ctypes.c_uint32(blocks), ctypes.c_void_p(stream), arr)
-
