@@ -178,11 +178,55 @@ def test_build_command_and_caller(tmp_path):
     from mixtile.runtime import npu
 
     ak = _emit(X.gemm_bias_silu)
-    cmd = npu.build_command(tmp_path / "caller.cpp", tmp_path / "k.so", tmp_path, "a2")
+    cmd = npu.build_command(tmp_path / "caller.cpp", tmp_path / "k.so", tmp_path, "a2",
+                            ak.kernel_type)
     assert cmd[0] == "bisheng" and "--cce-aicore-arch=dav-c220" in cmd and "-xcce" in cmd
+    assert "-cce-aicore-stack-size=0x8000" in cmd
+    assert "-DMIXTILE_LEGACY_SYNC_ADDR" in npu.build_command(
+        tmp_path / "c.cpp", tmp_path / "k.so", tmp_path, "a2", ak.kernel_type, True)
     caller = npu.caller_source(ak)
-    assert "gemm_bias_act<<<blockDim, nullptr, stream>>>(args[0], args[1], args[2], " \
+    assert ak.sync_base and "aclrtGetHardwareSyncAddr(&addr)" in caller
+    assert "gemm_bias_act<<<blockDim, nullptr, stream>>>(ffts, args[0], args[1], args[2], " \
            "args[3], args[4], args[5]);" in caller
+    cube = _emit(G.gemm)  # one-unit kernels: built for their own core type, no sync base
+    assert not cube.sync_base and "(ffts, " not in npu.caller_source(cube)
+    assert "--cce-aicore-arch=dav-c220-cube" in npu.build_command(
+        tmp_path / "c.cpp", tmp_path / "k.so", tmp_path, "a2", cube.kernel_type)
+    vec = _emit(V.softmax)
+    assert "--cce-aicore-arch=dav-c220-vec" in npu.build_command(
+        tmp_path / "c.cpp", tmp_path / "k.so", tmp_path, "a2", vec.kernel_type)
+
+
+def test_both_header_layouts_are_searched(tmp_path):
+    from mixtile.runtime import npu
+
+    old = tmp_path / "old"
+    (old / "compiler/tikcpp/tikcfw/impl").mkdir(parents=True)
+    (old / "include").mkdir()
+    new = tmp_path / "new"
+    (new / "aarch64-linux/asc/include").mkdir(parents=True)
+    (new / "include/ascendc").mkdir(parents=True)
+    assert old / "compiler/tikcpp/tikcfw/impl" in npu.include_dirs(old)
+    assert {new / "aarch64-linux/asc/include", new / "include/ascendc"} <= set(
+        npu.include_dirs(new))
+
+
+def test_a_syncall_kernel_is_compiled_for_the_parts_core_count():
+    """910B SKUs have 20 or 24 cube cores: a hard-SyncAll launch must match the part."""
+    from mixtile.runtime import npu
+
+    ak24 = _emit(A.flash_decode)
+    assert ak24.has_syncall and ak24.static_grid == 24
+    with pytest.raises(mt.UnsupportedError, match="20 cube cores") as ei:
+        npu.check_cores(ak24, mt.A2, 20)
+    assert "clusters=20" in ei.value.fix
+    npu.check_cores(ak24, mt.A2, 24)
+    ck20 = mt.compile(A.flash_decode, dict(clusters=20), target="npu")
+    assert ck20.target.clusters == 20 and ck20.ascendc.static_grid == 20
+    assert check(ck20.ascendc, mt.A2.flag_ids) == []
+    npu.check_cores(ck20.ascendc, ck20.target, 20)
+    with pytest.raises(mt.ArgumentError, match="positive int"):
+        mt.compile(A.flash_decode, dict(clusters=0), target="npu")
 
 
 # ---------------------------------------------------------------- the structural checker

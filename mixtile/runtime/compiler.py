@@ -42,6 +42,9 @@ _DEFAULTS = {
     # the machine (mixtile.target): a2, a3, a5 for targets sim and npu, gpu for cuda;
     # default: the target's first
     "arch": None,
+    # the part's cube cores where they differ from the machine table's (910B SKUs with 20):
+    # mt.target().clusters and every hard-SyncAll launch follow it
+    "clusters": None,
     "disk_cache": True,
     # {"M": 16, ...}: compile those symbolic dims as static extents (run_jit fills it
     # from the arguments when specialize_dims=True); default: one kernel for all sizes
@@ -198,6 +201,12 @@ def compile(kfn: KernelFn, compile_cfg: dict | None = None, *,  # noqa: A001
     backend = get_backend(target)
     opts = _options(compile_cfg, backend)
     machine = get_target(opts["arch"])
+    n = opts["clusters"]
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ArgumentError(f"compile_cfg clusters must be a positive int, got {n!r}",
+                                fix=f"the part's cube core count, e.g. {machine.clusters}")
+        machine = dataclasses.replace(machine, clusters=n)
     consts = kfn.resolve_consts(consts)
     semantic = _freeze({k: v for k, v in opts.items()
                         if k not in ("dump_passes", "dump_dir", "keep_ir", "disk_cache")})
