@@ -27,7 +27,7 @@ import torch
 from decode_layer_gpu import copy_bandwidth  # the benchmark's floor (this script's dir)
 
 import mixtile as mt
-from mixtile.runtime import gpu
+from mixtile.runtime.compiler import _memory_cache
 from tilelang_models.kernels.gemm import blocks
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
@@ -236,22 +236,21 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
                 consts = dict(TM=tm, TN=tn, TK=tk)
                 if kern in (rmsnorm_swiglu_folded, rmsnorm_gemm_folded):
                     consts["NT"] = h // 64
-                fns = [lambda a=a: mt.run_jit(kern, *a, target="cuda", **consts)
+                fns = [lambda a=a, **kw: mt.run_jit(kern, *a, target="cuda", **kw, **consts)
                        for a in argsets]
                 r = {"sec": "gemm", "kernel": name, "variant": vname, "batch": b, "TN": tn,
                      "TK": tk}
                 try:
-                    with gpu.launch_config(4, 3):
-                        r["ms_default"] = _graph_ms(fns, reps=1) / len(fns)
+                    r["ms_default"] = _graph_ms([lambda f=f: f(launch_config=(4, 3))
+                                                 for f in fns], reps=1) / len(fns)
                 except Exception as e:  # noqa: BLE001  a tile that does not fit: go on
                     r["error_default"] = str(e)[:100]
                 try:
-                    before = set(gpu._chosen)
-                    with gpu.autotune():
-                        for f in fns:
-                            f()
+                    before = set(_chosen())
+                    for f in fns:
+                        f(tune=True)
                     r["ms_tuned"] = _graph_ms(fns, reps=1) / len(fns)
-                    r["cfg"] = [v for k, v in gpu._chosen.items() if k not in before]
+                    r["cfg"] = [v for k, v in _chosen().items() if k not in before]
                     out = [t for t in argsets[-1] if isinstance(t, torch.Tensor)
                            and t.dtype == torch.bfloat16 and t.shape[1] in (nqkv, i, h)
                            and t.shape[0] == b][-1]
@@ -269,6 +268,13 @@ def sweep_gemm(cfg, b, bw, rows, variants=GEMM_VARIANTS, only=None):
                         r[k.replace("ms", "x")] = round(r[k] / floor, 3)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
+
+
+def _chosen() -> dict:
+    """{(launch function, grid): (num_warps, num_stages)} chosen so far by every kernel
+    compiled in this process (they keep their choices)."""
+    return {(fn, grid): c for ck in _memory_cache.values()
+            for fn, grid, c in ck.launch_configs()}
 
 
 def _peek(n: int) -> bool:
@@ -298,16 +304,15 @@ def sweep_attn(cfg, b, bw, rows, seq=4096, bs=128, splits=None):
         if not _mine():
             continue
         consts = dict(base, **v)
-        fn = lambda: mt.run_jit(fa_fused, *args, target="cuda", **consts)  # noqa: E731
+        fn = lambda **kw: mt.run_jit(fa_fused, *args, target="cuda", **kw,  # noqa: E731
+                                     **consts)
         r = {"sec": "attn", "batch": b, "variant": label, **v}
         try:
-            with gpu.launch_config(4, 3):
-                r["ms_default"] = _graph_ms([fn], reps=1)
-            before = set(gpu._chosen)
-            with gpu.autotune():
-                fn()
+            r["ms_default"] = _graph_ms([lambda: fn(launch_config=(4, 3))], reps=1)
+            before = set(_chosen())
+            fn(tune=True)
             r["ms_tuned"] = _graph_ms([fn], reps=1)
-            r["cfg"] = [v for k, v in gpu._chosen.items() if k not in before]
+            r["cfg"] = [v for k, v in _chosen().items() if k not in before]
         except Exception as e:  # noqa: BLE001
             r["error"] = str(e)[:100]
         for k in ("ms_default", "ms_tuned"):
@@ -402,7 +407,7 @@ def kernel_trace(cfg, b, bw, rows, seq=4096, bs=128, label="table", reps=4, iter
         return
     from torch.profiler import ProfilerActivity, profile
 
-    before = set(gpu._chosen)
+    before = set(_chosen())
     layer, steps, caches = _layer_steps(cfg, b, seq, bs, **kw)
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
@@ -433,8 +438,7 @@ def kernel_trace(cfg, b, bw, rows, seq=4096, bs=128, label="table", reps=4, iter
                              "gap_before_us": round(gaps[len(gaps) // 2], 1)})
     tot = sorted(s[2 * per_step].time_range.start - s[per_step].time_range.start for s in seqs)
     r["step_us"] = round(tot[len(tot) // 2], 1)
-    r["configs"] = {getattr(k[0], "__name__", str(k[0]))[:40] + f"@{k[1]}": v
-                    for k, v in gpu._chosen.items() if k not in before}
+    r["configs"] = {f"{k[0][:40]}@{k[1]}": v for k, v in _chosen().items() if k not in before}
     rows.append(r)
     print(json.dumps(r), flush=True)
     del layer, steps, caches

@@ -36,9 +36,11 @@ from mixtile.ir.types import (
 )
 from mixtile.language import *  # noqa: F403
 from mixtile.language import __all__ as _lang_all
+from mixtile.runtime.backends import BACKENDS, Backend, get_backend
 from mixtile.runtime.compiler import CompiledKernel, compile
 from mixtile.runtime.golden import RunResult
 from mixtile.runtime.jit import run_jit
+from mixtile.runtime.launcher import Launcher
 from mixtile.target import A2, A3, A5, Target, get_target
 
 f32, f16, bf16 = DType.F32, DType.F16, DType.BF16
@@ -55,7 +57,8 @@ __all__ = [
     "UnsupportedError", "VerifyError", "DeadlockError", "FlagOverflowError", "RaceError",
     "SyncallError", "AtomicKind", "CoreRole", "CoreType", "SplitMode", "SyncMode", "DType",
     "MemSpace", "ReduceKind",
-    "CompiledKernel", "compile", "RunResult", "run_jit", "A2", "A3", "A5", "Target",
-    "get_target", "f32", "f16", "bf16", "f8e4m3", "f8e5m2", "i8", "i32", "i64", "bool_",
+    "CompiledKernel", "compile", "RunResult", "run_jit", "Launcher", "Backend", "BACKENDS",
+    "get_backend", "A2", "A3", "A5", "Target", "get_target",
+    "f32", "f16", "bf16", "f8e4m3", "f8e5m2", "i8", "i32", "i64", "bool_",
     "GM", "L1", "L0A", "L0B", "L0C", "UB", "BT",
 ]

@@ -18,6 +18,7 @@ CORE_SPACES = {
     CoreType.AIC: frozenset({_S.L1, _S.L0A, _S.L0B, _S.L0C, _S.BT}),
     CoreType.AIV: frozenset({_S.UB}),
 }
+_ALIGN = {_S.UB: 32, _S.L1: 32, _S.L0A: 512, _S.L0B: 512, _S.L0C: 1024, _S.BT: 64}
 # A5 adds the direct L0C->UB and UB->L1 paths.
 _FRACTAL_SPACES = frozenset({_S.L1, _S.L0A, _S.L0B, _S.L0C})
 _A5_PATHS = _A2_PATHS | {(_S.L0C, _S.UB), (_S.UB, _S.L1)}
@@ -33,7 +34,10 @@ class Target:
     capacity: dict[MemSpace, int] = field(hash=False)
     legal_paths: frozenset[tuple[MemSpace, MemSpace]]
     cube_block: tuple[int, int, int] = (16, 16, 16)  # M, N, K per cycle per AIC
-    align: int = 32  # byte alignment of on-chip buffers
+    # byte alignment of on-chip buffers per space (the Ascend C docs' general address
+    # constraints: UB/L1 32 B, L0A/L0B 512 B, L0C and the bias table 64 B; an older Mmad
+    # page asks 256 elements for L0C, so 1024 B there - its fractals are 1 KiB anyway)
+    align: dict[MemSpace, int] = field(hash=False, default_factory=lambda: dict(_ALIGN))
     flag_limit: int = 15  # cross-core flag sets without a matching wait
     # cross-core flag ids a kernel may use: 0..10 on A2/A3 (the CrossCoreSetFlag docs;
     # higher ids are reported as taken by the hard SyncAll)
@@ -60,6 +64,9 @@ class Target:
             r, c = t.shape
             return -(-r // 16) * 16 * (-(-c // 16) * 16) * t.dtype.itemsize
         return t.nbytes
+
+    def align_of(self, space: MemSpace) -> int:
+        return self.align.get(space, 32)
 
     def is_legal(self, src: MemSpace, dst: MemSpace) -> bool:
         return (src, dst) in self.legal_paths

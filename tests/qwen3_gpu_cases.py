@@ -79,7 +79,7 @@ def compile_for_hopper() -> None:
     ptr = {"bf16": "*bf16", "f16": "*fp16", "f32": "*fp32", "i32": "*i32"}
     tmp = tempfile.mkdtemp()
     for name, kern, _args, consts in qwen3_cases():
-        ck = mt.compile(kern, dict(backend="triton", arch="gpu"), **consts)
+        ck = mt.compile(kern, target="cuda", **consts)
         src, launches = generate(ck.kernel)
         path = os.path.join(tmp, f"mt_hopper_{name}.py")
         with open(path, "w") as f:

@@ -178,11 +178,55 @@ def test_build_command_and_caller(tmp_path):
     from mixtile.runtime import npu
 
     ak = _emit(X.gemm_bias_silu)
-    cmd = npu.build_command(tmp_path / "caller.cpp", tmp_path / "k.so", tmp_path, "a2")
+    cmd = npu.build_command(tmp_path / "caller.cpp", tmp_path / "k.so", tmp_path, "a2",
+                            ak.kernel_type)
     assert cmd[0] == "bisheng" and "--cce-aicore-arch=dav-c220" in cmd and "-xcce" in cmd
+    assert "-cce-aicore-stack-size=0x8000" in cmd
+    assert "-DMIXTILE_LEGACY_SYNC_ADDR" in npu.build_command(
+        tmp_path / "c.cpp", tmp_path / "k.so", tmp_path, "a2", ak.kernel_type, True)
     caller = npu.caller_source(ak)
-    assert "gemm_bias_act<<<blockDim, nullptr, stream>>>(args[0], args[1], args[2], " \
+    assert ak.sync_base and "aclrtGetHardwareSyncAddr(&addr)" in caller
+    assert "gemm_bias_act<<<blockDim, nullptr, stream>>>(ffts, args[0], args[1], args[2], " \
            "args[3], args[4], args[5]);" in caller
+    cube = _emit(G.gemm)  # one-unit kernels: built for their own core type, no sync base
+    assert not cube.sync_base and "(ffts, " not in npu.caller_source(cube)
+    assert "--cce-aicore-arch=dav-c220-cube" in npu.build_command(
+        tmp_path / "c.cpp", tmp_path / "k.so", tmp_path, "a2", cube.kernel_type)
+    vec = _emit(V.softmax)
+    assert "--cce-aicore-arch=dav-c220-vec" in npu.build_command(
+        tmp_path / "c.cpp", tmp_path / "k.so", tmp_path, "a2", vec.kernel_type)
+
+
+def test_both_header_layouts_are_searched(tmp_path):
+    from mixtile.runtime import npu
+
+    old = tmp_path / "old"
+    (old / "compiler/tikcpp/tikcfw/impl").mkdir(parents=True)
+    (old / "include").mkdir()
+    new = tmp_path / "new"
+    (new / "aarch64-linux/asc/include").mkdir(parents=True)
+    (new / "include/ascendc").mkdir(parents=True)
+    assert old / "compiler/tikcpp/tikcfw/impl" in npu.include_dirs(old)
+    assert {new / "aarch64-linux/asc/include", new / "include/ascendc"} <= set(
+        npu.include_dirs(new))
+
+
+def test_a_syncall_kernel_is_compiled_for_the_parts_core_count():
+    """910B SKUs have 20 or 24 cube cores: a hard-SyncAll launch must match the part."""
+    from mixtile.runtime import npu
+
+    ak24 = _emit(A.flash_decode)
+    assert ak24.has_syncall and ak24.static_grid == 24
+    with pytest.raises(mt.UnsupportedError, match="20 cube cores") as ei:
+        npu.check_cores(ak24, mt.A2, 20)
+    assert "clusters=20" in ei.value.fix
+    npu.check_cores(ak24, mt.A2, 24)
+    ck20 = mt.compile(A.flash_decode, dict(clusters=20), target="npu")
+    assert ck20.target.clusters == 20 and ck20.ascendc.static_grid == 20
+    assert check(ck20.ascendc, mt.A2.flag_ids) == []
+    npu.check_cores(ck20.ascendc, ck20.target, 20)
+    with pytest.raises(mt.ArgumentError, match="positive int"):
+        mt.compile(A.flash_decode, dict(clusters=0), target="npu")
 
 
 # ---------------------------------------------------------------- the structural checker
@@ -239,9 +283,9 @@ def test_checker_rejects_a_syncall_kernel_not_sized_to_the_clusters():
 
 # ---------------------------------------------------------------- the passes it adds
 
-def _sim(kern, backend, args, **consts):
+def _sim(kern, pipeline, args, **consts):
     res = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    mt.run_jit(kern, *res, compile_cfg=dict(backend=backend), **consts)
+    mt.run_jit(kern, *res, compile_cfg=dict(pipeline=pipeline), **consts)
     return res
 
 
@@ -253,7 +297,7 @@ def test_the_ascendc_pipeline_keeps_the_simulators_results(name, kern, gen):
 
     args = random_args(kern, gen)
     a = _sim(kern, "sim", args)
-    b = _sim(kern, "ascendc", args)
+    b = _sim(kern, "npu", args)
     roles = dict(kern.tensors)
     outs = [i for i, n in enumerate(kern.order)
             if n in roles and roles[n].role in (Role.OUT, Role.INOUT)]
@@ -386,9 +430,9 @@ def test_the_qwen3_layer_through_the_ascendc_pipeline_matches_bit_for_bit():
     w = random_weights(cfg, 3)
     x = torch.randn(3, cfg.hidden_size, generator=torch.Generator().manual_seed(5)).bfloat16()
     outs = []
-    for backend in ("sim", "ascendc"):
+    for pipeline in ("sim", "npu"):
         k, v, bt, sl = make_paged_cache(cfg, [40, 17, 3], 16, 4)
-        layer = DecodeLayer(cfg, w, progress=False, compile_cfg=dict(backend=backend))
+        layer = DecodeLayer(cfg, w, progress=False, compile_cfg=dict(pipeline=pipeline))
         outs.append((layer(x, k, v, bt, sl), k, v))
     for a, b in zip(*outs):
         assert torch.equal(a, b)

@@ -29,11 +29,13 @@ from tilelang_models.qwen3 import kernels as Q
 CPU_DIR = Path(__file__).resolve().parent / "ascendc_cpu"
 GXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
-_TYPE = {"KERNEL_TYPE_AIV_ONLY": 0, "KERNEL_TYPE_AIC_ONLY": 1, "KERNEL_TYPE_MIX_AIC_1_2": 5}
+_TYPE = {"KERNEL_TYPE_AIV_ONLY": 0, "KERNEL_TYPE_AIC_ONLY": 1, "KERNEL_TYPE_MIX_AIV_1_0": 2,
+         "KERNEL_TYPE_MIX_AIC_1_0": 3, "KERNEL_TYPE_MIX_AIC_1_2": 5}
+FFTS_ADDR = "0x12345000ULL"  # a stand-in for aclrtGetHardwareSyncAddr's address
 
 
 def _driver(ak, n_bufs: int) -> str:
-    args = ", ".join(f"bufs[{i}].data()" for i in range(n_bufs))
+    args = ", ".join([FFTS_ADDR] * ak.sync_base + [f"bufs[{i}].data()" for i in range(n_bufs)])
     return f"""#include "kernel.cpp"
 #include <fstream>
 #include <iterator>
@@ -41,20 +43,22 @@ def _driver(ak, n_bufs: int) -> str:
 
 int main(int argc, char** argv)
 {{
-    // argv: kernel type, blocks, then one file per GM argument (the tiling last)
+    // argv: kernel type, blocks, the part's cube cores, then one file per GM argument
+    // (the tiling last)
     const int type = std::stoi(argv[1]);
     const long long blocks = std::stoll(argv[2]);
+    const long long cores = std::stoll(argv[3]);
     std::vector<std::vector<uint8_t>> bufs;
-    for (int i = 3; i < argc; ++i) {{
+    for (int i = 4; i < argc; ++i) {{
         std::ifstream f(argv[i], std::ios::binary);
         bufs.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
         uint8_t* lo = bufs.back().data();
         mixtile_cpu::gm_regions().push_back({{lo, lo + bufs.back().size()}});
     }}
-    mixtile_cpu::run(type, blocks, [&] {{ {ak.name}({args}); }});
-    for (int i = 3; i < argc; ++i) {{
+    mixtile_cpu::run(type, blocks, [&] {{ {ak.name}({args}); }}, cores);
+    for (int i = 4; i < argc; ++i) {{
         std::ofstream f(argv[i], std::ios::binary);
-        f.write(reinterpret_cast<const char*>(bufs[i - 3].data()), bufs[i - 3].size());
+        f.write(reinterpret_cast<const char*>(bufs[i - 4].data()), bufs[i - 4].size());
     }}
     return 0;
 }}
@@ -75,9 +79,12 @@ def _from_bytes(b: bytes, like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.frombuffer(b, npdt).copy()).reshape(like.shape)
 
 
-def run_cpu(kern, args: list, tmp: Path, edit=None, arch="a2", **consts) -> list:
+def run_cpu(kern, args: list, tmp: Path, edit=None, arch="a2", cores: int = 24,
+            launch_type: str | None = None, **consts) -> list:
     """Run `kern` through the emitted Ascend C on the CPU model; returns new tensors.
-    `edit(source) -> source` tampers with the source first (tests of the model)."""
+    `edit(source) -> source` tampers with the source first (tests of the model); `cores`
+    is the part's cube core count; `launch_type` launches as another kernel type (as a
+    build for the wrong cores would)."""
     ck = mt.compile(kern, dict(arch=arch), target="npu", **consts)
     ak = ck.ascendc
     dims = check_args(kern, tuple(args))
@@ -113,7 +120,8 @@ def run_cpu(kern, args: list, tmp: Path, edit=None, arch="a2", **consts) -> list
     tf.write_bytes(tiling.tobytes())
     files.append(str(tf))
     blocks = ak.block_dim(shapes, scalars)
-    r = subprocess.run([str(exe), str(_TYPE[ak.kernel_type]), str(blocks), *files],
+    ktype = _TYPE[launch_type or ak.kernel_type]
+    r = subprocess.run([str(exe), str(ktype), str(blocks), str(cores), *files],
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise RuntimeError(f"{ak.name}: {r.stderr[-2000:]}")
@@ -379,3 +387,94 @@ def test_load_rows_in_a_lane_split_mixed_kernel(gen, tmp_path):
         args = [_t(5, 32, gen=gen).half(), _t(40, 32, gen=gen).half(), _t(5, 40, gen=gen)
                 .float(), n, torch.zeros(5, 40)]
         _compare(mixed_rows, args, tmp_path)
+
+
+# ------------------------------------------------------------------ what real Ascend C
+# setup needs (docs/ascendc.md, "Launch setup"): each fault reintroduced is caught
+
+def _gemm_args(gen, m=100, n=200, k=300):
+    return [_t(m, k, gen=gen), _t(n, k, gen=gen, scale=0.07), torch.zeros(m, n)]
+
+
+def test_the_model_catches_an_event_id_clash_with_a_live_tpipe(gen, tmp_path):
+    """The TPipe sets M_MTE1 0-2 on the AIC; the emitted cube code destroys it before
+    its own SetFlag<M_MTE1>(EVENT_ID0)."""
+    with pytest.raises(RuntimeError, match="SetFlag twice without a WaitFlag"):
+        run_cpu(G.gemm, _gemm_args(gen), tmp_path,
+                edit=lambda src: src.replace("pipe.Destroy();", ""))
+
+
+def test_the_model_catches_a_missing_sync_base_address(gen, tmp_path):
+    m, n, k = 100, 200, 64
+    args = [_t(m, k, gen=gen), _t(n, k, gen=gen, scale=0.07), torch.randn(n, generator=gen),
+            torch.zeros(m, n, dtype=torch.bfloat16)]
+    with pytest.raises(RuntimeError, match="before AscendC::SetSyncBaseAddr"):
+        run_cpu(X.gemm_bias_silu, args, tmp_path,
+                edit=lambda src: src.replace("SetSyncBaseAddr(fftsAddr);", ""))
+
+
+def test_a_cube_only_kernel_is_guarded_against_a_build_for_both_core_types(gen, tmp_path):
+    """Built for dav-c220 (both core types) instead of dav-c220-cube, a cube-only kernel
+    runs on the AIVs too: its ASCEND_IS_AIC guard keeps them out; without it they issue
+    cube instructions."""
+    args = _gemm_args(gen)
+    want = [a.clone() for a in args]
+    mt.run_jit(G.gemm, *want)
+    got = run_cpu(G.gemm, args, tmp_path, launch_type="KERNEL_TYPE_MIX_AIC_1_2")
+    assert torch.allclose(got[2], want[2], rtol=2e-2, atol=2e-2)
+    with pytest.raises(RuntimeError, match="cube instruction\\) on an AIV core"):
+        run_cpu(G.gemm, args, tmp_path, launch_type="KERNEL_TYPE_MIX_AIC_1_2",
+                edit=lambda src: src.replace("if ASCEND_IS_AIC {", "if (true) {"))
+
+
+@mt.kernel
+def _vector_syncall(x: mt.Tensor["N", mt.f32], y: mt.Out["N", mt.f32], T: mt.const = 64):
+    P = mt.target().aiv_count
+    for blk in mt.spmd(P):
+        for i in mt.range(blk, mt.cdiv(x.shape[0], T), P):
+            mt.store(y[i * T:i * T + T], mt.load(x[i * T:i * T + T]) * 2.0)
+        mt.fence()
+        mt.syncall(core_type=mt.CoreType.AIV)
+        for i in mt.range(blk, mt.cdiv(x.shape[0], T), P):
+            mt.store(y[i * T:i * T + T], mt.load(y[i * T:i * T + T]) + 1.0)
+
+
+def test_a_vector_kernel_with_syncall_declares_mix_aiv_1_0(gen, tmp_path):
+    """The SyncAll docs: a one-unit kernel using it is MIX_AIV_1_0 / MIX_AIC_1_0; the
+    model refuses SyncAll in an AIV_ONLY launch."""
+    assert mt.compile(_vector_syncall, target="npu").ascendc.kernel_type == \
+        "KERNEL_TYPE_MIX_AIV_1_0"
+    args = [torch.randn(1000, generator=gen), torch.zeros(1000)]
+    _compare(_vector_syncall, args, tmp_path)
+    with pytest.raises(RuntimeError, match="SyncAll in an AIV_ONLY"):
+        run_cpu(_vector_syncall, args, tmp_path, launch_type="KERNEL_TYPE_AIV_ONLY")
+
+
+def test_the_model_catches_a_syncall_grid_larger_than_the_part(gen, tmp_path):
+    """A kernel compiled for 24 clusters with a hard SyncAll hangs on a 20-core 910B: the
+    launch runs in rounds. The runtime compiles for the device's core count instead."""
+    args = [torch.randn(1000, generator=gen), torch.zeros(1000)]
+    with pytest.raises(RuntimeError, match="more blocks than the part has cores"):
+        run_cpu(_vector_syncall, args, tmp_path, cores=20)
+
+
+@pytest.mark.parametrize("fault,edit,match", [
+    ("L0A tile off 512 B", ("l0aBuf.GetWithOffset<bfloat16_t>(8192, 0)",
+                            "l0aBuf.GetWithOffset<bfloat16_t>(8192, 256)"), "alignment"),
+    ("LoadData repeat 256", ("LoadData2DParams(0, 8, 4,", "LoadData2DParams(0, 256, 4,"),
+     "repeatTimes outside 1..255"),
+    ("Nd2Nz stride past uint16", ("x_s0, 64, 1, 0)", "x_s0 + 65536, 64, 1, 0)"),
+     "outside uint16"),
+    ("Fixpipe rows past 8192", ("fp", None), "mSize"),
+])
+def test_the_model_catches_layout_limits(fault, edit, match, gen, tmp_path):
+    old, new = edit
+
+    def tamper(src):
+        if new is None:  # the Fixpipe's mSize: the first `.mSize = ...;` assignment
+            import re
+            return re.sub(r"(\.mSize = )[^;]+;", r"\g<1>9000;", src, count=1)
+        assert old in src, old
+        return src.replace(old, new, 1)
+    with pytest.raises(RuntimeError, match=match):
+        run_cpu(G.gemm, _gemm_args(gen), tmp_path, edit=tamper)

@@ -145,7 +145,7 @@ def test_flash_decode_f16(g, s):
 
 
 def test_generated_source_is_viewable_and_cached(tmp_path):
-    ck = mt.compile(V.softmax, compile_cfg=dict(backend="triton", arch="gpu"))
+    ck = mt.compile(V.softmax, target="cuda")
     assert "@triton.jit" in ck.code and "tl.program_id(0)" in ck.code
     x, y = _t(4, 20), _t(4, 20)
     cfg = dict(cache_dir=str(tmp_path))
@@ -212,15 +212,14 @@ def _sim_vs_triton(name, kern, args, sim_consts, dev_consts):
 def test_autotune_keeps_one_launch_of_effect():
     """autotune times several launch configs of an accumulating (atomic, InOut) kernel at
     its first launch; the outputs are restored around the trials, so y gets one update."""
-    from mixtile.runtime import gpu as G_
-
     x, w = _t(48, 256, dtype=torch.bfloat16), _t(80, 256, dtype=torch.bfloat16, scale=1 / 16)
     y = _t(48, 80)
     want = y + x.float() @ w.float().T
-    with G_.autotune():
-        mt.run_jit(G.gemm_splitk, x, w, y, target="cuda", TM=16, TN=32, TK=64, SPLIT=2)
+    consts = dict(TM=16, TN=32, TK=64, SPLIT=2)
+    mt.run_jit(G.gemm_splitk, x, w, y, target="cuda", tune=True, **consts)
     assert float((y - want).abs().max()) <= 1e-2 * float(want.abs().max())
-    assert G_.chosen_configs()  # a config was picked and kept
+    # a config was picked and kept
+    assert mt.compile(G.gemm_splitk, target="cuda", **consts).launch_configs()
 
 
 @mt.kernel
@@ -280,14 +279,14 @@ def test_gm_program_order_kept_with_cta_barriers():
     """Accesses of one tensor by one program are ordered as written: a CTA barrier before
     a read after a write (RAW), a write after a read or write (WAR, WAW), and at the top of
     a loop that reads and writes it; none where no tensor is both read and written."""
-    src = mt.compile(_store_then_reload, dict(backend="triton", arch="gpu")).code
+    src = mt.compile(_store_then_reload, target="cuda").code
     body = src.split("def ", 1)[1].splitlines()
     kinds = [("B" if "debug_barrier" in ln else "S" if "tl.store(y" in ln else
               "L" if "tl.load(y" in ln else None) for ln in body]
     seq = "".join(k for k in kinds if k)
     assert seq == "SBLBSBLBS", seq  # store, |, load, |, store, loop: |, load, |, store
-    assert "debug_barrier" not in mt.compile(G.gemm, dict(backend="triton", arch="gpu")).code
-    src = mt.compile(_loops_and_order, dict(backend="triton", arch="gpu")).code
+    assert "debug_barrier" not in mt.compile(G.gemm, target="cuda").code
+    src = mt.compile(_loops_and_order, target="cuda").code
     body = src.split("def ", 1)[1].splitlines()
     kinds = [("B" if "debug_barrier" in ln else "F" if ln.strip().startswith("for ") else
               "S" if "tl.store(y" in ln else "L" if "tl.load(y" in ln else None) for ln in body]
@@ -349,7 +348,7 @@ def test_scalar_kept_across_a_syncall_from_a_tensor_written_before_it_is_refused
     from a tensor written before the syncall would see the new value (the simulator keeps
     the old one). The backend refuses it, naming the load's line."""
     with pytest.raises(mt.UnsupportedError) as e:
-        _ = mt.compile(_stale_scalar, dict(backend="triton", arch="gpu")).code
+        _ = mt.compile(_stale_scalar, target="cuda").code
     msg = str(e.value)
     assert "test_triton.py" in msg and "`y`" in msg and "load it again" in msg
     # the simulator runs it as written: z holds y's old values

@@ -257,7 +257,7 @@ class _Region:
         for b in bufs:
             b.size = _align(max(self.t.tile_bytes(m.value.type) for m in b.members
                                   if m.value is not None),
-                            self.t.align)
+                            self.t.align_of(b.space))
             b.start = min(m.start for m in b.members)
             b.end = max(m.end for m in b.members)
             by_space.setdefault(b.space, []).append(b)

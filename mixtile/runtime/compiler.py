@@ -1,4 +1,5 @@
-"""`mixtile.compile`: trace, run the pass pipeline, cache the result (memory and disk)."""
+"""`mixtile.compile`: trace, run the backend's pass pipeline, cache the result (memory and
+disk); `CompiledKernel.bind` for launches without per-call re-checking."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,7 @@ from mixtile.ir.parser import parse_kernel
 from mixtile.ir.printer import print_kernel
 from mixtile.language.kernel import KernelFn
 from mixtile.passes import PassContext, PassManager
-from mixtile.runtime.pipeline import ascendc_pipeline, default_pipeline, gpu_pipeline
+from mixtile.runtime.backends import Backend, get_backend
 from mixtile.target import Target, get_target
 
 VERSION = "0.1.0"
@@ -38,7 +39,12 @@ _DEFAULTS = {
     "verify": True,  # verify the IR between passes
     "keep_ir": True,  # keep the IR text after each pass (CompiledKernel.ir_after)
     "skip": (),  # pass names to leave out (debugging)
-    "arch": "a2",  # the Ascend generation modelled: a2, a3, a5
+    # the machine (mixtile.target): a2, a3, a5 for targets sim and npu, gpu for cuda;
+    # default: the target's first
+    "arch": None,
+    # the part's cube cores where they differ from the machine table's (910B SKUs with 20):
+    # mt.target().clusters and every hard-SyncAll launch follow it
+    "clusters": None,
     "disk_cache": True,
     # {"M": 16, ...}: compile those symbolic dims as static extents (run_jit fills it
     # from the arguments when specialize_dims=True); default: one kernel for all sizes
@@ -47,25 +53,40 @@ _DEFAULTS = {
     # mixed kernels: GM ring slots per cube<->vector crossing and cluster (2: the cube
     # fills one slot while the vector lanes read the other; 1: strictly alternating)
     "pipeline_depth": 2,
-    # "sim": the Ascend pipeline for the simulator; "triton": GPU; "ascendc": Ascend C source
-    "backend": "sim",
+    # whose pass pipeline to run, a backend name (default: the target's own); the
+    # simulator also runs "npu"'s, to check that the Ascend C lowering keeps the results
+    "pipeline": None,
     "cache_dir": None,  # default ~/.cache/mixtile
 }
 
 
 @dataclass
 class CompiledKernel:
-    """A compiled kernel: final IR, the IR after each pass, timings, generated code."""
+    """A compiled kernel: final IR, the IR after each pass, timings, generated code.
+
+    target: the machine it was compiled for (mixtile.target); backend: the Backend record
+    (`backend.name` is the `target=` word); runner: what launches it, with any launch
+    state (the Triton backend's module, grids and chosen launch configs); it and the
+    launchers bound so far are shared by the copies the compile cache hands out.
+    `bind(*args)` makes a Launcher."""
 
     name: str
     kernel: Kernel
     target: Target
     consts: dict[str, Any]
+    backend: Backend
+    kfn: KernelFn
+    options: dict[str, Any]
     ir_after: dict[str, str] = field(default_factory=dict)
     timings: list[tuple[str, float]] = field(default_factory=list)
     compile_s: float = 0.0
     from_cache: str = ""  # "", "memory" or "disk"
-    _ascendc: Any = field(default=None, repr=False, compare=False)
+    runner: Any = field(default=None, repr=False, compare=False)
+    _launchers: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.runner is None:
+            self.runner = self.backend.runner(self)
 
     @property
     def ir(self) -> str:
@@ -74,34 +95,45 @@ class CompiledKernel:
 
     @property
     def code(self) -> str:
-        """Generated code: Triton source for the triton backend, Ascend C source for the
-        ascendc backend; for the simulator, which executes the lowered IR itself, the IR
-        text."""
-        backend = self.kernel.attrs.get("backend")
-        if backend == "triton":
-            from mixtile.codegen.triton import generate
-
-            return generate(self.kernel)[0]
-        if backend == "ascendc":
-            return self.ascendc.source
-        return self.ir
+        """Generated code: Triton source for target cuda, Ascend C source for npu; for the
+        simulator, which executes the lowered IR itself, the IR text."""
+        return self.backend.codegen(self)
 
     @property
     def ascendc(self):
-        """The Ascend C kernel (source, tiling layout, launch facts); ascendc backend only."""
-        from mixtile.codegen.ascendc import generate
+        """The Ascend C kernel (source, tiling layout, launch facts); target npu only."""
+        if not hasattr(self.runner, "ascendc"):
+            raise ArgumentError(f"{self.name} was compiled for target "
+                                f"{self.backend.name!r}; the Ascend C kernel is made for "
+                                f"target 'npu'", fix='compile with target="npu"')
+        return self.runner.ascendc
 
-        if self.kernel.attrs.get("backend") != "ascendc":
-            raise ArgumentError(f"{self.name} was compiled for the "
-                                f"{self.kernel.attrs.get('backend')!r} backend",
-                                fix='compile with target="npu"')
-        if self._ascendc is None:
-            self._ascendc = generate(self.kernel, self.target)
-        return self._ascendc
+    @property
+    def cache_dir(self) -> Path:
+        """Where generated sources and binaries are kept (compile_cfg cache_dir)."""
+        return _cache_dir(self.options)
+
+    def bind(self, *args, tune: bool = False, launch_config: tuple[int, int] | None = None,
+             checks: bool = True):
+        """A Launcher for arguments like `args` (same shapes, strides, dtypes, device):
+        the signature checks run here, once; `launcher(*args)` then only compares each
+        call's signature with the bound one and launches.
+        tune (cuda): choose each launch's (num_warps, num_stages) by timing at its first
+        launch outside CUDA-graph capture; launch_config (cuda): use this pair instead.
+        checks (sim): the simulator's checks (capacity, bounds, races...)."""
+        from mixtile.runtime.launcher import bind
+
+        return bind(self, args, tune=tune, launch_config=launch_config, checks=checks)
+
+    def launch_configs(self) -> list[tuple[str, int, tuple[int, int]]]:
+        """[(launch function, grid, (num_warps, num_stages))] chosen so far (cuda; empty
+        on targets without launch configurations)."""
+        return self.runner.launch_configs()
 
     def __repr__(self) -> str:
-        return (f"<CompiledKernel {self.name} target={self.target.name} "
-                f"core={self.kernel.core.value} compile={self.compile_s * 1e3:.1f} ms"
+        return (f"<CompiledKernel {self.name} target={self.backend.name} "
+                f"machine={self.target.name} core={self.kernel.core.value} "
+                f"compile={self.compile_s * 1e3:.1f} ms"
                 f"{' from ' + self.from_cache + ' cache' if self.from_cache else ''}>")
 
     def pass_report(self) -> str:
@@ -109,16 +141,32 @@ class CompiledKernel:
 
 
 _memory_cache: dict[tuple, CompiledKernel] = {}
-_PIPELINES = {"sim": default_pipeline, "triton": gpu_pipeline, "ascendc": ascendc_pipeline}
 
 
-def _options(cfg: dict | None) -> dict:
+def _options(cfg: dict | None, backend: Backend) -> dict:
     cfg = dict(cfg or {})
     unknown = set(cfg) - set(_DEFAULTS)
     if unknown:
-        raise ArgumentError(f"unknown compile_cfg option(s) {sorted(unknown)}",
-                            fix=f"known options: {sorted(_DEFAULTS)}")
-    return {**_DEFAULTS, **cfg}
+        fix = f"known options: {sorted(_DEFAULTS)}"
+        if "backend" in unknown:
+            fix = ('choose the backend with target="sim" | "cuda" | "npu" (mt.compile, '
+                   'mt.run_jit); compile_cfg pipeline= runs another backend\'s passes')
+        raise ArgumentError(f"unknown compile_cfg option(s) {sorted(unknown)}", fix=fix)
+    opts = {**_DEFAULTS, **cfg}
+    if opts["arch"] is None:
+        opts["arch"] = backend.default_machine
+    elif opts["arch"] not in backend.machines:
+        raise ArgumentError(f"target {backend.name!r} compiles for "
+                            f"{' / '.join(backend.machines)}, not arch {opts['arch']!r}",
+                            fix=f"leave arch out (default {backend.default_machine!r}) or use "
+                                f"one of {list(backend.machines)}")
+    if opts["pipeline"] is None:
+        opts["pipeline"] = backend.name
+    elif opts["pipeline"] not in backend.accepts:
+        raise ArgumentError(f"target {backend.name!r} cannot run the "
+                            f"{opts['pipeline']!r} pipeline's output",
+                            fix=f"use pipeline= one of {list(backend.accepts)}")
+    return opts
 
 
 def _freeze(x):
@@ -141,60 +189,56 @@ def _cache_dir(opts) -> Path:
                                                   "mixtile"))
 
 
-_TARGET_CFG = {"sim": {"backend": "sim"}, "cuda": {"arch": "gpu", "backend": "triton"},
-               "npu": {"backend": "ascendc"}}
+def compile(kfn: KernelFn, compile_cfg: dict | None = None, *,  # noqa: A001
+            target: str | Backend = "sim", **consts) -> CompiledKernel:
+    """Trace `kfn` with the given constants and lower it through the target's pipeline.
 
-
-def compile(kfn: KernelFn, compile_cfg: dict | None = None, *, target: str | None = None,  # noqa: A001
-            **consts) -> CompiledKernel:
-    """Trace `kfn` with the given constants and lower it through the pass pipeline.
-
-    target: "sim" (default), "cuda" (Triton source) or "npu" (Ascend C source for the
-    compile_cfg arch, a2 by default); a shorthand for compile_cfg's backend/arch."""
+    target: "sim" (the simulator), "cuda" (Triton), "npu" (Ascend C) or "auto" (the
+    first of an NPU, a CUDA GPU, the simulator that this machine has); the machine is
+    compile_cfg's arch (a2, a3, a5 for sim and npu; gpu for cuda)."""
     if not isinstance(kfn, KernelFn):
         raise ArgumentError(f"mt.compile needs an @mt.kernel function, got {kfn!r}")
-    if target is not None:
-        if target not in _TARGET_CFG:
-            raise ArgumentError(f"unknown compile target {target!r}",
-                                fix=f"use one of {sorted(_TARGET_CFG)}")
-        compile_cfg = {**(compile_cfg or {}), **_TARGET_CFG[target]}
-    opts = _options(compile_cfg)
-    target = get_target(opts["arch"])
+    backend = get_backend(target)
+    opts = _options(compile_cfg, backend)
+    machine = get_target(opts["arch"])
+    n = opts["clusters"]
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ArgumentError(f"compile_cfg clusters must be a positive int, got {n!r}",
+                                fix=f"the part's cube core count, e.g. {machine.clusters}")
+        machine = dataclasses.replace(machine, clusters=n)
     consts = kfn.resolve_consts(consts)
     semantic = _freeze({k: v for k, v in opts.items()
                         if k not in ("dump_passes", "dump_dir", "keep_ir", "disk_cache")})
-    mkey = (kfn, _freeze(consts), semantic)
+    mkey = (kfn, _freeze(consts), semantic, backend.name)
     t0 = time.perf_counter()
     hit = _memory_cache.get(mkey)
     if hit is not None and not opts["dump_passes"]:
         return dataclasses.replace(hit, from_cache="memory",
                                    compile_s=time.perf_counter() - t0)
-    traced = kfn.trace(consts, opts["static_dims"], target)
+    traced = kfn.trace(consts, opts["static_dims"], machine)
     text0 = print_kernel(traced)
-    dkey = hashlib.sha256("\n".join([_SOURCE_HASH, target.name, repr(semantic), text0])
+    dkey = hashlib.sha256("\n".join([_SOURCE_HASH, machine.name, repr(semantic), text0])
                           .encode()).hexdigest()[:32]
     path = _cache_dir(opts) / f"{kfn.name}-{dkey}.mtir"
-    if opts["backend"] not in _PIPELINES:
-        raise ArgumentError(f"unknown backend {opts['backend']!r}",
-                            fix=f"use one of {sorted(_PIPELINES)}")
     if opts["disk_cache"] and not opts["dump_passes"] and path.exists():
         try:
             k = parse_kernel(path.read_text())
-            ck = CompiledKernel(kfn.name, k, target, consts, {}, [],
-                                time.perf_counter() - t0, "disk")
+        except Exception:  # a stale or damaged cache entry: recompile
+            k = None
+        if k is not None:
+            ck = CompiledKernel(kfn.name, k, machine, consts, backend, kfn, opts,
+                                compile_s=time.perf_counter() - t0, from_cache="disk")
             _memory_cache[mkey] = ck
             return ck
-        except Exception:  # a stale or damaged cache entry: recompile
-            pass
-    ctx = PassContext(target=target, options=opts)
-    pipeline = _PIPELINES[opts["backend"]]()
+    ctx = PassContext(target=machine, options=opts)
+    pipeline = get_backend(opts["pipeline"]).pipeline()
     passes = [p for p in pipeline if p.name not in set(opts["skip"])]
     pm = PassManager(passes, ctx, verify=opts["verify"], keep_ir=opts["keep_ir"],
                      dump_dir=opts["dump_dir"] if opts["dump_passes"] else None)
     k = pm.run(traced)
-    k.attrs["backend"] = opts["backend"]
-    ck = CompiledKernel(kfn.name, k, target, consts, dict(pm.ir_after), list(pm.timings),
-                        time.perf_counter() - t0)
+    ck = CompiledKernel(kfn.name, k, machine, consts, backend, kfn, opts, dict(pm.ir_after),
+                        list(pm.timings), time.perf_counter() - t0)
     if opts["disk_cache"]:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,26 +3,29 @@
 The generated source is written once per content hash under the cache directory and
 imported from there (Triton's @jit needs a source file); Triton caches the binaries.
 Phases of a launch (split at syncalls) run one after another on the current stream.
+What launching a kernel needs is kept on its CompiledKernel (`TritonRunner`): the source
+and its module, the launch grids per argument signature, and the launch configuration
+(num_warps, num_stages) chosen per phase, grid and int arguments.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from mixtile.codegen.triton import generate
 from mixtile.errors import ArgumentError, UnsupportedError
-from mixtile.ir.core import Kernel
 from mixtile.ir.hostval import host_scalars
 from mixtile.ir.types import Role, TensorType
 
-_modules: dict[str, object] = {}
-# id(kernel IR) -> [kernel, source, launches, module or None, {host values: grids}]
-_generated: dict[int, list] = {}
+_modules: dict[str, object] = {}  # content hash -> imported module (as sys.modules)
+
+DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults
+CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2), (2, 6), (4, 5),
+              (2, 2), (8, 5))
 
 
 def interpreting() -> bool:
@@ -48,96 +51,168 @@ def _module(source: str, cache_dir: Path):
     return mod
 
 
-def run(kernel: Kernel, by_name: dict, cache_dir) -> None:
-    """Launch `kernel` (compiled with the triton backend) on the tensors in `by_name`.
-    cache_dir: a Path, or a function giving it (called once per kernel, at first use).
-    The source's module and each argument shape's launch grids are kept per kernel:
-    a repeated call does no hashing, file system access or grid evaluation."""
-    hit = _generated.get(id(kernel))
-    if hit is None or hit[0] is not kernel:
-        hit = _generated[id(kernel)] = [kernel, *generate(kernel), None, {}]
-    _, source, launches, mod, grids = hit
-    if mod is None:
-        mod = hit[3] = _module(source, cache_dir() if callable(cache_dir) else cache_dir)
-    device = next((a.device for a in by_name.values() if isinstance(a, torch.Tensor)), None)
-    args: list = []
-    mutable: list = []  # what a launch may write (restored after autotune trials)
-    dims: dict[tuple[str, int], int] = {}
-    scalars: dict = {}
-    for p in kernel.params:
-        t = p.value.type
-        if not isinstance(t, TensorType):
-            scalars[p.name] = by_name[p.name]
-            args.append(by_name[p.name])
-            continue
-        if p.role is Role.SCRATCH:
-            shape = [d if isinstance(d, int) else _sym(by_name, kernel, d) for d in t.shape]
-            a = torch.empty(shape, dtype=_torch_dtype(t.dtype), device=device)
-        else:
-            a = by_name[p.name]
-        if p.role in (Role.OUT, Role.INOUT, Role.SCRATCH):
-            mutable.append(a)
-        args.append(a)
-        for d in range(len(t.shape)):
-            dims[(p.name, d)] = a.shape[d]
-            args += [a.shape[d], a.stride(d)]
-    key = tuple(a for a in args if not isinstance(a, torch.Tensor))  # dims, strides, scalars
-    sizes = grids.get(key)
-    if sizes is None:
-        env = host_scalars(kernel, dims, scalars)
-        sizes = []
-        for la in launches:
-            grid = env[la["grid"]] if la["grid"] in env else None
-            if grid is None:
-                raise UnsupportedError("the launch grid is not a host-side value")
-            sizes.append((getattr(mod, la["fn"]), int(grid)))
-        if len(grids) > 256:  # many shapes: keep the table bounded
-            grids.clear()
-        grids[key] = sizes
-    for fn, grid in sizes:
-        if grid > 0:
-            _launch(fn, grid, args, mutable)
+class TritonRunner:
+    """Launches one compiled kernel through Triton; kept on its CompiledKernel (shared
+    by the copies the compile cache hands out). Holds the generated source and module,
+    the launch grids per argument signature (dims, strides, scalars) and the launch
+    configuration chosen per (phase, grid, int arguments)."""
+
+    def __init__(self, ck) -> None:
+        self.ck = ck
+        self._generated: tuple[str, list[dict]] | None = None
+        self._module = None
+        self._grids: dict[tuple, list[tuple]] = {}  # int arguments -> [(jit fn, grid)]
+        self.configs: dict[tuple, tuple[int, int]] = {}  # (fn, grid, ints) -> (warps, stages)
+
+    @property
+    def source(self) -> str:
+        return self._gen()[0]
+
+    def _gen(self) -> tuple[str, list[dict]]:
+        if self._generated is None:
+            self._generated = generate(self.ck.kernel)
+        return self._generated
+
+    def module(self):
+        if self._module is None:
+            self._module = _module(self.source, self.ck.cache_dir)
+        return self._module
+
+    def launch_configs(self) -> list[tuple[str, int, tuple[int, int]]]:
+        """[(launch function, grid, (num_warps, num_stages))] chosen so far."""
+        return [(getattr(fn, "__name__", str(fn)), grid, cfg)
+                for (fn, grid, _ints), cfg in self.configs.items()]
+
+    def grids(self, flat: list, dims: dict, scalars: dict) -> list[tuple]:
+        """[(jit fn, grid)] of each phase for the arguments `flat` (cached by its ints)."""
+        key = tuple(a for a in flat if not isinstance(a, torch.Tensor))
+        sizes = self._grids.get(key)
+        if sizes is None:
+            mod = self.module()
+            env = host_scalars(self.ck.kernel, dims, scalars)
+            sizes = []
+            for la in self._gen()[1]:
+                if la["grid"] not in env:
+                    raise UnsupportedError("the launch grid is not a host-side value")
+                sizes.append((getattr(mod, la["fn"]), int(env[la["grid"]])))
+            if len(self._grids) > 256:  # many shapes: keep the table bounded
+                self._grids.clear()
+            self._grids[key] = sizes
+        return sizes
+
+    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool,
+             fresh_workspaces: bool):
+        return _BoundTriton(self, args, dims, tune, launch_config, fresh_workspaces)
+
+    def launch(self, fn, grid: int, flat: list, mutable: list, tune: bool) -> tuple:
+        """Launch one phase with the configuration chosen for (phase, grid, int
+        arguments), choosing it first if there is none: the backend's tuner's (tune), else
+        Triton's defaults with a shallower pipeline when the tiles do not fit in shared
+        memory. Returns the configuration used."""
+        key = (fn, grid, tuple(a for a in flat if type(a) is int))
+        cfg = self.configs.get(key)
+        if cfg is not None:
+            fn[(grid,)](*flat, num_warps=cfg[0], num_stages=cfg[1])
+            return cfg
+        if tune:
+            cfg = self.ck.backend.tuner(fn, grid, flat, mutable)
+        if cfg is None:
+            nw = DEFAULT_CONFIG[0]
+            for ns in range(DEFAULT_CONFIG[1], 0, -1):
+                if _try(fn, grid, flat, (nw, ns)):
+                    self.configs[key] = (nw, ns)
+                    return nw, ns
+            fn[(grid,)](*flat, num_warps=nw, num_stages=1)  # raises OutOfResources
+        self.configs[key] = cfg
+        fn[(grid,)](*flat, num_warps=cfg[0], num_stages=cfg[1])
+        return cfg
 
 
-DEFAULT_CONFIG = (4, 3)  # (num_warps, num_stages): Triton's defaults
-CANDIDATES = ((4, 3), (4, 4), (8, 3), (2, 3), (2, 4), (2, 5), (4, 2), (2, 6), (4, 5),
-              (2, 2), (8, 5))
-_chosen: dict = {}  # (jit fn, grid, int args) -> (num_warps, num_stages)
-_state = {"tune": False, "forced": None}
+class _BoundTriton:
+    """The Triton side of a Launcher: the argument list of every launch with the bound
+    signature's dims and strides filled in (the call's tensors and scalars go into their
+    slots; it holds no tensor of the call), workspaces allocated once here or, with
+    fresh_workspaces (run_jit), per call; after the first call, each phase's grid and
+    launch configuration."""
 
+    def __init__(self, runner: TritonRunner, args: tuple, dims: dict, tune: bool,
+                 launch_config, fresh_workspaces: bool) -> None:
+        ck = runner.ck
+        self.runner, self.tune, self.forced = runner, tune, launch_config
+        index = {name: i for i, name in enumerate(ck.kfn.order)}
+        self.device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
+        flat: list = []
+        self.slots: list[tuple[int, int]] = []  # (position in flat, argument index)
+        self.scratch: list[tuple] = []  # (position, shape, dtype) of per-call workspaces
+        self.mutable: list[int] = []  # positions of what a launch may write
+        self.dims: dict[tuple[str, int], int] = {}
+        self.scalar_idx: list[tuple[str, int]] = []
+        for p in ck.kernel.params:
+            t = p.value.type
+            if not isinstance(t, TensorType):
+                self.slots.append((len(flat), index[p.name]))
+                self.scalar_idx.append((p.name, index[p.name]))
+                flat.append(None)
+                continue
+            if p.role is Role.SCRATCH:  # a workspace
+                shape = [d if isinstance(d, int) else _dim(dims, d) for d in t.shape]
+                dtype = _torch_dtype(t.dtype)
+                if fresh_workspaces:
+                    self.scratch.append((len(flat), shape, dtype))
+                    a = torch.empty(shape, dtype=dtype, device="meta")  # shape and strides
+                    flat.append(None)
+                else:
+                    a = torch.empty(shape, dtype=dtype, device=self.device)
+                    flat.append(a)
+            else:
+                a = args[index[p.name]]
+                self.slots.append((len(flat), index[p.name]))
+                flat.append(None)
+            if p.role in (Role.OUT, Role.INOUT, Role.SCRATCH):
+                self.mutable.append(len(flat) - 1)
+            for d in range(len(t.shape)):
+                self.dims[(p.name, d)] = a.shape[d]
+                flat += [a.shape[d], a.stride(d)]
+        self.flat = flat
+        self.scalars = tuple(args[i] for _, i in self.scalar_idx)
+        self.plan: list[tuple] | None = None  # [(fn, grid, warps, stages)] of the launches
 
-@contextmanager
-def autotune(enabled: bool = True):
-    """Inside this context, the first launch of each (kernel phase, grid, shapes) outside
-    CUDA-graph capture times the (num_warps, num_stages) CANDIDATES and keeps the fastest
-    for every later launch (captured ones too). Outputs are snapshotted and restored around
-    the trials, so a kernel that accumulates (InOut, atomics) still runs exactly once.
-    Each timed launch starts with a cold L2 (see _time)."""
-    old = _state["tune"]
-    _state["tune"] = enabled
-    try:
-        yield
-    finally:
-        _state["tune"] = old
+    def args_for(self, args: tuple) -> list:
+        """The Triton argument list of every launch for the call's `args`."""
+        flat = self.flat.copy()
+        for pos, i in self.slots:
+            flat[pos] = args[i]
+        for pos, shape, dtype in self.scratch:
+            flat[pos] = torch.empty(shape, dtype=dtype, device=self.device)
+        return flat
 
+    def __call__(self, args: tuple) -> None:
+        flat = self.args_for(args)
+        if self.scalar_idx and tuple(args[i] for _, i in self.scalar_idx) != self.scalars:
+            self._launch_all(flat, args)  # other scalar values: grids may differ
+            return
+        plan = self.plan
+        if plan is None:
+            self.plan = self._launch_all(flat, args)
+            return
+        for fn, grid, warps, stages in plan:
+            fn[(grid,)](*flat, num_warps=warps, num_stages=stages)
 
-@contextmanager
-def launch_config(num_warps: int, num_stages: int):
-    """Force one (num_warps, num_stages) for every launch inside (tile sweeps)."""
-    old = _state["forced"]
-    _state["forced"] = (num_warps, num_stages)
-    try:
-        yield
-    finally:
-        _state["forced"] = old
-
-
-def chosen_configs() -> dict:
-    """{jit function name: [(num_warps, num_stages), ...]} chosen so far (for reports)."""
-    out: dict = {}
-    for (fn, _grid, _key), cfg in _chosen.items():
-        out.setdefault(getattr(fn, "__name__", str(fn)), []).append(cfg)
-    return out
+    def _launch_all(self, flat: list, args: tuple) -> list[tuple]:
+        scalars = {name: args[i] for name, i in self.scalar_idx}
+        sizes = self.runner.grids(flat, self.dims, scalars)
+        mutable = [flat[i] for i in self.mutable]
+        plan = []
+        for fn, grid in sizes:
+            if grid <= 0:
+                continue
+            if self.forced is not None:
+                cfg = self.forced
+                fn[(grid,)](*flat, num_warps=cfg[0], num_stages=cfg[1])
+            else:
+                cfg = self.runner.launch(fn, grid, flat, mutable, self.tune)
+            plan.append((fn, grid, *cfg))
+        return plan
 
 
 def _try(fn, grid: int, args: list, cfg) -> bool:
@@ -149,6 +224,26 @@ def _try(fn, grid: int, args: list, cfg) -> bool:
     except OutOfResources:
         return False
     return True
+
+
+def tune(fn, grid: int, args: list, mutable: list):
+    """The fastest of the CANDIDATES for one launch (None if none fits, and in Triton's
+    interpreter or inside CUDA-graph capture, where nothing can be timed); the tensors a
+    launch may write are snapshotted before the trials and restored after, so the call
+    still has the effect of one launch. Each timed launch starts with a cold L2 (_time)."""
+    if interpreting() or torch.cuda.is_current_stream_capturing():
+        return None
+    saved = [t.clone() for t in mutable]
+    best = None
+    for cfg in CANDIDATES:
+        if not _try(fn, grid, args, cfg):
+            continue
+        ms = min(_time(fn, grid, args, cfg) for _ in range(2))
+        if best is None or ms < best[0]:
+            best = (ms, cfg)
+    for t, s in zip(mutable, saved):
+        t.copy_(s)
+    return best[1] if best else None
 
 
 def _time(fn, grid: int, args: list, cfg, reps: int = 10) -> float:
@@ -186,54 +281,13 @@ def _flush_buffer() -> torch.Tensor:
     return buf
 
 
-def _tune(fn, grid: int, args: list, mutable: list):
-    saved = [t.clone() for t in mutable]
-    best = None
-    for cfg in CANDIDATES:
-        if not _try(fn, grid, args, cfg):
-            continue
-        ms = min(_time(fn, grid, args, cfg) for _ in range(2))
-        if best is None or ms < best[0]:
-            best = (ms, cfg)
-    for t, s in zip(mutable, saved):
-        t.copy_(s)
-    return best[1] if best else None
-
-
-def _launch(fn, grid: int, args: list, mutable: list) -> None:
-    """Launch with the chosen (num_warps, num_stages): forced, tuned once (see autotune),
-    or Triton's defaults with a shallower pipeline when the tiles do not fit in shared
-    memory (chosen once per kernel phase and shapes)."""
-    if _state["forced"] is not None:
-        fn[(grid,)](*args, num_warps=_state["forced"][0], num_stages=_state["forced"][1])
-        return
-    key = (fn, grid, tuple(a for a in args if isinstance(a, int)))
-    cfg = _chosen.get(key)
-    if cfg is not None:
-        fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
-        return
-    if _state["tune"] and not interpreting() and not torch.cuda.is_current_stream_capturing():
-        cfg = _tune(fn, grid, args, mutable)
-    if cfg is None:
-        nw = DEFAULT_CONFIG[0]
-        for ns in range(DEFAULT_CONFIG[1], 0, -1):
-            if _try(fn, grid, args, (nw, ns)):
-                _chosen[key] = (nw, ns)
-                return
-        fn[(grid,)](*args, num_warps=nw, num_stages=1)  # raises OutOfResources
-    _chosen[key] = cfg
-    fn[(grid,)](*args, num_warps=cfg[0], num_stages=cfg[1])
-
-
-def _sym(by_name, kernel: Kernel, name: str) -> int:
-    for p in kernel.params:
-        t = p.value.type
-        if isinstance(t, TensorType) and p.role is not Role.SCRATCH and name in t.shape:
-            return by_name[p.name].shape[t.shape.index(name)]
-    raise ArgumentError(f"cannot size a workspace: dim {name!r} is in no argument")
+def _dim(dims: dict, name: str) -> int:
+    if name not in dims:
+        raise ArgumentError(f"cannot size a workspace: dim {name!r} is in no argument")
+    return dims[name]
 
 
 def _torch_dtype(dt):
-    from mixtile.runtime.jit import TORCH_DTYPE
+    from mixtile.runtime.args import TORCH_DTYPE
 
     return TORCH_DTYPE[dt]

@@ -29,7 +29,15 @@ import torch
 from mixtile.errors import UnsupportedError
 from mixtile.ir.types import Role, TensorType
 
+# --cce-aicore-arch per machine and kernel type: a one-unit kernel is built for its own
+# core type (CATLASS's examples/CMakeLists.txt: dav-c220-cube / -vec / dav-c220 for mix);
+# A5's split forms are not known here: its kernels are built as mix (unverified)
 _ARCH_FLAG = {"a2": "dav-c220", "a3": "dav-c220", "a5": "dav-c310"}
+_UNIT_SUFFIX = {"KERNEL_TYPE_AIC_ONLY": "-cube", "KERNEL_TYPE_MIX_AIC_1_0": "-cube",
+                "KERNEL_TYPE_AIV_ONLY": "-vec", "KERNEL_TYPE_MIX_AIV_1_0": "-vec"}
+# CATLASS's A2 flags (examples/CMakeLists.txt): scalar stack sizes, overflow recording
+_MLLVM = ("-cce-aicore-stack-size=0x8000", "-cce-aicore-function-stack-size=0x8000",
+          "-cce-aicore-record-overflow=true", "-cce-aicore-dcci-insert-for-scalar=false")
 _libs: dict[str, ctypes.CDLL] = {}
 
 
@@ -76,22 +84,70 @@ def missing() -> list[str]:
     return out
 
 
-def build_command(src: Path, out: Path, home: Path, arch: str) -> list[str]:
-    """The bisheng command that builds a kernel and its caller into a shared library."""
+def include_dirs(home: Path) -> list[Path]:
+    """The Ascend C headers of both toolkit layouts that exist under `home`: CANN 8.x's
+    compiler/tikcpp/tikcfw (+ impl, interface) and the newer include/ascendc and
+    <arch>-linux/asc/include trees, plus the runtime's headers (rt_ffts.h)."""
     tik = home / "compiler" / "tikcpp" / "tikcfw"
+    cands = [tik, tik / "impl", tik / "interface", home / "include",
+             home / "include" / "experiment" / "runtime",
+             home / "include" / "experiment" / "msprof",
+             home / "include" / "ascendc", *sorted(home.glob("*-linux/asc/include"))]
+    return [d for d in cands if d.is_dir()]
+
+
+def build_command(src: Path, out: Path, home: Path, arch: str, kernel_type: str,
+                  legacy_sync_addr: bool = False) -> list[str]:
+    """The bisheng command that builds a kernel and its caller into a shared library."""
+    aicore = _ARCH_FLAG[arch] + (_UNIT_SUFFIX.get(kernel_type, "") if arch != "a5" else "")
+    mllvm = [f for flag in _MLLVM for f in ("-mllvm", flag)]
     return ["bisheng", "-fPIC", "-shared", "-xcce", "-O2", "-std=c++17",
-            f"--cce-aicore-arch={_ARCH_FLAG[arch]}",
-            f"-I{tik}", f"-I{tik / 'impl'}", f"-I{tik / 'interface'}", f"-I{home / 'include'}",
+            f"--cce-aicore-arch={aicore}", *mllvm,
+            *(["-DMIXTILE_LEGACY_SYNC_ADDR"] if legacy_sync_addr else []),
+            *(f"-I{d}" for d in include_dirs(home)),
             str(src), "-o", str(out), f"-L{home / 'lib64'}", "-lascendcl", "-lruntime"]
 
 
 def caller_source(ak) -> str:
-    """A host-callable entry: `mixtile_launch(blockDim, stream, args)` for the kernel."""
+    """Host-callable entries for the kernel: `mixtile_launch(blockDim, stream, args)`
+    returns 0, or the failing runtime call's status; a kernel with cross-core sync gets
+    the hardware sync base address first (aclrtGetHardwareSyncAddr, CANN 8.5+ docs; with
+    MIXTILE_LEGACY_SYNC_ADDR the older rtGetC2cCtrlAddr that CATLASS's examples used)."""
     n = len(ak.params) + 1
-    args = ", ".join(f"args[{i}]" for i in range(n))
-    return (f'#include "{ak.name}_kernel.cpp"\n\n'
-            f'extern "C" void mixtile_launch(uint32_t blockDim, void* stream, uint8_t** args)\n'
-            f"{{\n    {ak.name}<<<blockDim, nullptr, stream>>>({args});\n}}\n")
+    args = ", ".join(["ffts"] * ak.sync_base + [f"args[{i}]" for i in range(n)])
+    get = ""
+    if ak.sync_base:
+        get = ("    uint64_t ffts = 0;\n"
+               "#ifdef MIXTILE_LEGACY_SYNC_ADDR\n"
+               "    uint32_t len = 0;\n"
+               "    const int rc = rtGetC2cCtrlAddr(&ffts, &len);\n"
+               "#else\n"
+               "    void* addr = nullptr;\n"
+               "    const int rc = aclrtGetHardwareSyncAddr(&addr);\n"
+               "    ffts = reinterpret_cast<uint64_t>(addr);\n"
+               "#endif\n"
+               "    if (rc != 0) return rc;\n")
+    return (f'#include "acl/acl.h"\n'
+            "#ifdef MIXTILE_LEGACY_SYNC_ADDR\n#include \"runtime/rt_ffts.h\"\n#endif\n"
+            f'#include "{ak.name}_kernel.cpp"\n\n'
+            f'extern "C" int mixtile_launch(uint32_t blockDim, void* stream, uint8_t** args)\n'
+            f"{{\n{get}    {ak.name}<<<blockDim, nullptr, stream>>>({args});\n"
+            "    return 0;\n}\n")
+
+
+def device_cube_cores() -> int | None:
+    """The current NPU's cube (AI) core count from the ACL runtime (aclrtGetDeviceInfo,
+    ACL_DEV_ATTR_AICORE_CORE_NUM = 101, counted in cube cores on A2/A3), or None."""
+    try:
+        acl = ctypes.CDLL("libascendcl.so")
+        dev, n = ctypes.c_int32(0), ctypes.c_int64(0)
+        if acl.aclrtGetDevice(ctypes.byref(dev)) != 0:
+            return None
+        if acl.aclrtGetDeviceInfo(ctypes.c_uint32(dev.value), 101, ctypes.byref(n)) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return int(n.value) or None
 
 
 def _library(ak, arch: str, cache_dir: Path) -> ctypes.CDLL:
@@ -106,8 +162,13 @@ def _library(ak, arch: str, cache_dir: Path) -> ctypes.CDLL:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{ak.name}_kernel.cpp").write_text(ak.source)
         (d / "caller.cpp").write_text(caller_source(ak))
-        cmd = build_command(d / "caller.cpp", so, home, arch)
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = None
+        for legacy in (False, True) if ak.sync_base else (False,):
+            # a toolkit without aclrtGetHardwareSyncAddr: the older rtGetC2cCtrlAddr
+            cmd = build_command(d / "caller.cpp", so, home, arch, ak.kernel_type, legacy)
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode == 0:
+                break
         if r.returncode != 0:
             raise UnsupportedError(f"bisheng could not build {ak.name} (sources in {d}):\n"
                                    + r.stderr[-4000:], fix="report it with the sources")
@@ -116,14 +177,59 @@ def _library(ak, arch: str, cache_dir: Path) -> ctypes.CDLL:
     return lib
 
 
+class NpuRunner:
+    """Builds (once per source) and launches one compiled kernel on an NPU; kept on its
+    CompiledKernel with its Ascend C kernel (`ascendc`)."""
+
+    def __init__(self, ck) -> None:
+        self.ck = ck
+        self._ascendc = None
+
+    @property
+    def ascendc(self):
+        """The Ascend C kernel (source, tiling layout, launch facts)."""
+        if self._ascendc is None:
+            from mixtile.codegen.ascendc import generate
+
+            self._ascendc = generate(self.ck.kernel, self.ck.target)
+        return self._ascendc
+
+    def launch_configs(self) -> list:
+        return []
+
+    def bind(self, args: tuple, dims: dict, *, tune: bool, launch_config, checks: bool,
+             fresh_workspaces: bool):
+        check_cores(self.ascendc, self.ck.target, device_cube_cores())
+        order = self.ck.kfn.order
+        for name, a in zip(order, args):  # the launcher holds calls to these strides
+            if isinstance(a, torch.Tensor) and not a.is_contiguous():
+                raise UnsupportedError(f"argument `{name}` is not contiguous",
+                                       fix="pass .contiguous() tensors to target='npu'")
+
+        def run_bound(args: tuple) -> None:
+            run(self.ck, dict(zip(order, args)), dims, self.ck.cache_dir)
+
+        return run_bound
+
+
+def check_cores(ak, target, cores: int | None) -> None:
+    """A kernel with a hard SyncAll must launch exactly the part's cores (910B SKUs have 20
+    or 24 cube cores): more and the launch runs in rounds and hangs, fewer and the barrier
+    waits for cores that never start."""
+    if not ak.has_syncall or cores is None or cores == target.clusters:
+        return
+    raise UnsupportedError(
+        f"kernel {ak.name} has a hard SyncAll and was compiled for {target.clusters} "
+        f"clusters, but this NPU has {cores} cube cores: the launch would hang",
+        fix=f"compile for this part: compile_cfg=dict(clusters={cores}) (mt.target().clusters "
+            "sizes the launch)")
+
+
 def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
-    """Launch compiled kernel `ck` (ascendc backend) on the current NPU stream; `dims`
-    gives the symbolic dims' values (run_jit's check_args), for the scratch tensors."""
-    lacking = missing()
-    if lacking:
-        raise UnsupportedError("target 'npu' needs " + "; ".join(lacking),
-                               fix='run on an Ascend machine with CANN 8.0.RC2 or later, or '
-                               'use target="sim" (the simulator) / "cuda"')
+    """Launch compiled kernel `ck` (target npu) on the current NPU stream; `dims` gives
+    the symbolic dims' values (check_args), for the scratch tensors; the tensors are
+    contiguous (NpuRunner.bind checks)."""
+    ck.backend.require()
     ak = ck.ascendc
     k = ck.kernel
     dev = torch.device("npu", torch.npu.current_device())
@@ -134,15 +240,12 @@ def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
             scalars[p.name] = args[p.name]
             continue
         if p.role is Role.SCRATCH:
-            from mixtile.runtime.jit import TORCH_DTYPE
+            from mixtile.runtime.args import TORCH_DTYPE
 
             shape = tuple(d if isinstance(d, int) else dims[d] for d in t.shape)
             a = torch.zeros(shape, dtype=TORCH_DTYPE[t.dtype], device=dev)
         else:
             a = args[p.name]
-            if not a.is_contiguous():
-                raise UnsupportedError(f"argument {p.name} is not contiguous",
-                                       fix="pass .contiguous() tensors to target='npu'")
         shapes[p.name] = tuple(a.shape)
         ptrs.append(a.data_ptr())
         args = {**args, p.name: a}
@@ -152,5 +255,7 @@ def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
     lib = _library(ak, ck.target.name, cache_dir)
     stream = torch.npu.current_stream().npu_stream
     arr = (ctypes.c_void_p * len(ptrs))(*ptrs)
-    lib.mixtile_launch(ctypes.c_uint32(blocks), ctypes.c_void_p(stream), arr)
-
+    rc = lib.mixtile_launch(ctypes.c_uint32(blocks), ctypes.c_void_p(stream), arr)
+    if rc != 0:
+        raise UnsupportedError(f"{ak.name}: getting the hardware sync address failed with "
+                               f"status {rc}", fix="check the CANN runtime (docs/ascendc.md)")

@@ -428,6 +428,11 @@ template <uint8_t modeId, pipe_t pipe> __aicore__ inline void CrossCoreSetFlag(u
 // kernel_operator_common_intf.h). Some 8.0 doc pages (800alpha002 07_0274) print the
 // prototype without the defaults but their examples call it without template arguments.
 template <uint8_t modeId = 0, pipe_t pipe = PIPE_S> __aicore__ inline void CrossCoreWaitFlag(uint16_t flagId);
+// SetSyncBaseAddr: `void SetSyncBaseAddr(uint64_t config)` sets the FFTS base address that
+// cross-core flags and the hard SyncAll use on dav-c220 (asc-devkit
+// impl/basic_api/dav_c220/kernel_operator_sync_impl.h, via set_ffts_base_addr; the host gets
+// the address with aclrtGetHardwareSyncAddr or the older rtGetC2cCtrlAddr).
+__aicore__ inline void SetSyncBaseAddr(uint64_t config);
 // SyncAll: soft form (GM + UB int32 workspaces, >= 32 B per core, GM zero-initialised) and hard
 // form. [DOC80] 8.0.RC2 07_0198, 8.2.RC1 / 8.5 / 9.0 07_0204. isAIVOnly=false (hard form only;
 // "软同步接口不支持此功能"): a mixed-kernel barrier over ALL cores of the launch - the AIVs sync

@@ -7,10 +7,17 @@
 // mixtile reads it (Nd2Nz NZ fractals, LoadData2D fractal copies, Mmad's zZ x nZ -> NZ,
 // Fixpipe NZ -> ND, DataCopyPad row padding): running a kernel here checks the emitter's
 // index math, tiling, strides, ring protocol and numerics against the simulator, not the
-// hardware's behaviour. Pipe syncs are no-ops (a core runs in program order); cross-core
-// flags, SyncAll and atomics are real (counters, barriers, a lock). Out-of-bounds GM and
-// on-chip accesses, a flag counter past 15 and a wait that never returns (deadlock) abort
-// with a message.
+// hardware's behaviour. Pipe syncs do not reorder (a core runs in program order), but the
+// event protocol is checked: SetFlag<E>(id) twice without WaitFlag is undefined, WaitFlag
+// without a SetFlag hangs, an event left set at the end is an error, and the TPipe
+// constructor sets M_MTE1 ids 0-2 on the AIC and its Destroy waits them (as the library
+// does on dav-c220). Cross-core flags, SyncAll and atomics are real (counters, barriers, a
+// lock) and need AscendC::SetSyncBaseAddr first; SyncAll needs the launch to fit the
+// part's cores (`cores`, 24 by default) and a MIX_* kernel type. Cube instructions on an
+// AIV and vector ones on an AIC, buffer addresses off their space's alignment (L0A/L0B
+// 512 B, L0C and the bias table 64 B, others 32 B) and parameter fields past their
+// documented ranges abort too, as do out-of-bounds GM and on-chip accesses, a flag
+// counter past 15 and a wait that never returns (deadlock).
 #ifndef MIXTILE_TESTS_ASCENDC_CPU_KERNEL_OPERATOR_H
 #define MIXTILE_TESTS_ASCENDC_CPU_KERNEL_OPERATOR_H
 
@@ -84,7 +91,7 @@ enum KernelMetaType : uint8_t {
     KERNEL_TYPE_AIV_ONLY, KERNEL_TYPE_AIC_ONLY, KERNEL_TYPE_MIX_AIV_1_0, KERNEL_TYPE_MIX_AIC_1_0,
     KERNEL_TYPE_MIX_AIC_1_1, KERNEL_TYPE_MIX_AIC_1_2,
 };
-#define KERNEL_TASK_TYPE_DEFAULT(value) (void)(value)
+#define KERNEL_TASK_TYPE_DEFAULT(value) (::mixtile_cpu::core().declared = (int)(value))
 
 namespace AscendC {
 constexpr int32_t MIX = 0;
@@ -128,6 +135,8 @@ struct Cluster {  // cross-core flag counters of one cluster
 };
 
 struct Launch {
+    int64_t blocks = 0, cores = 24;  // the launch's blocks; the part's cube cores
+    int type = 0;
     std::mutex mu;
     std::condition_variable cv;
     std::vector<Cluster> clusters;
@@ -141,8 +150,23 @@ struct Core {
     int type = AscendC::AIV;
     int64_t block = 0, sub = 0, ratio = 1, blocks = 1;
     bool atomic_add = false;
+    int declared = -1;  // KERNEL_TASK_TYPE_DEFAULT's value
+    uint64_t sync_base = 0;  // AscendC::SetSyncBaseAddr's value
+    std::map<int, const char*> events;  // (HardEvent << 8 | id) set and not yet waited: by whom
 };
 inline Core& core() { thread_local Core c; return c; }
+inline void on(int type, const char* what)
+{
+    if (core().type != type) mixtile_cpu_fail(what, core().type, type);
+}
+inline void need_sync_base(const char* what)
+{
+    if (core().sync_base == 0) mixtile_cpu_fail(what, core().block, 0);
+}
+inline void limit(long long v, long long lo, long long hi, const char* what)
+{
+    if (v < lo || v > hi) mixtile_cpu_fail(what, v, hi);
+}
 
 constexpr auto kDeadlock = std::chrono::seconds(20);
 }  // namespace mixtile_cpu
@@ -186,20 +210,57 @@ public:
     void SetValue(uint64_t i, T v) { mixtile_cpu::check_gm(p + i, sizeof(T), "GM write out of bounds"); p[i] = v; }
 };
 
+inline void set_event(HardEvent e, int32_t id, const char* by)
+{
+    auto& ev = mixtile_cpu::core().events;
+    const int key = (int)e << 8 | id;
+    auto it = ev.find(key);
+    if (it != ev.end()) {
+        std::fprintf(stderr, "ascendc-cpu: SetFlag<HardEvent %d>(%d) while it is set by %s and not waited\n",
+                     (int)e, id, it->second);
+        mixtile_cpu_fail("SetFlag twice without a WaitFlag is undefined (a TPipe alive on the AIC holds M_MTE1 0-2)",
+                         (int)e, id);
+    }
+    ev[key] = by;
+}
+inline void wait_event(HardEvent e, int32_t id)
+{
+    auto& ev = mixtile_cpu::core().events;
+    if (!ev.erase((int)e << 8 | id)) mixtile_cpu_fail("WaitFlag with no SetFlag before it (hangs)", (int)e, id);
+}
 template <TPosition pos = TPosition::VECCALC> class TBuf {
 public:
     std::shared_ptr<std::vector<uint8_t>> mem;
     template <typename T> LocalTensor<T> GetWithOffset(uint32_t count, uint32_t byteOffset)
     {
-        if (byteOffset % 32) mixtile_cpu_fail("GetWithOffset: offset not 32-byte aligned", byteOffset, 0);
+        // the docs' address alignment per storage unit: L0A/L0B 512 B, L0C and C2 64 B, else 32 B
+        const uint32_t align = (pos == TPosition::A2 || pos == TPosition::B2) ? 512
+                             : (pos == TPosition::CO1 || pos == TPosition::C2) ? 64 : 32;
+        if (byteOffset % align) mixtile_cpu_fail("GetWithOffset: offset off its space's alignment", byteOffset, align);
         if (!mem || byteOffset + (uint64_t)count * sizeof(T) > mem->size())
             mixtile_cpu_fail("GetWithOffset past the buffer", byteOffset + count * sizeof(T), mem ? mem->size() : 0);
         const uint32_t blk = (pos == TPosition::A2 || pos == TPosition::B2) ? 512 : 32;
         return LocalTensor<T>(reinterpret_cast<T*>(mem->data() + byteOffset), (uint32_t)((mem->size() - byteOffset) / sizeof(T)), blk);
     }
 };
+// as the library on dav-c220: the constructor sets M_MTE1 ids 0-2 on the AIC (the matmul
+// macro's and the bias load's), Destroy (or the destructor) waits them
 class TPipe {
 public:
+    bool destroyed = false;
+    TPipe()
+    {
+        if (mixtile_cpu::core().type == AIC)
+            for (int id = 0; id < 3; ++id) set_event(HardEvent::M_MTE1, id, "the TPipe constructor");
+    }
+    ~TPipe() { Destroy(); }
+    void Destroy()
+    {
+        if (destroyed) return;
+        destroyed = true;
+        if (mixtile_cpu::core().type == AIC)
+            for (int id = 0; id < 3; ++id) wait_event(HardEvent::M_MTE1, id);
+    }
     template <TPosition pos> bool InitBuffer(TBuf<pos>& buf, uint32_t len)
     {
         buf.mem = std::make_shared<std::vector<uint8_t>>(len, 0xFF);  // poison: NaN / -1
@@ -214,14 +275,16 @@ inline int64_t GetSubBlockIdx() { return mixtile_cpu::core().sub; }
 inline int64_t GetTaskRation() { return mixtile_cpu::core().ratio; }
 
 // ---------------------------------------------------------------- synchronisation
-template <HardEvent e> inline void SetFlag(int32_t) {}
-template <HardEvent e> inline void WaitFlag(int32_t) {}
+template <HardEvent e> inline void SetFlag(int32_t id) { set_event(e, id, "the kernel"); }
+template <HardEvent e> inline void WaitFlag(int32_t id) { wait_event(e, id); }
 template <pipe_t p> inline void PipeBarrier() {}
 template <typename T, CacheLine c, DcciDst d> inline void DataCacheCleanAndInvalid(const GlobalTensor<T>&) {}
 
+inline void SetSyncBaseAddr(uint64_t addr) { mixtile_cpu::core().sync_base = addr; }
 template <uint8_t mode, pipe_t pipe> inline void CrossCoreSetFlag(uint16_t id)
 {
     static_assert(mode == 2, "the CPU model implements mode 2 (AIC <-> its AIVs)");
+    mixtile_cpu::need_sync_base("CrossCoreSetFlag before AscendC::SetSyncBaseAddr (no FFTS base: hangs on A2/A3)");
     auto* l = mixtile_cpu::launch();
     auto& c = mixtile_cpu::core();
     std::unique_lock<std::mutex> g(l->mu);
@@ -241,6 +304,7 @@ template <uint8_t mode, pipe_t pipe> inline void CrossCoreSetFlag(uint16_t id)
 }
 template <uint8_t mode = 0, pipe_t pipe = PIPE_S> inline void CrossCoreWaitFlag(uint16_t id)
 {
+    mixtile_cpu::need_sync_base("CrossCoreWaitFlag before AscendC::SetSyncBaseAddr (no FFTS base: hangs on A2/A3)");
     auto* l = mixtile_cpu::launch();
     auto& c = mixtile_cpu::core();
     std::unique_lock<std::mutex> g(l->mu);
@@ -252,7 +316,15 @@ template <uint8_t mode = 0, pipe_t pipe = PIPE_S> inline void CrossCoreWaitFlag(
 }
 template <bool isAIVOnly = true> inline void SyncAll()
 {
+    mixtile_cpu::need_sync_base("SyncAll before AscendC::SetSyncBaseAddr (no FFTS base: hangs on A2/A3)");
     auto* l = mixtile_cpu::launch();
+    // the SyncAll docs: blockDim may not exceed the cores that run the kernel (the launch
+    // would run in rounds and the first round wait forever), and a one-unit kernel needs
+    // the MIX_AIV_1_0 / MIX_AIC_1_0 type
+    const int64_t have = isAIVOnly && l->type != KERNEL_TYPE_MIX_AIC_1_2 ? 2 * l->cores : l->cores;
+    if (l->blocks > have) mixtile_cpu_fail("SyncAll in a launch of more blocks than the part has cores (hang)", l->blocks, have);
+    if (l->type == KERNEL_TYPE_AIV_ONLY || l->type == KERNEL_TYPE_AIC_ONLY)
+        mixtile_cpu_fail("SyncAll in an AIV_ONLY / AIC_ONLY kernel: the docs ask for MIX_AIV_1_0 / MIX_AIC_1_0", l->type, 0);
     std::unique_lock<std::mutex> g(l->mu);
     int& arrived = isAIVOnly ? l->aiv_arrived : l->arrived;
     int& gen = isAIVOnly ? l->aiv_generation : l->generation;
@@ -281,15 +353,24 @@ template <typename T> inline void gm_store(T* dst, T v)
 }
 
 // ---------------------------------------------------------------- data movement
+// Parameter structs: the library's fields are uint16_t (a wider value silently wraps);
+// here they are wide and each use checks the documented range instead.
 struct DataCopyParams {
     DataCopyParams() {}
-    DataCopyParams(uint16_t c, uint16_t l, uint16_t s, uint16_t d) : blockCount(c), blockLen(l), srcStride(s), dstStride(d) {}
-    uint16_t blockCount = 1, blockLen = 0, srcStride = 0, dstStride = 0;
+    DataCopyParams(int64_t c, int64_t l, int64_t s, int64_t d) : blockCount(c), blockLen(l), srcStride(s), dstStride(d) {}
+    int64_t blockCount = 1, blockLen = 0, srcStride = 0, dstStride = 0;
+    void check() const
+    {
+        mixtile_cpu::limit(blockCount, 1, 4095, "DataCopyParams.blockCount outside 1..4095");
+        mixtile_cpu::limit(blockLen, 1, 65535, "DataCopyParams.blockLen outside 1..65535");
+        mixtile_cpu::limit(srcStride, 0, 65535, "DataCopyParams.srcStride outside uint16");
+        mixtile_cpu::limit(dstStride, 0, 65535, "DataCopyParams.dstStride outside uint16");
+    }
 };
 struct DataCopyExtParams {
     DataCopyExtParams() {}
-    DataCopyExtParams(uint16_t c, uint32_t l, uint32_t s, uint32_t d, uint32_t r) : blockCount(c), blockLen(l), srcStride(s), dstStride(d), rsv(r) {}
-    uint16_t blockCount = 1;
+    DataCopyExtParams(int64_t c, uint32_t l, uint32_t s, uint32_t d, uint32_t r) : blockCount(c), blockLen(l), srcStride(s), dstStride(d), rsv(r) {}
+    int64_t blockCount = 1;
     uint32_t blockLen = 0, srcStride = 0, dstStride = 0, rsv = 0;
 };
 template <typename T> struct DataCopyPadExtParams {
@@ -301,10 +382,17 @@ template <typename T> struct DataCopyPadExtParams {
 };
 struct Nd2NzParams {
     Nd2NzParams() {}
-    Nd2NzParams(uint16_t nd, uint16_t n, uint16_t d, uint16_t ms, uint16_t sd, uint16_t c0s, uint16_t ns, uint16_t mats)
+    Nd2NzParams(int64_t nd, int64_t n, int64_t d, int64_t ms, int64_t sd, int64_t c0s, int64_t ns, int64_t mats)
         : ndNum(nd), nValue(n), dValue(d), srcNdMatrixStride(ms), srcDValue(sd), dstNzC0Stride(c0s), dstNzNStride(ns), dstNzMatrixStride(mats) {}
-    uint16_t ndNum = 0, nValue = 0, dValue = 0, srcNdMatrixStride = 0, srcDValue = 0;
-    uint16_t dstNzC0Stride = 0, dstNzNStride = 0, dstNzMatrixStride = 0;
+    int64_t ndNum = 0, nValue = 0, dValue = 0, srcNdMatrixStride = 0, srcDValue = 0;
+    int64_t dstNzC0Stride = 0, dstNzNStride = 0, dstNzMatrixStride = 0;
+    void check() const
+    {
+        mixtile_cpu::limit(ndNum, 0, 4095, "Nd2NzParams.ndNum outside 0..4095");
+        mixtile_cpu::limit(nValue, 0, 16384, "Nd2NzParams.nValue outside 0..16384");
+        for (int64_t v : {dValue, srcNdMatrixStride, srcDValue, dstNzC0Stride, dstNzNStride, dstNzMatrixStride})
+            mixtile_cpu::limit(v, 0, 65535, "an Nd2NzParams field outside uint16");
+    }
 };
 template <typename T> struct InitConstValueParams {
     InitConstValueParams() {}
@@ -318,6 +406,7 @@ template <typename T>
 inline void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyExtParams& p,
                         const DataCopyPadExtParams<T>& pad)
 {
+    mixtile_cpu::limit(p.blockCount, 1, 4095, "DataCopyExtParams.blockCount outside 1..4095");
     const uint32_t row = (p.blockLen + 31) / 32 * 32;
     auto* s = reinterpret_cast<const uint8_t*>(src.p);
     auto* d = reinterpret_cast<uint8_t*>(dst.p);
@@ -337,6 +426,7 @@ inline void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, c
 template <typename T>
 inline void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyExtParams& p)
 {
+    mixtile_cpu::limit(p.blockCount, 1, 4095, "DataCopyExtParams.blockCount outside 1..4095");
     const uint32_t row = (p.blockLen + 31) / 32 * 32;
     for (uint32_t r = 0; r < p.blockCount; ++r) {
         const T* sr = reinterpret_cast<const T*>(reinterpret_cast<const uint8_t*>(src.p) + (uint64_t)r * (row + p.srcStride * 32));
@@ -350,6 +440,7 @@ inline void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, c
 // GM -> L1, ND rows -> NZ fractals (C0 = 32 bytes of elements per fractal row)
 template <typename T> inline void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const Nd2NzParams& p)
 {
+    p.check();
     const int c0 = 32 / sizeof(T);
     for (int n = 0; n < p.nValue; ++n) {
         mixtile_cpu::check_gm(src.p + (uint64_t)n * p.srcDValue, p.dValue * sizeof(T), "Nd2Nz: GM read out of bounds");
@@ -360,12 +451,14 @@ template <typename T> inline void DataCopy(const LocalTensor<T>& dst, const Glob
 // GM -> L1 (32-byte blocks) and L1 -> C2 (the bias table: 64-byte blocks)
 template <typename T> inline void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyParams& p)
 {
+    p.check();
     const uint64_t n = (uint64_t)p.blockCount * p.blockLen * 32 / sizeof(T);
     mixtile_cpu::check_gm(src.p, n * sizeof(T), "DataCopy: GM read out of bounds");
     for (uint64_t i = 0; i < n; ++i) dst.at(i) = src.p[i];
 }
 template <typename T> inline void DataCopy(const LocalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyParams& p)
 {
+    p.check();
     const uint64_t n = (uint64_t)p.blockCount * p.blockLen * 64 / sizeof(T);
     for (uint64_t i = 0; i < n; ++i) dst.at(i) = src.at(i);
 }
@@ -383,16 +476,20 @@ inline void InitConstValue(const LocalTensor<T>& dst, const InitConstValueParams
 // ---------------------------------------------------------------- cube
 struct LoadData2DParams {
     LoadData2DParams() {}
-    LoadData2DParams(uint16_t si, uint8_t rt, uint16_t ss, uint8_t sid, uint16_t dg, bool tr, uint8_t am)
+    LoadData2DParams(int64_t si, int64_t rt, int64_t ss, uint8_t sid, int64_t dg, bool tr, uint8_t am)
         : startIndex(si), dstGap(dg), srcStride(ss), ifTranspose(tr), repeatTimes(rt), sid(sid), addrMode(am) {}
-    uint16_t startIndex = 0, dstGap = 0, srcStride = 0;
+    int64_t startIndex = 0, dstGap = 0, srcStride = 0;
     bool ifTranspose = false;
-    uint8_t repeatTimes = 0, sid = 0, addrMode = 0;
+    int64_t repeatTimes = 0;
+    uint8_t sid = 0, addrMode = 0;
 };
 // fractal copies (512 bytes: 16 x 16 of a 2-byte type), optionally transposed
 template <typename T> inline void LoadData(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LoadData2DParams& p)
 {
     static_assert(sizeof(T) == 2, "the CPU model's LoadData handles 2-byte types");
+    mixtile_cpu::on(AIC, "LoadData (a cube instruction) on an AIV core");
+    mixtile_cpu::limit(p.repeatTimes, 1, 255, "LoadData2DParams.repeatTimes outside 1..255");
+    for (int64_t v : {p.startIndex, p.dstGap, p.srcStride}) mixtile_cpu::limit(v, 0, 65535, "a LoadData2DParams field outside uint16");
     for (int r = 0; r < p.repeatTimes; ++r) {
         const int64_t s = ((int64_t)p.startIndex + (int64_t)r * p.srcStride) * 256;
         const int64_t d = (int64_t)r * (1 + p.dstGap) * 256;
@@ -402,7 +499,7 @@ template <typename T> inline void LoadData(const LocalTensor<T>& dst, const Loca
     }
 }
 struct MmadParams {
-    uint16_t m = 0, n = 0, k = 0;
+    int64_t m = 0, n = 0, k = 0;
     bool isBias = false;
     bool cmatrixSource = false;
     bool cmatrixInitVal = true;
@@ -414,6 +511,8 @@ template <typename T, typename U, typename S>
 inline void mmad(const LocalTensor<T>& c, const LocalTensor<U>& a, const LocalTensor<S>& b, const MmadParams& p,
                  const LocalTensor<T>* bias)
 {
+    mixtile_cpu::on(AIC, "Mmad (a cube instruction) on an AIV core");
+    for (int64_t v : {p.m, p.n, p.k}) mixtile_cpu::limit(v, 0, 4095, "MmadParams m/n/k outside 0..4095");
     const int kb = (p.k + 15) / 16, nb = (p.n + 15) / 16, m16 = (p.m + 15) / 16 * 16;
     for (int m = 0; m < p.m; ++m)
         for (int n = 0; n < p.n; ++n) {
@@ -439,7 +538,7 @@ inline void Mmad(const LocalTensor<T>& c, const LocalTensor<U>& a, const LocalTe
     mmad(c, a, b, p, &bias);
 }
 struct FixpipeParamsV220 {
-    uint16_t nSize = 0, mSize = 0, srcStride = 0;
+    int64_t nSize = 0, mSize = 0, srcStride = 0;
     uint32_t dstStride = 0;
     QuantMode_t quantPre = QuantMode_t::NoQuant;
     bool reluEn = false;
@@ -448,6 +547,12 @@ template <typename T, typename U, const FixpipeConfig& config = CFG_ROW_MAJOR>
 inline void Fixpipe(const GlobalTensor<T>& dst, const LocalTensor<U>& src, const FixpipeParamsV220& p)
 {
     static_assert(config.format == CO2Layout::ROW_MAJOR, "NZ -> ND only");
+    mixtile_cpu::on(AIC, "Fixpipe (a cube instruction) on an AIV core");
+    // FixpipeParamsV220 docs: nSize <= 4095 (a multiple of 16 only without NZ2ND), mSize
+    // <= 8192 with NZ2ND (CFG_ROW_MAJOR)
+    mixtile_cpu::limit(p.nSize, 1, 4095, "FixpipeParamsV220.nSize outside 1..4095");
+    mixtile_cpu::limit(p.mSize, 1, 8192, "FixpipeParamsV220.mSize outside 1..8192 (NZ2ND)");
+    mixtile_cpu::limit(p.srcStride, 0, 65535, "FixpipeParamsV220.srcStride outside uint16");
     for (int m = 0; m < p.mSize; ++m) {
         mixtile_cpu::check_gm(dst.p + (uint64_t)m * p.dstStride, p.nSize * sizeof(T), "Fixpipe: GM write out of bounds");
         for (int n = 0; n < p.nSize; ++n) {
@@ -484,7 +589,8 @@ inline void map2(const LocalTensor<T>& d, const LocalTensor<T>& a, const LocalTe
 #define MIXTILE_CPU_BINARY(NAME, EXPR)                                                               \
     template <typename T> inline void NAME(const LocalTensor<T>& d, const LocalTensor<T>& a,       \
                                            const LocalTensor<T>& b, const int32_t& n)              \
-    { map2(d, a, b, n, [](float x, float y) { return EXPR; }); }                                   \
+    { mixtile_cpu::on(AIV, #NAME " (a vector instruction) on an AIC core");                        \
+      map2(d, a, b, n, [](float x, float y) { return EXPR; }); }                                   \
     template <typename T, bool isSetMask = true>                                                    \
     inline void NAME(const LocalTensor<T>& d, const LocalTensor<T>& a, const LocalTensor<T>& b,    \
                      uint64_t mask, const uint8_t repeat, const BinaryRepeatParams& p)              \
@@ -535,6 +641,7 @@ template <typename T> inline void no_overlap(const LocalTensor<T>& d, const Loca
     template <typename T, bool isReuseSource = false>                                               \
     inline void NAME(const LocalTensor<T>& d, const LocalTensor<T>& s, const uint32_t n)           \
     {                                                                                               \
+        mixtile_cpu::on(AIV, #NAME " (a vector instruction) on an AIC core");                       \
         if (ADV) no_overlap(d, s, n, #NAME ": source and destination overlap");                     \
         map1(d, s, (int32_t)n, [](float x) { return EXPR; });                                       \
     }
@@ -670,9 +777,12 @@ inline void WholeReduceMin(const LocalTensor<T>& d, const LocalTensor<T>& s, con
 namespace mixtile_cpu {
 // Run `body` on every core of a launch of `blocks` blocks of kernel type `type`
 // (0: AIV only, 1: AIC only, 5: MIX_AIC_1_2), one thread per core.
-template <typename F> inline void run(int type, int64_t blocks, F body)
+template <typename F> inline void run(int type, int64_t blocks, F body, int64_t cores = 24)
 {
     Launch l;
+    l.blocks = blocks;
+    l.cores = cores;
+    l.type = type;
     l.clusters.resize(blocks);
     launch() = &l;
     std::vector<std::thread> ts;
@@ -685,17 +795,21 @@ template <typename F> inline void run(int type, int64_t blocks, F body)
             c.ratio = ratio;
             c.blocks = blocks;
             body();
+            if (!c.events.empty())
+                mixtile_cpu_fail("an event set and never waited at the end of the kernel", c.events.begin()->first, c.block);
         });
     };
     const bool mix = type == KERNEL_TYPE_MIX_AIC_1_2;
+    const bool aiv = type == KERNEL_TYPE_AIV_ONLY || type == KERNEL_TYPE_MIX_AIV_1_0;
+    const bool aic = type == KERNEL_TYPE_AIC_ONLY || type == KERNEL_TYPE_MIX_AIC_1_0;
     l.threads = (int)(blocks * (mix ? 3 : 1));
-    l.aiv_threads = (int)(blocks * (mix ? 2 : (type == KERNEL_TYPE_AIV_ONLY ? 1 : 0)));
+    l.aiv_threads = (int)(blocks * (mix ? 2 : (aiv ? 1 : 0)));
     for (int64_t b = 0; b < blocks; ++b) {
-        if (mix || type == KERNEL_TYPE_AIC_ONLY) start(AscendC::AIC, b, 0, 1);
+        if (mix || aic) start(AscendC::AIC, b, 0, 1);
         if (mix) {
             start(AscendC::AIV, b, 0, 2);
             start(AscendC::AIV, b, 1, 2);
-        } else if (type == KERNEL_TYPE_AIV_ONLY) {
+        } else if (aiv) {
             start(AscendC::AIV, b, 0, 1);
         }
     }

@@ -1,8 +1,13 @@
 """One Qwen3 decode step on a target, compared with the torch reference.
 
-    python -m tilelang_models.qwen3 --config tiny --target sim [--batch B] [--seq S]
-        [--hf-dir DIR --layer N] [--save FILE.npz] [--seed K] [--block-size 16]
+    python -m tilelang_models.qwen3 --config tiny --target sim [--arch a2] [--batch B]
+        [--seq S] [--hf-dir DIR --layer N] [--save FILE.npz] [--seed K] [--block-size 16]
     python -m tilelang_models.qwen3 --config 14b --batch 16 --emit-ascendc DIR [--arch a2]
+
+--target is a backend (sim, cuda, npu, or auto: the first of an NPU, a CUDA GPU, the
+simulator that this machine has); the layer runs on that backend's device (for cuda under
+TRITON_INTERPRET=1, Triton's CPU interpreter, on CPU tensors), the torch reference on the
+CPU. --arch picks the machine where the backend has several (a2, a3, a5 for sim and npu).
 
 Prints a summary and, last, one JSON line (config, target, batch, seq, max_abs_err,
 rel_err, passed, compile_s, run_s); exits 1 on a mismatch. With --emit-ascendc it runs
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import mixtile as mt
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
 from tilelang_models.qwen3.paged import make_paged_cache
@@ -38,8 +44,6 @@ def _err(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
 
 
 def _emit_ascendc(cfg, w, a) -> dict:
-    import mixtile as mt
-
     out = Path(a.emit_ascendc)
     out.mkdir(parents=True, exist_ok=True)
     layer = DecodeLayer(cfg, w, target="sim", compile_cfg=dict(arch=a.arch), progress=False)
@@ -60,7 +64,7 @@ def run(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m tilelang_models.qwen3",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="tiny", help="tiny, 0.6b, 8b, 14b or a config.json")
-    ap.add_argument("--target", default="sim", choices=("sim", "auto", "cuda", "npu"))
+    ap.add_argument("--target", default="sim", choices=(*mt.BACKENDS, "auto"))
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--seq", type=int, default=100, help="the longest sequence in the batch")
     ap.add_argument("--block-size", type=int, default=16)
@@ -71,12 +75,16 @@ def run(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--emit-ascendc", default=None, metavar="DIR",
                     help="write the layer's Ascend C kernel sources to DIR and stop")
-    ap.add_argument("--arch", default="a2", help="Ascend target for --emit-ascendc")
+    ap.add_argument("--arch", default=None,
+                    help="the machine: a2, a3, a5 for sim and npu (default a2)")
     a = ap.parse_args(argv)
     cfg = get_config(a.hf_dir or a.config)
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
     if a.emit_ascendc:
         return _emit_ascendc(cfg, w, a)
+    backend = mt.get_backend(a.target)  # "auto" resolved
+    backend.require()
+    dev = backend.device()
     gen = torch.Generator().manual_seed(a.seed + 1)
     # different lengths within the batch; the longest is --seq
     lo = max(1, a.seq // 2)
@@ -88,22 +96,27 @@ def run(argv=None) -> dict:
     x = torch.randn(a.batch, cfg.hidden_size, generator=gen).bfloat16()
     k_ref, v_ref = k_cache.clone(), v_cache.clone()
     want = decode_layer_ref(cfg, w, x, k_ref, v_ref, block_table, seq_lens)
-    layer = DecodeLayer(cfg, w, target=a.target)
+    w_dev = type(w)(**{name: t.to(dev) for name, t in w.items()})
+    x, k_cache, v_cache, block_table, seq_lens = (
+        t.to(dev) for t in (x, k_cache, v_cache, block_table, seq_lens))
+    layer = DecodeLayer(cfg, w_dev, target=backend.name,
+                        compile_cfg=None if a.arch is None else dict(arch=a.arch))
     t0 = time.perf_counter()
     compile_s = layer.compile(a.batch, a.block_size)
-    out = layer(x, k_cache, v_cache, block_table, seq_lens)
+    out = layer(x, k_cache, v_cache, block_table, seq_lens).cpu()  # waits for the device
     run_s = time.perf_counter() - t0 - compile_s
+    k_cache, v_cache = k_cache.cpu(), v_cache.cpu()
     errs = [_err(out, want), _err(k_cache, k_ref), _err(v_cache, v_ref)]
     max_abs = max(e[0] for e in errs)
     rel = max(e[1] for e in errs)
     passed = rel <= RTOL and bool(torch.isfinite(out.float()).all())
     if a.save:
-        np.savez(a.save, x=x.float().numpy(), out=out.float().numpy(),
-                 seq_lens=seq_lens.numpy(), block_table=block_table.numpy(),
+        np.savez(a.save, x=x.float().cpu().numpy(), out=out.float().numpy(),
+                 seq_lens=seq_lens.cpu().numpy(), block_table=block_table.cpu().numpy(),
                  k_cache=k_cache.float().numpy(), v_cache=v_cache.float().numpy())
     print(f"{cfg.name}: batch {a.batch}, seq lens {lens}, per-kernel run s "
           f"{ {k: round(v, 3) for k, v in layer.times.per_kernel.items()} }")
-    return {"config": cfg.name, "target": a.target, "batch": a.batch, "seq": a.seq,
+    return {"config": cfg.name, "target": backend.name, "batch": a.batch, "seq": a.seq,
             "max_abs_err": max_abs, "rel_err": rel, "passed": passed,
             "compile_s": round(compile_s, 4), "run_s": round(run_s, 4)}
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import torch
 
 import mixtile as mt
-from mixtile.runtime.gpu import autotune  # GPU launch tuning (no-op on other targets)
 from tilelang_models.qwen3.config import Qwen3Config
 from tilelang_models.qwen3.kernels import (
     fa_fused,
@@ -73,7 +72,7 @@ class DecodeLayer:
                  norm_stats: bool | None = None, specialize: bool = False) -> None:
         """tiles: {kernel name: constants} overriding the GPU tile table (sweeps);
         tune: on CUDA, pick each launch's num_warps / num_stages by timing at first use
-        (outside graph capture; see mixtile.runtime.gpu.autotune);
+        (outside graph capture; mt.run_jit's tune);
         norm_stats: the O and down projections also write per-tile row sums of h2^2 and
         out^2 (gemm_residual_sumsq; out's are `out_ssq` after a call) and the RMSNorms read
         them (rmsnorm_swiglu_folded; rmsnorm_gemm_folded when the call passes x_ssq)
@@ -187,7 +186,7 @@ class DecodeLayer:
         if self.norm_stats:
             units.append(self.kernels(b, block_size, self.partials(b, "down"))[0])
         for kern, consts in units:
-            mt.compile(kern, self.compile_cfg, **consts)
+            mt.compile(kern, self.compile_cfg, target=self.target, **consts)
         return time.perf_counter() - t0
 
     def steps(self, x, k_cache, v_cache, block_table, seq_lens, x_ssq=None) -> list[tuple]:
@@ -221,8 +220,8 @@ class DecodeLayer:
         cc = self.compile_cfg
         if self.target == "cuda" and self.specialize and "specialize_dims" not in cc:
             cc = dict(cc, specialize_dims=True)
-        with autotune(self.tune and self.target == "cuda"):
-            return mt.run_jit(kern, *args, target=self.target, compile_cfg=cc, **consts)
+        return mt.run_jit(kern, *args, target=self.target, compile_cfg=cc,
+                          tune=self.tune and self.target == "cuda", **consts)
 
     def __call__(self, x, k_cache, v_cache, block_table, seq_lens, x_ssq=None
                  ) -> torch.Tensor:

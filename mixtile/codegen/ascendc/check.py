@@ -128,15 +128,18 @@ def check(ak: AscendCKernel, flag_ids: int = DEFAULT.flag_ids) -> list[str]:
                                 f"the buffer's {sizes[buf]} bytes")
             if addr % 32:
                 problems.append(f"{c}: a tile at byte {addr} of {buf} is not 32-byte aligned")
-    # ---- SyncAll: the launch must fill the clusters
+    # ---- SyncAll: the launch must fill the cores (clusters; a vector-only kernel's AIVs)
     if "SyncAll" in src:
         g = ak.static_grid
+        vector_only = ak.kernel_type == "KERNEL_TYPE_MIX_AIV_1_0"
+        want, what = ((2 * ak.clusters, "AIV cores") if vector_only
+                      else (ak.clusters, "clusters"))
         if g is None:
             problems.append("the kernel has a hard SyncAll but its grid is not a constant; it "
-                            f"must launch exactly {ak.clusters} clusters")
-        elif g != ak.clusters:
+                            f"must launch exactly {want} {what}")
+        elif g != want:
             problems.append(f"the kernel has a hard SyncAll but launches {g} blocks; "
-                            f"{ak.clusters} clusters must all arrive")
+                            f"{want} {what} must all arrive")
     return problems
 
 

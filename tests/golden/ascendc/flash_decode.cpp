@@ -17,8 +17,9 @@ template <typename T> __aicore__ inline T Max(T a, T b) { return a < b ? b : a; 
 __aicore__ inline int64_t Clamp0(int64_t n, int64_t hi) { return n < 0 ? 0 : (n > hi ? hi : n); }
 }  // namespace
 
-extern "C" __global__ __aicore__ void flash_decode(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out, GM_ADDR part_m, GM_ADDR part_l, GM_ADDR part_acc, GM_ADDR ws0, GM_ADDR ws1, GM_ADDR ws2, GM_ADDR tiling)
+extern "C" __global__ __aicore__ void flash_decode(uint64_t fftsAddr, GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out, GM_ADDR part_m, GM_ADDR part_l, GM_ADDR part_acc, GM_ADDR ws0, GM_ADDR ws1, GM_ADDR ws2, GM_ADDR tiling)
 {
+    SetSyncBaseAddr(fftsAddr);
     KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
     GlobalTensor<int64_t> tilingGm;
     tilingGm.SetGlobalBuffer((__gm__ int64_t*)tiling);
@@ -103,6 +104,7 @@ extern "C" __global__ __aicore__ void flash_decode(GM_ADDR q, GM_ADDR k, GM_ADDR
             pipe.InitBuffer(l0bBuf, 16384);
             TBuf<TPosition::CO1> l0cBuf;
             pipe.InitBuffer(l0cBuf, 8192);
+            pipe.Destroy();
             CrossCoreSetFlag<2, PIPE_FIX>(3);
             for (int64_t i17 = blk16; i17 < v14; i17 += v3) {
                 const int64_t v18 = (k_d0 + v15);
@@ -279,6 +281,7 @@ extern "C" __global__ __aicore__ void flash_decode(GM_ADDR q, GM_ADDR k, GM_ADDR
             const int64_t lane69 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 25344);
+            pipe.Destroy();
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
             CrossCoreSetFlag<2, PIPE_MTE3>(5);
             for (int64_t i70 = blk16; i70 < v14; i70 += v3) {

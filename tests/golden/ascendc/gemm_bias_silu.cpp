@@ -17,8 +17,9 @@ template <typename T> __aicore__ inline T Max(T a, T b) { return a < b ? b : a; 
 __aicore__ inline int64_t Clamp0(int64_t n, int64_t hi) { return n < 0 ? 0 : (n > hi ? hi : n); }
 }  // namespace
 
-extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADDR bias, GM_ADDR y, GM_ADDR ws0, GM_ADDR tiling)
+extern "C" __global__ __aicore__ void gemm_bias_act(uint64_t fftsAddr, GM_ADDR x, GM_ADDR w, GM_ADDR bias, GM_ADDR y, GM_ADDR ws0, GM_ADDR tiling)
 {
+    SetSyncBaseAddr(fftsAddr);
     KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
     GlobalTensor<int64_t> tilingGm;
     tilingGm.SetGlobalBuffer((__gm__ int64_t*)tiling);
@@ -76,6 +77,7 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
             pipe.InitBuffer(l0bBuf, 32768);
             TBuf<TPosition::CO1> l0cBuf;
             pipe.InitBuffer(l0cBuf, 16384);
+            pipe.Destroy();
             for (int64_t i17 = blk16; i17 < v14; i17 += v3) {
                 const int64_t v18 = FloorDiv(i17, v11);
                 const int64_t v19 = (v18 * v6);
@@ -186,6 +188,7 @@ extern "C" __global__ __aicore__ void gemm_bias_act(GM_ADDR x, GM_ADDR w, GM_ADD
             const int64_t lane47 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 16896);
+            pipe.Destroy();
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
             for (int64_t i48 = blk16; i48 < v14; i48 += v3) {
                 const int64_t v49 = (lane47 * v1);

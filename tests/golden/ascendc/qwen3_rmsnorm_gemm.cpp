@@ -17,8 +17,9 @@ template <typename T> __aicore__ inline T Max(T a, T b) { return a < b ? b : a; 
 __aicore__ inline int64_t Clamp0(int64_t n, int64_t hi) { return n < 0 ? 0 : (n > hi ? hi : n); }
 }  // namespace
 
-extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR w, GM_ADDR y, GM_ADDR ws0, GM_ADDR tiling)
+extern "C" __global__ __aicore__ void rmsnorm_gemm(uint64_t fftsAddr, GM_ADDR x, GM_ADDR g, GM_ADDR w, GM_ADDR y, GM_ADDR ws0, GM_ADDR tiling)
 {
+    SetSyncBaseAddr(fftsAddr);
     KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
     GlobalTensor<int64_t> tilingGm;
     tilingGm.SetGlobalBuffer((__gm__ int64_t*)tiling);
@@ -80,6 +81,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
             pipe.InitBuffer(l0bBuf, 65536);
             TBuf<TPosition::CO1> l0cBuf;
             pipe.InitBuffer(l0cBuf, 8192);
+            pipe.Destroy();
             CrossCoreSetFlag<2, PIPE_FIX>(1);
             for (int64_t i18 = blk17; i18 < v15; i18 += v3) {
                 const int64_t v19 = FloorMod(i18, v14);
@@ -191,6 +193,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(GM_ADDR x, GM_ADDR g, GM_ADDR
             const int64_t lane48 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 20544);
+            pipe.Destroy();
             for (int64_t i49 = blk17; i49 < v15; i49 += v3) {
                 const int64_t v50 = (lane48 * v1);
                 const int64_t v51 = FloorMod(i49, v14);
