@@ -259,7 +259,8 @@ def _check_ops(text: str, where: str) -> None:
 
 
 def _check_costs(text: str, kernel: str, where: str) -> None:
-    """Rows `| `op` | `type` | pipe | cycles | times |` after the marker."""
+    """Rows `| `op` | `type` | pipe | cycles | times |` after the marker: `times` per
+    block of the walkthrough's run (x [100, 200], w [300, 200]: two K steps per block)."""
     from mixtile.ir.printer import print_type
     from mixtile.simulator import simulate
 
