@@ -143,6 +143,10 @@ def _ub_gap(r: _Region, sz: int) -> str:
 @_rule(LOAD)
 def _load(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a load of a bool tensor (a bool tile is a bit mask in UB, one bit "
+                     "per element)", "pass the mask as numbers and compare: "
+                     "mt.load(m) != 0.0")
     dst = em.ref(op.result)
     cty, sz = ctype(t.dtype), t.dtype.itemsize
     row_limit = op.attrs.get("row_limit") is not None

@@ -120,6 +120,9 @@ def _spread(em: Emitter, op: Op, dst: str, v: Value, R: int, C: int, dt: DType) 
     """Write operand `v` broadcast to the dense (R, C) tile `dst` of dtype `dt`: a scalar,
     or a (1, 1), (1, C), (R, 1) or (R, C) tile (of dt, or cast to dt on the way)."""
     cty = ctype(dt)
+    if isinstance(v.type, TileType) and v.type.dtype is DType.BOOL:
+        _unsupported(op, "a bool tile as a value (a bit mask in UB)",
+                     "broadcast or select the compared numbers instead")
     if not isinstance(v.type, TileType) or _shape2(v.type) == (1, 1):
         em.out(f"Duplicate({dst}, static_cast<{cty}>({_scalar_of(em, v, dt)}), {R * C});")
         return
@@ -346,18 +349,43 @@ TMP[SELECT] = _select_tmp
 def _cast(em: Emitter, op: Op) -> None:
     src, dst = op.operands[0].type, op.result.type
     s, d = src.dtype, dst.dtype
+    out, x, n = em.ref(op.result), em.ref(op.operands[0]), dst.numel
     if s is d:
-        em.out(f"Adds({em.ref(op.result)}, {em.ref(op.operands[0])}, {literal(0, d)}, "
-               f"{dst.numel});")
+        em.out(f"Adds({out}, {x}, {literal(0, d)}, {n});")
         return
-    if DType.BOOL in (s, d) or {s, d} == {DType.BF16, DType.F16}:
-        _unsupported(op, f"a cast {s.short} -> {d.short}", "cast through f32")
+    if s is DType.BOOL and d in (DType.F32, DType.F16):  # a comparison's bit mask: 1 / 0
+        one = em.fresh("one")
+        em.out(f"LocalTensor<{ctype(d)}> {one} = {em.tmp(d, n)};")
+        em.out(f"Duplicate({one}, {literal(1, d)}, {n});")
+        em.vec_sync("V", "V")
+        em.out(f"Select({out}, {x}, {one}, {literal(0, d)}, "
+               f"SELMODE::VSEL_TENSOR_SCALAR_MODE, {n});")
+        return
+    if DType.BOOL in (s, d):
+        _unsupported(op, f"a cast {s.short} -> {d.short} (a bool tile is a bit mask in UB)",
+                     "compare for a mask (x != 0.0); cast a mask to f32 or f16 first")
+    if {s, d} == {DType.BF16, DType.F16}:  # no direct Cast: through f32 (exact both ways)
+        mid = em.fresh("f32")
+        em.out(f"LocalTensor<float> {mid} = {em.tmp(DType.F32, n)};")
+        em.out(f"Cast({mid}, {x}, RoundMode::CAST_NONE, {n});")
+        em.vec_sync("V", "V")
+        em.out(f"Cast({out}, {mid}, RoundMode::CAST_RINT, {n});")
+        return
     # narrowing floats and float -> int round half to even (CAST_RINT), as the simulator
     # stores them; widening and int -> float are exact (CAST_NONE)
     narrowing = s.is_float and (d.is_int or d.itemsize < s.itemsize)
     mode = "CAST_RINT" if narrowing else "CAST_NONE"
-    em.out(f"Cast({em.ref(op.result)}, {em.ref(op.operands[0])}, RoundMode::{mode}, "
-           f"{dst.numel});")
+    em.out(f"Cast({out}, {x}, RoundMode::{mode}, {n});")
+
+
+def _cast_tmp(op: Op) -> int:
+    s, t = op.operands[0].type.dtype, op.result.type
+    if s is DType.BOOL:
+        return _align32(t.numel * t.dtype.itemsize)
+    return _align32(t.numel * 4) if {s, t.dtype} == {DType.BF16, DType.F16} else 0
+
+
+TMP[CAST] = _cast_tmp
 
 
 @_rule(FULL)
@@ -373,6 +401,9 @@ def _full(em: Emitter, op: Op) -> None:
         return
     if t.space is not MemSpace.UB:
         _unsupported(op, f"a fill of a {t.space.value} tile")
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a bool fill (a bool tile is a bit mask in UB)",
+                     "make the mask with a comparison")
     v = (_scalar_of(em, op.operands[0], t.dtype) if op.operands
          else literal(op.attrs["value"], t.dtype))
     em.out(f"Duplicate({em.ref(op.result)}, static_cast<{ctype(t.dtype)}>({v}), {t.numel});")
