@@ -163,6 +163,19 @@ def test_a_bf16_vector_op_is_rejected_with_its_line():
     assert "astype(mt.f32)" in ei.value.fix
 
 
+def test_storing_a_bool_tile_is_rejected():
+    """A comparison's result is a bit mask in UB: written to GM as bytes it would be wrong."""
+    @mt.kernel
+    def bad(x: mt.Tensor["R", "C", mt.f32], y: mt.Out["R", "C", mt.bool_]):
+        for b in mt.spmd(1):
+            mt.store(y[0:8, 0:64], mt.load(x[0:8, 0:64]) > 0.0)
+
+    with pytest.raises(mt.UnsupportedError) as ei:
+        _emit(bad)
+    assert "op `store`" in str(ei.value) and ei.value.loc.line > 0
+    assert "mt.where" in ei.value.fix
+
+
 def test_run_jit_npu_without_cann_says_what_is_missing(monkeypatch):
     monkeypatch.delenv("ASCEND_HOME_PATH", raising=False)
     monkeypatch.delenv("ASCEND_TOOLKIT_HOME", raising=False)

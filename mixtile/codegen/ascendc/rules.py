@@ -41,7 +41,8 @@ def tmp_bytes(em: Emitter, op: Op) -> int:
 
 
 def _unsupported(op: Op, what: str, fix: str | None = None):
-    raise UnsupportedError(f"Ascend C backend: {what}", loc=op.loc, fix=fix)
+    raise UnsupportedError(f"Ascend C backend, op `{op.opdef.name}`: {what}", loc=op.loc,
+                           fix=fix)
 
 
 def _rc(t: TileType) -> tuple[int, int]:
@@ -159,6 +160,10 @@ def _stride_limit(em: Emitter, op: Op, tensor: Value, axis: int, what: str) -> N
 @_rule(LOAD)
 def _load(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a load of a bool tensor (a bool tile is a bit mask in UB, one bit "
+                     "per element)", "pass the mask as numbers and compare: "
+                     "mt.load(m) != 0.0")
     dst = em.ref(op.result)
     cty, sz = ctype(t.dtype), t.dtype.itemsize
     row_limit = op.attrs.get("row_limit") is not None
@@ -319,6 +324,10 @@ def _zero_start(em: Emitter, op: Op, acc: Value) -> None:
 def _store(em: Emitter, op: Op) -> None:
     src = op.operands[1]
     t: TileType = src.type
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a store of a bool tile (a comparison's result is a bit mask in UB, "
+                     "one bit per element)", "store a number tile instead, e.g. "
+                     "mt.where(mask, 1.0, 0.0)")
     em.out("{")
     em.ind += 1
     if t.space is MemSpace.L0C:
