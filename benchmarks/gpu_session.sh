@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# One device call: GPU tests of the Triton backend, the Qwen3 layer vs the reference on
-# the GPU, then the decode-layer benchmark (NO_BENCH=1: not; STEPS=1: also the per-step
-# profile and a kernel trace). Logs go to $OUT.
+# One device call: the GPU tests (Triton backend, runtime, registry coverage), the Qwen3
+# CLI on cuda with its golden check, the Qwen3 layer vs the reference on the GPU, the host
+# time per launch, then the decode-layer benchmark (NO_BENCH=1: not; STEPS=1: also the
+# per-step profile and a kernel trace). Logs go to $OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 python3 -c 'import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())'
-python3 -m pytest -q -x tests/test_triton.py 2>&1 | tee $OUT/triton_tests.log | tail -15
+GPU_TESTS=${GPU_TESTS:-"tests/test_triton.py tests/test_runtime.py tests/test_registry.py tests/test_op_coverage.py"}
+python3 -m pytest -q $GPU_TESTS 2>&1 | tee $OUT/gpu_tests.log | tail -15
+for cfg in "--config tiny" "--config 14b --batch 8 --seq 4096 --block-size 128"; do
+    timeout 300 python3 -m tilelang_models.qwen3 $cfg --target cuda 2>&1 | tail -1 | tee -a $OUT/cli.log
+done
 python3 - <<'PY' 2>&1 | tee $OUT/qwen3_gpu.log
 import torch
 from tilelang_models.qwen3.config import get_config
@@ -31,6 +36,7 @@ for name, lens in [("tiny", [100, 37, 5]), ("14b", [4096, 3000, 17, 1])]:
     rel2 = float((got2.float() - want.float()).abs().max() / want.float().abs().max())
     print(name, "with x_ssq: rel_err out", rel2, "v equal", bool(torch.equal(v2, vr)))
 PY
+timeout 120 python3 benchmarks/host_overhead.py 2>&1 | tee $OUT/host_overhead.log | tail -6
 [ -n "${NO_BENCH:-}" ] || timeout 420 python3 benchmarks/decode_layer_gpu.py "$@" 2>&1 | tee $OUT/bench.log | tail -12
 # STEPS=1: each step's time in the layer's own launch sequence too (batch 1, 8, 32)
 [ -z "${STEPS:-}" ] || timeout 300 python3 benchmarks/gpu_tile_sweep.py --what steps,trace 2>&1 | tee $OUT/steps.log | grep -v Warn | cut -c1-400

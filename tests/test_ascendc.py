@@ -163,6 +163,19 @@ def test_a_bf16_vector_op_is_rejected_with_its_line():
     assert "astype(mt.f32)" in ei.value.fix
 
 
+def test_storing_a_bool_tile_is_rejected():
+    """A comparison's result is a bit mask in UB: written to GM as bytes it would be wrong."""
+    @mt.kernel
+    def bad(x: mt.Tensor["R", "C", mt.f32], y: mt.Out["R", "C", mt.bool_]):
+        for b in mt.spmd(1):
+            mt.store(y[0:8, 0:64], mt.load(x[0:8, 0:64]) > 0.0)
+
+    with pytest.raises(mt.UnsupportedError) as ei:
+        _emit(bad)
+    assert "op `store`" in str(ei.value) and ei.value.loc.line > 0
+    assert "mt.where" in ei.value.fix
+
+
 def test_run_jit_npu_without_cann_says_what_is_missing(monkeypatch):
     monkeypatch.delenv("ASCEND_HOME_PATH", raising=False)
     monkeypatch.delenv("ASCEND_TOOLKIT_HOME", raising=False)
@@ -475,3 +488,23 @@ def test_a_kernel_with_two_launches_is_refused_with_its_line():
         _emit(ADV.two_phase_scale)
     assert "2 spmd launches" in str(ei.value) and ei.value.loc.line > 0
     assert "one kernel per launch" in ei.value.fix
+
+
+def test_a_row_stride_past_a_16_bit_field_is_refused_before_launch():
+    """Nd2NzParams.srcDValue is uint16: a cube load from rows longer than 65535 elements
+    would wrap. Static shapes are refused when emitting, symbolic ones at launch."""
+    ak = _emit(G.gemm)
+    assert ("x", 0, 65535, "Nd2NzParams.srcDValue (uint16)") in ak.stride_limits
+    ak.check_launch({"x": (16, 65535), "w": (16, 65535), "y": (16, 16)})
+    with pytest.raises(mt.UnsupportedError, match="row stride of 70000 elements"):
+        ak.check_launch({"x": (16, 70000), "w": (16, 70000), "y": (16, 16)})
+
+    @mt.kernel
+    def wide(x: mt.Tensor[16, 70000, mt.bf16], w: mt.Tensor[16, 70000, mt.bf16],
+             y: mt.Out[16, 16, mt.f32]):
+        for blk in mt.spmd(1):
+            mt.store(y[0:16, 0:16], mt.matmul(mt.load(x[0:16, 0:64]), mt.load(w[0:16, 0:64]),
+                                              b_trans=True))
+
+    with pytest.raises(mt.UnsupportedError, match="exceeds Nd2NzParams.srcDValue"):
+        mt.compile(wide, target="npu").ascendc  # noqa: B018

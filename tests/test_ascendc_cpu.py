@@ -102,6 +102,7 @@ def run_cpu(kern, args: list, tmp: Path, edit=None, arch="a2", cores: int = 24,
             a = by_name[p.name].clone()
         shapes[p.name] = tuple(a.shape)
         tensors.append((p.name, a))
+    ak.check_launch(shapes)  # what the host checks before a launch
     tiling = ak.tiling_values(shapes, scalars)
     src = tmp / "kernel.cpp"
     src.write_text(edit(ak.source) if edit else ak.source)

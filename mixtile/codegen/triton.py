@@ -230,7 +230,7 @@ class _Emitter:
         ops = [self.ref(v) for v in op.operands]
         r = self.name(op.results[0]) if op.results else None
         if d in EXPR:
-            self._elementwise(op, EXPR[d].format(*ops), ind)
+            self._elementwise(op, ops, ind)
         elif d in SCALAR:
             self.out(ind, f"{r} = {SCALAR[d].format(*ops)}")
         elif d in RULES:
@@ -305,12 +305,16 @@ class _Emitter:
                                fix="write the kernel in automatic or split_aiv mode")
 
     # ------------------------------------------------------------ helpers
-    def _elementwise(self, op: Op, expr: str, ind: int) -> None:
+    def _elementwise(self, op: Op, ops: list[str], ind: int) -> None:
+        # 16-bit float operands are computed in f32 (as the simulator does; Triton's math
+        # functions take only f32 / f64) and the result rounded back
+        ops = [f"{x}.to(tl.float32)" if isinstance(v.type, TileType) and v.type.dtype in (
+            DType.BF16, DType.F16) else x for v, x in zip(op.operands, ops)]
+        expr = EXPR[op.opdef].format(*ops)
         t = op.result.type
-        r = self.name(op.result)
         if t.dtype in (DType.BF16, DType.F16):
             expr = f"({expr}).to({TL_DTYPE[t.dtype]})"  # round where the simulator does
-        self.out(ind, f"{r} = {expr}")
+        self.out(ind, f"{self.name(op.result)} = {expr}")
 
     def _valid_mask(self, t: TileType) -> str | None:
         """Mask of the lanes inside the static shape (None when nothing is padded)."""
@@ -343,8 +347,12 @@ class _Emitter:
         src, dst = op.operands[0].type, op.result.type
         if [d for d in src.shape if d != 1] != [d for d in dst.shape if d != 1] and (
                 _pshape(src) != src.shape):
-            raise UnsupportedError(f"reshape {list(src.shape)} -> {list(dst.shape)} of a "
-                                   "padded tile has no Triton lowering", loc=op.loc)
+            raise UnsupportedError(
+                f"reshape {list(src.shape)} -> {list(dst.shape)} of a padded tile has no "
+                f"Triton lowering (the block is {list(_pshape(src))}: each extent rounds up "
+                "to a power of two, at least 16)", loc=op.loc,
+                fix="use tile extents that are powers of two of at least 16, or reshape "
+                    "only by adding or removing axes of extent 1")
         self.out(ind, f"{r} = tl.reshape({x}, {_pshape(dst)})")
 
     def _zero_pad(self, v: Value, x: str) -> str:

@@ -249,6 +249,7 @@ def run(ck, args: dict, dims: dict[str, int], cache_dir: Path) -> None:
         shapes[p.name] = tuple(a.shape)
         ptrs.append(a.data_ptr())
         args = {**args, p.name: a}
+    ak.check_launch(shapes)
     tiling = torch.from_numpy(ak.tiling_values(shapes, scalars)).to(dev, non_blocking=True)
     ptrs.append(tiling.data_ptr())
     blocks = ak.block_dim(shapes, scalars)

@@ -83,9 +83,10 @@ class DecodeLayer:
         specialize: on CUDA, compile each kernel for the argument shapes (static dims;
         rmsnorm_gemm's norm loop unrolls). Off: on an H200 the layer took -6 / +5 / +13 us
         at batch 1 / 8 / 32 with it (qkv at batch 32: 48.5 vs 37.7 us)."""
-        self.cfg, self.w, self.target = cfg, w, target
+        self.backend = mt.get_backend(target)  # "auto" resolves to what this machine has
+        self.cfg, self.w, self.target = cfg, w, self.backend.name
         self.tiles, self.tune = dict(tiles or {}), tune
-        self.norm_stats = target == "cuda" if norm_stats is None else norm_stats
+        self.norm_stats = self.target == "cuda" if norm_stats is None else norm_stats
         self.specialize = specialize
         self.compile_cfg = dict(compile_cfg or {})
         self.wqkv = torch.cat([w.q_proj, w.k_proj, w.v_proj]).contiguous()  # merged once
@@ -144,7 +145,8 @@ class DecodeLayer:
             nsplit = max(1, min(16, math.ceil(GPU_ATTN_ITEMS / items)))
             return {**consts, "NSPLIT": nsplit, "GRID": items * nsplit,
                     **self.tiles.get("attention", {})}
-        clusters = mt.get_target(self.compile_cfg.get("arch", "a2")).clusters
+        clusters = self.compile_cfg.get("clusters") or mt.get_target(
+            self.compile_cfg.get("arch") or self.backend.default_machine).clusters
         nsplit = max(1, min(8, math.ceil(2 * clusters / items)))  # keep every cluster busy
         return dict(consts, NSPLIT=nsplit)
 

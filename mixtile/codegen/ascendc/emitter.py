@@ -174,10 +174,24 @@ class AscendCKernel:
     # the entry's first argument is the hardware sync (FFTS) base address, a uint64_t the
     # host gets from aclrtGetHardwareSyncAddr: cross-core flags and SyncAll need it (A2/A3)
     sync_base: bool = False
+    # (tensor, axis, most elements, what): row strides a parameter field holds in 16 bits
+    # (Nd2NzParams.srcDValue), checked on the host before a launch (check_launch)
+    stride_limits: list[tuple[str, int, int, str]] = field(default_factory=list)
 
     def block_dim(self, shapes: dict[str, tuple[int, ...]], scalars: dict | None = None) -> int:
         """The launch's block count (clusters of a mixed kernel) for these tensor shapes."""
         return launch_blocks(self.kernel, shapes, scalars or {})
+
+    def check_launch(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Refuse shapes whose strides a 16-bit parameter field cannot hold (it would wrap
+        and move the wrong rows)."""
+        for name, axis, most, what in self.stride_limits:
+            stride = math.prod(shapes[name][axis + 1:])
+            if stride > most:
+                raise UnsupportedError(
+                    f"`{name}` of shape {list(shapes[name])} has a row stride of {stride} "
+                    f"elements; {what} holds at most {most}", fix="split the tensor's last "
+                    "axis, or load it through UB (a vector load) instead of the cube path")
 
     def tiling_values(self, shapes: dict[str, tuple[int, ...]],
                       scalars: dict | None = None) -> np.ndarray:
@@ -240,6 +254,7 @@ class Emitter:
         self.last_pipe: Pipe | None = None
         syncall = any(op.opdef is SYNCALL for op in kernel.walk())
         self.sync_base = syncall or self.core is CoreType.MIX
+        self.stride_limits: list[tuple[str, int, int, str]] = []
         self.kernel_type = (SYNCALL_KERNEL_TYPE[self.core] if syncall and self.core in
                             SYNCALL_KERNEL_TYPE else KERNEL_TYPE[self.core])
 
@@ -377,7 +392,7 @@ class Emitter:
             entry, src, self.kernel_type, self.core,
             [(p.name, p.role, ctype(p.value.type.dtype)) for p in gm], self.tiling,
             self.t.clusters, self.has_syncall, self.static_grid, dict(self.t.capacity),
-            self.buffers, k, self.sync_base)
+            self.buffers, k, self.sync_base, sorted(set(self.stride_limits)))
 
     def _scan_bias(self) -> None:
         for op in self.k.walk():

@@ -12,6 +12,7 @@ instructions it emits).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from mixtile.codegen.ascendc.emitter import Emitter, ctype, literal
@@ -40,7 +41,8 @@ def tmp_bytes(em: Emitter, op: Op) -> int:
 
 
 def _unsupported(op: Op, what: str, fix: str | None = None):
-    raise UnsupportedError(f"Ascend C backend: {what}", loc=op.loc, fix=fix)
+    raise UnsupportedError(f"Ascend C backend, op `{op.opdef.name}`: {what}", loc=op.loc,
+                           fix=fix)
 
 
 def _rc(t: TileType) -> tuple[int, int]:
@@ -139,9 +141,29 @@ def _ub_gap(r: _Region, sz: int) -> str:
     return f"({r.C * sz} - ({r.nc} * {sz} + 31) / 32 * 32) / 32"
 
 
+_U16 = 65535
+
+
+def _stride_limit(em: Emitter, op: Op, tensor: Value, axis: int, what: str) -> None:
+    """A row stride that goes into a 16-bit field: refused now when static, else checked
+    by the host before each launch (AscendCKernel.check_launch)."""
+    shape = tensor.type.shape[axis + 1:]
+    if all(isinstance(d, int) for d in shape):
+        if math.prod(shape) > _U16:
+            _unsupported(op, f"a cube load from `{tensor.hint}` whose row stride of "
+                             f"{math.prod(shape)} elements exceeds {what}'s {_U16}",
+                         "split the tensor's last axis")
+        return
+    em.stride_limits.append((tensor.hint, axis, _U16, what))
+
+
 @_rule(LOAD)
 def _load(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a load of a bool tensor (a bool tile is a bit mask in UB, one bit "
+                     "per element)", "pass the mask as numbers and compare: "
+                     "mt.load(m) != 0.0")
     dst = em.ref(op.result)
     cty, sz = ctype(t.dtype), t.dtype.itemsize
     row_limit = op.attrs.get("row_limit") is not None
@@ -202,6 +224,7 @@ def _load(em: Emitter, op: Op) -> None:
                    "1, 1, 0));")
         else:  # ND rows -> NZ fractals: nValue rows of dValue elements, C0 stride = R16
             r16 = -(-r.R // 16) * 16
+            _stride_limit(em, op, op.operands[0], r.row_dim, "Nd2NzParams.srcDValue (uint16)")
             em.out(f"    DataCopy({dst}, {r.gm}[{r.base}], Nd2NzParams(1, {r.nr}, {r.nc}, 0, "
                    f"{r.row_stride}, {r16}, 1, 0));")
         em.out("}")
@@ -301,6 +324,10 @@ def _zero_start(em: Emitter, op: Op, acc: Value) -> None:
 def _store(em: Emitter, op: Op) -> None:
     src = op.operands[1]
     t: TileType = src.type
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a store of a bool tile (a comparison's result is a bit mask in UB, "
+                     "one bit per element)", "store a number tile instead, e.g. "
+                     "mt.where(mask, 1.0, 0.0)")
     em.out("{")
     em.ind += 1
     if t.space is MemSpace.L0C:

@@ -139,19 +139,72 @@ def _shape2(t) -> tuple[int, int]:
     return _rc(t) if isinstance(t, TileType) else (1, 1)
 
 
+def _spread(em: Emitter, op: Op, dst: str, v: Value, R: int, C: int, dt: DType) -> None:
+    """Write operand `v` broadcast to the dense (R, C) tile `dst` of dtype `dt`: a scalar,
+    or a (1, 1), (1, C), (R, 1) or (R, C) tile (of dt, or cast to dt on the way)."""
+    cty = ctype(dt)
+    if isinstance(v.type, TileType) and v.type.dtype is DType.BOOL:
+        _unsupported(op, "a bool tile as a value (a bit mask in UB)",
+                     "broadcast or select the compared numbers instead")
+    if not isinstance(v.type, TileType) or _shape2(v.type) == (1, 1):
+        em.out(f"Duplicate({dst}, static_cast<{cty}>({_scalar_of(em, v, dt)}), {R * C});")
+        return
+    src, shape = em.ref(v), _shape2(v.type)
+
+    def copy(d: str, k: int) -> str:
+        if v.type.dtype is dt:
+            return f"Adds({d}, {src}, {literal(0, dt)}, {k});"
+        return f"Cast({d}, {src}, RoundMode::CAST_NONE, {k});"
+
+    if shape == (R, C):
+        em.out(copy(dst, R * C))
+        return
+    if shape not in ((1, C), (R, 1)):
+        _unsupported(op, f"a broadcast of {list(shape)} to {[R, C]}",
+                     "broadcast along one axis at a time (mt.broadcast_to)")
+    if (C * dt.itemsize) % 32:
+        _unsupported(op, f"a broadcast over rows of {C} {dt.short} (not 32-byte aligned)",
+                     f"use a tile width that is a multiple of {32 // dt.itemsize}")
+    if shape == (R, 1):
+        em.vec_sync("V", "S")  # the column is read by the scalar unit
+    em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+    if shape == (1, C):  # the row into every row
+        em.out(f"    {copy(f'{dst}[r * {C}]', C)}")
+    else:  # each row's value along its row
+        em.out(f"    Duplicate({dst}[r * {C}], static_cast<{cty}>({src}.GetValue(r)), {C});")
+    em.out("}")
+
+
+def _spread_first(em: Emitter, op: Op, v: Value, R: int, C: int, dt: DType) -> str:
+    """A scratch tile holding `v` broadcast to (R, C) (at the rule's scratch offset 0)."""
+    t = em.fresh("bc")
+    em.out(f"LocalTensor<{ctype(dt)}> {t} = {em.tmp(dt, R * C)};")
+    _spread(em, op, t, v, R, C, dt)
+    em.vec_sync("V", "V")
+    return t
+
+
+def _spread_bytes(op: Op, vals) -> int:
+    """Scratch for the operands among `vals` that _spread_first broadcasts."""
+    t = op.result.type
+    full = _shape2(t)
+    n = sum(1 for v in vals if isinstance(v.type, TileType)
+            and _shape2(v.type) not in (full, (1, 1)))
+    return n * _align32(t.numel * t.dtype.itemsize)
+
+
 @_rule(*_BINARY, *_CMP)
 def _binary(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     a, b = op.operands
     d = op.opdef
-    cmp = d in _CMP
     src_t = next(v.type for v in (a, b) if isinstance(v.type, TileType))
     _vec_dtype(op, src_t)
     dst, n = em.ref(op.result), t.numel
     R, C = _rc(t)
     sa, sb = _shape2(a.type), _shape2(b.type)
     full = (R, C)
-    if cmp:
+    if d in _CMP:
         return _compare(em, op, sa, sb, full)
     if sa == full and sb == full and isinstance(a.type, TileType) and isinstance(b.type, TileType):
         em.out(f"{_BINARY[d]}({dst}, {em.ref(a)}, {em.ref(b)}, {n});")
@@ -174,31 +227,40 @@ def _binary(em: Emitter, op: Op) -> None:
             em.vec_sync("V", "V")
             em.out(f"Muls({dst}, {dst}, static_cast<{cty}>({s}), {n});")
         return
-    if cmp:
-        _unsupported(op, f"a broadcast comparison of {sa} and {sb}")
-    if sa == full and sb in ((1, C), (C,)) and R > 1:  # a row vector over every row
+    # a broadcast left operand ([1, C] or [R, 1]) is spread into scratch first
+    a_ref = em.ref(a) if sa == full else _spread_first(em, op, a, R, C, t.dtype)
+    if sb == full:
+        em.out(f"{_BINARY[d]}({dst}, {a_ref}, {em.ref(b)}, {n});")
+        return
+    if sb == (1, C) and R > 1:  # a row vector over every row
         if (C * t.dtype.itemsize) % 32:
             _unsupported(op, f"a row broadcast over rows of {C} {t.dtype.short} (not 32-byte "
-                         "aligned)")
+                         "aligned)", f"use a tile width that is a multiple of "
+                         f"{32 // t.dtype.itemsize}")
         em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
-        em.out(f"    {_BINARY[d]}({dst}[r * {C}], {em.ref(a)}[r * {C}], {em.ref(b)}, {C});")
+        em.out(f"    {_BINARY[d]}({dst}[r * {C}], {a_ref}[r * {C}], {em.ref(b)}, {C});")
         em.out("}")
         return
-    if sa == full and sb == (R, 1):  # one value per row
+    if sb == (R, 1):  # one value per row
         if (C * t.dtype.itemsize) % 32:
             _unsupported(op, f"a column broadcast over rows of {C} {t.dtype.short} (not "
-                         "32-byte aligned)")
+                         "32-byte aligned)", f"use a tile width that is a multiple of "
+                         f"{32 // t.dtype.itemsize}")
         em.vec_sync("V", "S")
         em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
         em.ind += 1
         sv = em.fresh("s")
         em.out(f"const {ctype(t.dtype)} {sv} = {em.ref(b)}.GetValue(r);")
-        _with_scalar(em, op, f"{dst}[r * {C}]", f"{em.ref(a)}[r * {C}]", sv, d, C, t.dtype)
+        _with_scalar(em, op, f"{dst}[r * {C}]", f"{a_ref}[r * {C}]", sv, d, C, t.dtype)
         em.ind -= 1
         em.out("}")
         return
     _unsupported(op, f"{d.name} of tiles shaped {list(sa)} and {list(sb)} into {list(full)}",
                  "broadcast the smaller operand explicitly (mt.broadcast_to)")
+
+
+for _d in _BINARY:
+    TMP[_d] = lambda op: _spread_bytes(op, op.operands[:1])
 
 
 def _cmp_count(n: int) -> int:
@@ -207,8 +269,9 @@ def _cmp_count(n: int) -> int:
 
 
 def _compare(em: Emitter, op: Op, sa, sb, full) -> None:
-    """Comparisons run in f32 on zero-padded scratch copies: A2/A3's Compare needs a count
-    of 256-byte multiples, and int32 compares support only EQ (ints exact to 2^24)."""
+    """Comparisons run in f32 on zero-padded scratch copies (broadcast operands spread
+    there): A2/A3's Compare needs a count of 256-byte multiples, and int32 compares
+    support only EQ (ints exact to 2^24)."""
     a, b = op.operands
     n = op.result.type.numel
     cnt = _cmp_count(n)
@@ -216,20 +279,15 @@ def _compare(em: Emitter, op: Op, sa, sb, full) -> None:
     if cnt // 8 > em.t.tile_bytes(mask):
         _unsupported(op, f"a comparison of {n} elements (its bit mask needs {cnt // 8} bytes)",
                      "compare at least 64 elements at a time")
-    if sa != full or sb not in (full, (1, 1)):
-        _unsupported(op, f"a broadcast comparison of {list(sa)} and {list(sb)}")
-    srcs = [a] + ([b] if sb == full and isinstance(b.type, TileType) else [])
+    scalar_b = sb == (1, 1) and sa != (1, 1)  # CompareScalar
     names = []
-    for i, v in enumerate(srcs):
+    for i, v in enumerate([a] if scalar_b else [a, b]):
         tv = em.fresh("cmp")
         names.append(tv)
         em.out(f"LocalTensor<float> {tv} = {em.tmp(DType.F32, cnt, i * cnt * 4)};")
         em.out(f"Duplicate({tv}, 0.0f, {cnt});")
         em.vec_sync("V", "V")
-        if v.type.dtype is DType.F32:
-            em.out(f"Adds({tv}, {em.ref(v)}, 0.0f, {n});")
-        else:
-            em.out(f"Cast({tv}, {em.ref(v)}, RoundMode::CAST_NONE, {n});")
+        _spread(em, op, tv, v, *full, DType.F32)
     em.vec_sync("V", "V")
     mode = f"CMPMODE::{_CMP[op.opdef]}"
     if len(names) == 2:
@@ -258,45 +316,53 @@ def _select(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     m, a, b = op.operands
     R, C = _rc(t)
-    full_a = isinstance(a.type, TileType) and _shape2(a.type) == (R, C)
-    if not (isinstance(m.type, TileType) and _shape2(m.type) in ((R, C), (1, C))
-            and (full_a or _shape2(a.type) == (1, 1))):
-        _unsupported(op, "a select whose mask is neither full nor one row, or whose first "
-                     "value is neither a full tile nor a scalar")
-    dst, n = em.ref(op.result), t.numel
-    a_ref = em.ref(a) if full_a else None
-    if not full_a:  # Select takes a scalar only as its second value: fill a scratch tile
-        a_ref = em.fresh("sel")
-        em.out(f"LocalTensor<{ctype(t.dtype)}> {a_ref} = {em.tmp(t.dtype, n)};")
-        em.out(f"Duplicate({a_ref}, static_cast<{ctype(t.dtype)}>("
-               f"{_scalar_of(em, a, t.dtype)}), {n});")
+    if not isinstance(m.type, TileType) or _shape2(m.type) not in ((R, C), (1, C)):
+        _unsupported(op, f"a select whose mask is shaped {list(_shape2(m.type))} into "
+                     f"{[R, C]} (the mask must be full or one row)",
+                     "compare full tiles (mt.broadcast_to an operand of the comparison)")
+    dst, n, cty = em.ref(op.result), t.numel, ctype(t.dtype)
+    # Select takes a scalar only as its second value, and tiles only whole: a scalar
+    # first value and broadcast tiles are spread into scratch first
+    scratch = 0
+
+    def whole(v: Value) -> str:
+        nonlocal scratch
+        if isinstance(v.type, TileType) and _shape2(v.type) == (R, C):
+            return em.ref(v)
+        name = em.fresh("sel")
+        em.out(f"LocalTensor<{cty}> {name} = {em.tmp(t.dtype, n, scratch)};")
+        scratch += _align32(n * t.dtype.itemsize)
+        _spread(em, op, name, v, R, C, t.dtype)
         em.vec_sync("V", "V")
-    per_row = _shape2(m.type) != (R, C)  # one mask row for every row
-    tensor = isinstance(b.type, TileType) and _shape2(b.type) == (R, C)
-    if not tensor:
-        s = f"static_cast<{ctype(t.dtype)}>({_scalar_of(em, b, t.dtype)})"
-    if per_row:
-        if (C * t.dtype.itemsize) % 32:
-            _unsupported(op, f"a row-mask select over rows of {C} {t.dtype.short}")
-        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
-        em.ind += 1
-        row = f"[r * {C}]"
-        other = f"{em.ref(b)}{row}" if tensor else s
-        mode = "VSEL_TENSOR_TENSOR_MODE" if tensor else "VSEL_TENSOR_SCALAR_MODE"
-        em.out(f"Select({dst}{row}, {em.ref(m)}, {a_ref}{row}, {other}, SELMODE::{mode}, {C});")
-        em.ind -= 1
-        em.out("}")
-    elif tensor:
-        em.out(f"Select({dst}, {em.ref(m)}, {a_ref}, {em.ref(b)}, "
-               f"SELMODE::VSEL_TENSOR_TENSOR_MODE, {n});")
+        return name
+
+    a_ref = whole(a)
+    scalar_b = not isinstance(b.type, TileType) or _shape2(b.type) == (1, 1)
+    if scalar_b:
+        other = f"static_cast<{cty}>({_scalar_of(em, b, t.dtype)})"
+        mode = "SELMODE::VSEL_TENSOR_SCALAR_MODE"
     else:
-        em.out(f"Select({dst}, {em.ref(m)}, {a_ref}, {s}, SELMODE::VSEL_TENSOR_SCALAR_MODE, {n});")
+        other = whole(b)
+        mode = "SELMODE::VSEL_TENSOR_TENSOR_MODE"
+    if _shape2(m.type) != (R, C):  # one mask row for every row
+        if (C * t.dtype.itemsize) % 32:
+            _unsupported(op, f"a row-mask select over rows of {C} {t.dtype.short}",
+                         f"use a tile width that is a multiple of {32 // t.dtype.itemsize}")
+        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
+        row = f"[r * {C}]"
+        em.out(f"    Select({dst}{row}, {em.ref(m)}, {a_ref}{row}, "
+               f"{other if scalar_b else other + row}, {mode}, {C});")
+        em.out("}")
+    else:
+        em.out(f"Select({dst}, {em.ref(m)}, {a_ref}, {other}, {mode}, {n});")
 
 
 def _select_tmp(op: Op) -> int:
-    a, t = op.operands[1], op.result.type
-    full = isinstance(a.type, TileType) and _shape2(a.type) == _shape2(t)
-    return 0 if full else -(-(t.numel * t.dtype.itemsize) // 32) * 32
+    m, a, b = op.operands
+    t = op.result.type
+    first = 0 if isinstance(a.type, TileType) and _shape2(a.type) == _shape2(t) else \
+        _align32(t.numel * t.dtype.itemsize)
+    return first + _spread_bytes(op, [b])
 
 
 TMP[SELECT] = _select_tmp
@@ -306,18 +372,43 @@ TMP[SELECT] = _select_tmp
 def _cast(em: Emitter, op: Op) -> None:
     src, dst = op.operands[0].type, op.result.type
     s, d = src.dtype, dst.dtype
+    out, x, n = em.ref(op.result), em.ref(op.operands[0]), dst.numel
     if s is d:
-        em.out(f"Adds({em.ref(op.result)}, {em.ref(op.operands[0])}, {literal(0, d)}, "
-               f"{dst.numel});")
+        em.out(f"Adds({out}, {x}, {literal(0, d)}, {n});")
         return
-    if DType.BOOL in (s, d) or {s, d} == {DType.BF16, DType.F16}:
-        _unsupported(op, f"a cast {s.short} -> {d.short}", "cast through f32")
+    if s is DType.BOOL and d in (DType.F32, DType.F16):  # a comparison's bit mask: 1 / 0
+        one = em.fresh("one")
+        em.out(f"LocalTensor<{ctype(d)}> {one} = {em.tmp(d, n)};")
+        em.out(f"Duplicate({one}, {literal(1, d)}, {n});")
+        em.vec_sync("V", "V")
+        em.out(f"Select({out}, {x}, {one}, {literal(0, d)}, "
+               f"SELMODE::VSEL_TENSOR_SCALAR_MODE, {n});")
+        return
+    if DType.BOOL in (s, d):
+        _unsupported(op, f"a cast {s.short} -> {d.short} (a bool tile is a bit mask in UB)",
+                     "compare for a mask (x != 0.0); cast a mask to f32 or f16 first")
+    if {s, d} == {DType.BF16, DType.F16}:  # no direct Cast: through f32 (exact both ways)
+        mid = em.fresh("f32")
+        em.out(f"LocalTensor<float> {mid} = {em.tmp(DType.F32, n)};")
+        em.out(f"Cast({mid}, {x}, RoundMode::CAST_NONE, {n});")
+        em.vec_sync("V", "V")
+        em.out(f"Cast({out}, {mid}, RoundMode::CAST_RINT, {n});")
+        return
     # narrowing floats and float -> int round half to even (CAST_RINT), as the simulator
     # stores them; widening and int -> float are exact (CAST_NONE)
     narrowing = s.is_float and (d.is_int or d.itemsize < s.itemsize)
     mode = "CAST_RINT" if narrowing else "CAST_NONE"
-    em.out(f"Cast({em.ref(op.result)}, {em.ref(op.operands[0])}, RoundMode::{mode}, "
-           f"{dst.numel});")
+    em.out(f"Cast({out}, {x}, RoundMode::{mode}, {n});")
+
+
+def _cast_tmp(op: Op) -> int:
+    s, t = op.operands[0].type.dtype, op.result.type
+    if s is DType.BOOL:
+        return _align32(t.numel * t.dtype.itemsize)
+    return _align32(t.numel * 4) if {s, t.dtype} == {DType.BF16, DType.F16} else 0
+
+
+TMP[CAST] = _cast_tmp
 
 
 @_rule(FULL)
@@ -333,6 +424,9 @@ def _full(em: Emitter, op: Op) -> None:
         return
     if t.space is not MemSpace.UB:
         _unsupported(op, f"a fill of a {t.space.value} tile")
+    if t.dtype is DType.BOOL:
+        _unsupported(op, "a bool fill (a bool tile is a bit mask in UB)",
+                     "make the mask with a comparison")
     v = (_scalar_of(em, op.operands[0], t.dtype) if op.operands
          else literal(op.attrs["value"], t.dtype))
     em.out(f"Duplicate({em.ref(op.result)}, static_cast<{ctype(t.dtype)}>({v}), {t.numel});")
@@ -358,19 +452,7 @@ def _broadcast(em: Emitter, op: Op) -> None:
     t: TileType = op.result.type
     src = op.operands[0]
     R, C = _rc(t)
-    sr, sc = _shape2(src.type)
-    dst = em.ref(op.result)
-    if (sr, sc) == (1, C):
-        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
-        em.out(f"    Adds({dst}[r * {C}], {em.ref(src)}, {literal(0, t.dtype)}, {C});")
-        em.out("}")
-    elif (sr, sc) == (R, 1):
-        em.vec_sync("V", "S")
-        em.out(f"for (int64_t r = 0; r < {R}; ++r) {{")
-        em.out(f"    Duplicate({dst}[r * {C}], {em.ref(src)}.GetValue(r), {C});")
-        em.out("}")
-    else:
-        _unsupported(op, f"a broadcast of {[sr, sc]} to {[R, C]}")
+    _spread(em, op, em.ref(op.result), src, R, C, t.dtype)
 
 
 _RED = {ReduceKind.SUM: ("Add", "WholeReduceSum", "ReduceSum"),
