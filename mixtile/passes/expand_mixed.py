@@ -152,11 +152,12 @@ def _check_flag_runs(blk: Block, limit: int) -> None:
             sets = [o for o in inner.walk() if o.opdef is SET_FLAG]
             waits = any(o.opdef is WAIT_FLAG for o in inner.walk())
             trips = _trip_count(op)
-            if sets and not waits and (trips is None or trips > 15):
+            if sets and not waits and (trips is None or trips > limit):
                 raise FlagOverflowError(
                     f"this loop sets flag {sets[0].attrs['flag']} every iteration and never "
                     f"waits; with {'an unknown number of' if trips is None else trips} "
-                    "iterations the counter passes 15 and the chip freezes", loc=sets[0].loc,
+                    f"iterations the counter passes {limit} and the chip freezes",
+                    loc=sets[0].loc,
                     fix="wait on a reverse flag from the consumer inside the loop")
             _check_flag_runs(inner, limit)
         for r in op.regions if op.opdef is not FOR else ():

@@ -454,7 +454,8 @@ class Emitter:
         if rule is None:
             raise UnsupportedError(f"the Ascend C backend has no rule for op {d.name!r}",
                                    loc=op.loc, fix="rewrite it with supported ops, or add a "
-                                   "rule in mixtile/codegen/ascendc/rules.py")
+                                   "rule in mixtile/codegen/ascendc/rules.py (vector ops: "
+                                   "vector_rules.py)")
         for v in op.results:
             if isinstance(v.type, TileType) and "addr" in op.attrs:
                 self.tile(v)
