@@ -479,3 +479,17 @@ def test_the_model_catches_layout_limits(fault, edit, match, gen, tmp_path):
         return src.replace(old, new, 1)
     with pytest.raises(RuntimeError, match=match):
         run_cpu(G.gemm, _gemm_args(gen), tmp_path, edit=tamper)
+
+
+@pytest.mark.parametrize("tm,tn,lr", [(32, 64, 0), (17, 64, 0), (32, 64, 1)])
+def test_arange_causal_mask_runs_like_the_simulator(tm, tn, lr, gen, tmp_path):
+    from test_mixed import CAUSAL
+
+    args = [torch.randn(70, 64, generator=gen).half(), torch.randn(100, 64, generator=gen).half(),
+            torch.zeros(70, 100)]
+    sim = [a.clone() for a in args]
+    mt.run_jit(CAUSAL, *sim, TM=tm, TN=tn, LR=lr)
+    got = run_cpu(CAUSAL, args, tmp_path, TM=tm, TN=tn, LR=lr)[2]
+    masked = torch.isinf(sim[2])  # -inf above the diagonal
+    assert masked.any() and torch.equal(torch.isinf(got), masked)
+    assert torch.allclose(got[~masked], sim[2][~masked], rtol=1e-3, atol=1e-3)

@@ -324,3 +324,57 @@ def test_reshape_into_a_lane_split_tile_is_refused_with_the_fix():
         mt.compile(k)
     assert "BAD" in open(ei.value.loc.file).readlines()[ei.value.loc.line - 1]
     assert "0:1" in ei.value.fix
+
+
+# ------------------------------------------------------------------ positions per lane
+
+def _causal_kernel():
+    @mt.kernel
+    def causal_scores(q: mt.Tensor["M", "D", mt.f16], k: mt.Tensor["N", "D", mt.f16],
+                      y: mt.Out["M", "N", mt.f32], TM: mt.const = 32, TN: mt.const = 64,
+                      D: mt.const = 64, LR: mt.const = 0, POS: mt.const = mt.f32):
+        """Causal scores: the mask written with mt.arange, right on each AIV lane."""
+        gn = mt.cdiv(k.shape[0], TN)
+        for blk in mt.spmd(mt.cdiv(q.shape[0], TM) * gn):
+            m0, n0 = blk // gn * TM, blk % gn * TN
+            s = mt.matmul(mt.load(q[m0:m0 + TM, 0:D]), mt.load(k[n0:n0 + TN, 0:D]),
+                          b_trans=True)
+            if LR:
+                with mt.split_aiv(2, mode=mt.SplitMode.LEFT_RIGHT):
+                    s = mt.aiv_shard(s)
+                    cols = mt.arange(TN, POS) + n0  # 1-d: the split row vector itself
+                    rows = mt.arange(TM, POS).reshape(TM, 1) + m0
+                    mt.store(y[m0:m0 + TM, n0:n0 + TN],
+                             mt.where(cols <= rows, s, float("-inf")))
+            else:
+                rows = mt.arange(TM, POS).reshape(TM, 1) + m0
+                cols = mt.arange(TN, POS).reshape(1, TN) + n0
+                mt.store(y[m0:m0 + TM, n0:n0 + TN], mt.where(cols <= rows, s, float("-inf")))
+    return causal_scores
+
+
+CAUSAL = _causal_kernel()
+CAUSAL_CASES = [(32, 64, 0), (17, 64, 0), (30, 48, 0), (32, 64, 1), (32, 40, 1)]
+
+
+def _causal_ref(q, k, y):
+    m, n = q.shape[0], k.shape[0]
+    s = q.float() @ k.float().T
+    return s.masked_fill(torch.arange(n)[None, :] > torch.arange(m)[:, None], float("-inf"))
+
+
+@pytest.mark.parametrize("tm,tn,lr", CAUSAL_CASES)
+@pytest.mark.parametrize("arch", ["a2", "a5"])
+def test_arange_positions_follow_the_lane_split(gen, tm, tn, lr, arch):
+    """A causal mask from mt.arange in a mixed kernel: each lane's arange holds its own
+    rows (UP_DOWN, odd tiles too) or columns (LEFT_RIGHT), so the mask is right."""
+    q, k = torch.randn(70, 64, generator=gen).half(), torch.randn(100, 64, generator=gen).half()
+    for pos in (mt.f32, mt.i32):
+        res = mt.run_jit(CAUSAL, q, k, torch.empty(70, 100), TM=tm, TN=tn, LR=lr, POS=pos,
+                         compile_cfg={"arch": arch}, golden=_causal_ref)
+        assert res.passed, str(res)
+    ck = mt.compile(CAUSAL, {"arch": arch}, TM=tm, TN=tn, LR=lr)
+    assert ck.kernel.core is CoreType.MIX
+    aiv = [c for c in ck.kernel.walk() if c.name == "core"][1]
+    h = -(-(tn if lr else tm) // 2)
+    assert {op.attrs["n"] for op in aiv.regions[0].walk() if op.name == "arange"} >= {h}

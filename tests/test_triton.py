@@ -425,3 +425,12 @@ def test_load_rows_property():
         assert torch.equal(sim[2], torch.where(keep, x, torch.full_like(x, 7.0)))
 
     check()
+
+
+@pytest.mark.parametrize("tm,tn,lr", [(32, 64, 0), (17, 64, 0), (32, 40, 1)])
+def test_arange_causal_mask_on_triton(tm, tn, lr):
+    from test_mixed import CAUSAL, _causal_ref
+
+    q, k = _t(70, 64, dtype=torch.float16), _t(100, 64, dtype=torch.float16)
+    _run(CAUSAL, q, k, torch.empty(70, 100, device=DEV), TM=tm, TN=tn, LR=lr,
+         golden=lambda q, k, y: _causal_ref(q.cpu(), k.cpu(), y).to(q.device))

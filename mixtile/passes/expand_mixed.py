@@ -37,12 +37,14 @@ from mixtile.errors import FlagOverflowError, TraceError, UnsupportedError
 from mixtile.ir.builder import make_op
 from mixtile.ir.core import Block, Kernel, Op, Value
 from mixtile.ir.ops import (
+    ADD,
     CONST,
     CORE,
     DIM,
     FENCE,
     FOR,
     LOAD,
+    RESHAPE,
     SADD,
     SET_FLAG,
     SFLOORDIV,
@@ -392,6 +394,10 @@ class _Expander:
             regions.append(nb)
         attrs = dict(op.attrs)
         if split is not None:
+            positions = split.lane_positions(op, operands, dst)
+            if positions is not None:  # this lane's own rows (columns) of an arange
+                vmap[op.results[0]] = positions
+                return positions.owner
             operands, attrs = split.rewrite(op, operands, attrs, dst)
         new = make_op(op.opdef, operands, attrs, regions, op.loc)
         for old, nr in zip(op.results, new.results):
@@ -419,6 +425,34 @@ class _Split:
         if self.axis == 1 and len(t.shape) == 1 and t.shape[0] == self.E:
             return 0  # a row vector (e.g. a bias) along the split columns
         return None
+
+    def lane_positions(self, op: Op, operands: list, dst: Block) -> Value | None:
+        """Positions follow the split: an arange of the split extent (E), as a split tile
+        (LEFT_RIGHT: the 1-d row itself; either mode: its reshape to (E, 1) or (1, E)),
+        becomes this lane's part, arange(h) + the lane's first row (column). A causal mask
+        `where(cols <= rows, ...)` is then right on each lane. None: not such an op."""
+        t = op.results[0].type if op.results else None
+        if self.tile_axis(t) is None:
+            return None
+        if op.opdef.lane_split is LaneSplit.IOTA:
+            src, shape = op, None
+        elif op.opdef is RESHAPE and operands[0].op is not None and \
+                operands[0].op.opdef.lane_split is LaneSplit.IOTA and \
+                self.tile_axis(operands[0].type) is None:
+            src, shape = operands[0].op, list(t.shape)
+        else:
+            return None
+        if src.attrs["n"] != self.E:
+            return None
+        made = [_emit(dst, src.opdef, [], {**src.attrs, "n": self.h}, loc=op.loc).result]
+        made.append(_emit(dst, ADD, [made[-1], self.lo], loc=op.loc).result)
+        if shape is not None:
+            shape[self.tile_axis(t)] = self.h
+            made.append(_emit(dst, RESHAPE, [made[-1]], {"shape": tuple(shape)},
+                              loc=op.loc).result)
+        for v in made:  # where the original's tiles live (spaces are inferred by now)
+            v.type = v.type.with_space(t.space)
+        return made[-1]
 
     def rewrite(self, op: Op, operands: list, attrs: dict, dst: Block):
         od = op.opdef
@@ -468,9 +502,6 @@ class _Split:
             if ta is not None:
                 shape[ta] = self.h
                 attrs["shape"] = tuple(shape)
-        elif rule is LaneSplit.IOTA and self.axis == 1 and attrs["n"] == self.E:
-            raise UnsupportedError("arange along the columns split LEFT_RIGHT",
-                                   loc=op.loc, fix="use SplitMode.UP_DOWN for this kernel")
         elif rule is LaneSplit.REDUCE:
             t = op.operands[0].type
             ta = self.tile_axis(t)
