@@ -60,15 +60,22 @@ def load(region: Region, space: MemSpace | None = None, pad: float = 0.0,
                          loc=user_loc(), fix="e.g. pad=0.0 or pad=float('-inf')")
     attrs = {**r.attrs(), "pad": float(pad), "space": space or MemSpace.ANY}
     operands = [r.tensor.value, *r.offsets]
-    if rows is not None:
-        if isinstance(rows, bool) or not isinstance(rows, (int, ScalarVal)) or (
-                isinstance(rows, ScalarVal) and rows.dtype.is_float):
-            raise TraceError(f"mt.load rows must be an int or an index value, got {rows!r}",
-                             loc=user_loc(), fix="e.g. rows=n_valid (a count of rows)")
-        d = r.keep.index(True)  # the region dim of the tile's first axis
-        operands.append(as_scalar(ScalarVal(r.offsets[d]) + rows).value)  # absolute bound
-        attrs["row_limit"] = d
+    _row_bound(r, rows, operands, attrs, "mt.load")
     return TileVal(emit(LOAD, operands, attrs).result)
+
+
+def _row_bound(r: Region, rows, operands: list, attrs: dict, what: str) -> None:
+    """rows=n: only the region's first n rows (its first sliced axis) are touched; the
+    op carries the absolute bound as its last operand and the region dim as row_limit."""
+    if rows is None:
+        return
+    if isinstance(rows, bool) or not isinstance(rows, (int, ScalarVal)) or (
+            isinstance(rows, ScalarVal) and rows.dtype.is_float):
+        raise TraceError(f"{what} rows must be an int or an index value, got {rows!r}",
+                         loc=user_loc(), fix="e.g. rows=n_valid (a count of rows)")
+    d = r.keep.index(True)  # the region dim of the tile's first axis
+    operands.append(as_scalar(ScalarVal(r.offsets[d]) + rows).value)  # absolute bound
+    attrs["row_limit"] = d
 
 
 def _space(space, what: str, allow_none: bool = False) -> None:
@@ -80,24 +87,27 @@ def _space(space, what: str, allow_none: bool = False) -> None:
                              "(GM is reached with mt.load / mt.store)")
 
 
-def _store(region, tile, atomic: AtomicKind) -> None:
-    r = _region(region, "mt.store")
+def _store(region, tile, atomic: AtomicKind, rows=None, what: str = "mt.store") -> None:
+    r = _region(region, what)
     t = _tile(tile, "the stored value")
     if t.shape != r.shape:
         raise TraceError(f"storing a {list(t.shape)} tile into {r.tensor.name}[...] whose "
                          f"region is {list(r.shape)}", loc=user_loc(),
                          fix="make the region's extents match the tile")
-    emit(STORE, [r.tensor.value, t.value, *r.offsets], {**r.attrs(), "atomic": atomic})
+    operands, attrs = [r.tensor.value, t.value, *r.offsets], {**r.attrs(), "atomic": atomic}
+    _row_bound(r, rows, operands, attrs, what)
+    emit(STORE, operands, attrs)
 
 
-def store(region: Region, tile: TileVal) -> None:
-    """tile -> GM region; only the in-bounds part is written."""
-    _store(region, tile, AtomicKind.NONE)
+def store(region: Region, tile: TileVal, rows=None) -> None:
+    """tile -> GM region; only the in-bounds part is written (with rows=n: only the
+    region's first n rows, e.g. a sequence's last rows before the next one's)."""
+    _store(region, tile, AtomicKind.NONE, rows)
 
 
-def atomic_add(region: Region, tile: TileVal) -> None:
-    """GM region += tile, atomically (split-K partial sums)."""
-    _store(region, tile, AtomicKind.ADD)
+def atomic_add(region: Region, tile: TileVal, rows=None) -> None:
+    """GM region += tile, atomically (split-K partial sums); rows= as for mt.store."""
+    _store(region, tile, AtomicKind.ADD, rows, "mt.atomic_add")
 
 
 def move(tile: TileVal, space: MemSpace) -> TileVal:

@@ -100,6 +100,8 @@ def fuse_epilogue(kernel: Kernel, ctx) -> Kernel:
         attrs = {"sizes": st.attrs["sizes"], "keep": st.attrs["keep"],
                  "atomic": st.attrs["atomic"], "has_bias": m["bias"] is not None,
                  "relu": m["relu"], "dtype": tensor.type.dtype}
+        if st.attrs.get("row_limit") is not None:  # rows=: the bound is the last offset
+            attrs["row_limit"] = st.attrs["row_limit"]
         fx = make_op(FIXPIPE, operands + list(offsets), attrs, loc=st.loc)
         blk = st.parent
         fx.parent = blk

@@ -101,6 +101,7 @@ def _fixpipe(op: Op, c: Compiler):
     atomic, checks = _atomic(op), c.checks
     acc_np = op.operands[1].type.dtype.compute_np
     exact = dt.compute_np == acc_np and (dt is DType.F32 or not dt.is_float)
+    cut = _limited(op, c, sizes)
 
     def fixpipe(env, st):
         v = env[acc]
@@ -110,8 +111,11 @@ def _fixpipe(op: Op, c: Compiler):
             v = np.maximum(v, 0)
         if not (exact and v.dtype == acc_np):
             v = round_to(dt, v)
-        env[t].write([env[o] for o in offs], sizes, keep, v, atomic, checks, op, st,
-                     "fixpipe")
+        o, sz = [env[i] for i in offs], sizes
+        if cut is not None:  # store(..., rows=n) fused into the writeback
+            sz, part = cut(env, o)
+            v = v[part]
+        env[t].write(o, sz, keep, v, atomic, checks, op, st, "fixpipe")
     return fixpipe
 
 
