@@ -29,6 +29,7 @@ from mixtile.ir.ops import (
     DIV,
     EQ,
     EXP,
+    EXP2,
     FENCE,
     FIXPIPE,
     FOR,
@@ -115,7 +116,8 @@ def _pshape(t: TileType) -> tuple[int, ...]:
 
 # expression rules: op -> format string over the operand expressions
 EXPR = {
-    EXP: "tl.exp({0})", LOG: "tl.log({0})", SQRT: "tl.sqrt({0})", RSQRT: "tl.rsqrt({0})",
+    EXP: "tl.exp({0})", EXP2: "tl.exp2({0})", LOG: "tl.log({0})", SQRT: "tl.sqrt({0})",
+    RSQRT: "tl.rsqrt({0})",
     RECIPROCAL: "(1.0 / {0})", ABS: "tl.abs({0})", NEG: "(-{0})",
     TANH: "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", SIN: "tl.sin({0})", COS: "tl.cos({0})",
     RELU: "tl.maximum({0}, 0.0)", SIGMOID: "tl.sigmoid({0})", SILU: "({0} * tl.sigmoid({0}))",

@@ -135,6 +135,7 @@ GELU_TANH = _unary("gelu_tanh", _gelu_tanh, in_place=False)
 SOFTPLUS = _unary("softplus", lambda x: np.logaddexp(np.float32(0), x), in_place=False)
 GELU_ERF = _unary("gelu_erf", lambda x: 0.5 * x * (1.0 + erf(x * np.float32(_SQRT1_2))),
                   in_place=False)
+EXP2 = _unary("exp2", np.exp2)
 
 
 def _binary(name: str, fn, operator: str | None = None, *, exact: bool = False,

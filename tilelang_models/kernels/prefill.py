@@ -10,9 +10,14 @@ One block per (sequence, query head, TM query rows); the grid covers the longest
 sequence (max_q, a runtime scalar) and blocks past a sequence's end do nothing. For each
 block the key loop runs only over key tiles that are not entirely masked (block skipping
 by the loop bounds); in it QK^T and PV run on the cube and the online softmax (fp32) on
-the two AIV lanes, each holding half of the TM rows; the mask is written with mt.arange.
+the two AIV lanes, each holding half of the TM rows (exp2 with log2(e) folded into the
+scale); the mask is written with mt.arange.
 """
+import math
+
 import mixtile as mt
+
+LOG2E = 1.0 / math.log(2.0)
 
 
 def _fmha(dt):
@@ -51,13 +56,14 @@ def _attend(q, k, v, cu_q, cu_k, out, max_q, scale, TM, TN, D, HQ, KVH, WINDOW, 
         lo = 0
         if WINDOW:
             lo = mt.smax(m0 + shift - WINDOW + 1, 0) // TN * TN
+        scale2 = scale * LOG2E  # softmax(x * scale) = 2^(x * scale * log2 e) / sum
         m = mt.full((TM, 1), float("-inf"))
         l = mt.zeros((TM, 1))
         acc = mt.zeros((TM, D))
         rows = mt.arange(TM, mt.f32).reshape(TM, 1) + mt.to_float(m0 + shift)
         for n0 in mt.range(lo, hi, TN):
             kt = mt.load(k[k0 + n0:k0 + n0 + TN, kv, 0:D], rows=mt.smin(lk - n0, TN))
-            s = mt.matmul(qt, kt, b_trans=True) * scale
+            s = mt.matmul(qt, kt, b_trans=True) * scale2  # in log2 units: exp2 below
             cols = mt.arange(TN, mt.f32).reshape(1, TN) + mt.to_float(n0)
             s = mt.where(cols <= rows, s, float("-inf"))  # causal
             if WINDOW:
@@ -65,8 +71,8 @@ def _attend(q, k, v, cu_q, cu_k, out, max_q, scale, TM, TN, D, HQ, KVH, WINDOW, 
             s = mt.where(cols < mt.to_float(lk), s, float("-inf"))  # past the keys
             m_new = mt.maximum(m, mt.row_max(s))
             base = mt.where(m_new > float("-inf"), m_new, 0.0)  # a row with no key yet
-            p = mt.exp(s - base)
-            alpha = mt.exp(m - base)
+            p = mt.exp2(s - base)
+            alpha = mt.exp2(m - base)
             l = l * alpha + mt.row_sum(p)
             vt = mt.load(v[k0 + n0:k0 + n0 + TN, kv, 0:D], rows=mt.smin(lk - n0, TN))
             acc = acc * alpha + mt.matmul(p.astype(dt), vt)

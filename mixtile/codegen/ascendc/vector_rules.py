@@ -15,6 +15,7 @@ from mixtile.ir.ops import (
     DIV,
     EQ,
     EXP,
+    EXP2,
     FULL,
     GE,
     GELU_ERF,
@@ -103,6 +104,16 @@ def _gelu_erf(em: Emitter, op: Op) -> None:
     em.out(f"Mul({dst}, {b}, {x}, {n});")
     em.vec_sync("V", "V")
     em.out(f"Muls({dst}, {dst}, {literal(0.5, t.dtype)}, {n});")
+
+
+@_rule(EXP2)
+def _exp2(em: Emitter, op: Op) -> None:
+    t: TileType = op.result.type
+    _vec_dtype(op, t)
+    dst, x, n = em.ref(op.result), em.ref(op.operands[0]), t.numel
+    em.out(f"Muls({dst}, {x}, {literal(0.6931471805599453, t.dtype)}, {n});  // 2^x = e^(x ln 2)")
+    em.vec_sync("V", "V")
+    em.out(f"Exp({dst}, {dst}, {n});")
 
 
 @_rule(SOFTPLUS)
