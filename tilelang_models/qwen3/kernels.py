@@ -156,14 +156,15 @@ def rmsnorm_swiglu_folded(x: mt.Tensor["B", "H", mt.bf16],
         mt.store(y[m0:m0 + TM, n0:n0 + TN], (mt.silu(ag * inv) * (au * inv)).astype(mt.bf16))
 
 
-def _norm_rope(x1, x2, n1, n2, c, s, D, eps):
+def _norm_rope(x1, x2, n1, n2, c, s, D, eps, dt=mt.bf16):
     """Per-row RMSNorm over the two halves [x1 | x2] (weights n1 | n2), then rotate-half
-    RoPE with cos/sin c, s (each (1, D/2)); returns the two bf16 halves."""
+    RoPE with cos/sin c, s ((1, D/2), or (rows, D/2) for one position per row); returns
+    the two halves in dt."""
     x1, x2 = x1.astype(mt.f32), x2.astype(mt.f32)
     inv = mt.rsqrt((mt.row_sum(x1 * x1) + mt.row_sum(x2 * x2)) / float(D) + eps)
     y1 = x1 * inv * n1
     y2 = x2 * inv * n2
-    return (y1 * c - y2 * s).astype(mt.bf16), (y2 * c + y1 * s).astype(mt.bf16)
+    return (y1 * c - y2 * s).astype(dt), (y2 * c + y1 * s).astype(dt)
 
 
 @mt.kernel

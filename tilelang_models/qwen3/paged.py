@@ -46,8 +46,10 @@ def _assign_blocks(needs: list[int], pool: int, g: torch.Generator) -> list[list
 
 
 def make_paged_cache(cfg: Qwen3Config, seq_lens: list[int], block_size: int, seed: int,
-                     extra_blocks: int = 3):
-    """Random paged K/V caches for a decode step.
+                     extra_blocks: int = 3, cached: list[int] | None = None):
+    """Random paged K/V caches for a decode step (or, with ``cached``, a chunked prefill
+    step: sequence b then has ``cached[b]`` tokens in the cache and blocks for
+    ``seq_lens[b]``).
 
     Returns ``(k_cache, v_cache, block_table, seq_lens_tensor)``:
 
@@ -71,6 +73,9 @@ def make_paged_cache(cfg: Qwen3Config, seq_lens: list[int], block_size: int, see
         raise ValueError(f"make_paged_cache: bad block_size {block_size} or "
                          f"extra_blocks {extra_blocks}")
     lens = [int(L) for L in seq_lens]
+    have = [L - 1 for L in lens] if cached is None else [int(c) for c in cached]
+    if len(have) != len(lens) or any(not 0 <= c <= L for c, L in zip(have, lens)):
+        raise ValueError(f"make_paged_cache: cached {cached} must be 0..seq_lens {seq_lens}")
     needs = [math.ceil(L / block_size) for L in lens]
     pool = sum(needs) + extra_blocks
     num_blocks = 1 + pool
@@ -82,8 +87,8 @@ def make_paged_cache(cfg: Qwen3Config, seq_lens: list[int], block_size: int, see
         table[b, :len(r)] = torch.tensor(r, dtype=torch.int32)
     # valid[n, s]: slot s of block n holds a cached (already written) token
     valid = torch.zeros(num_blocks, block_size, dtype=torch.bool)
-    for b, (L, r) in enumerate(zip(lens, rows)):
-        pos = torch.arange(L - 1)
+    for b, (c, r) in enumerate(zip(have, rows)):
+        pos = torch.arange(c)
         blocks = torch.tensor(r, dtype=torch.long)[pos // block_size]
         valid[blocks, pos % block_size] = True
     nvalid = int(valid.sum())

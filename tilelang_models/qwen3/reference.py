@@ -26,7 +26,8 @@ from .config import Qwen3Config
 from .paged import gather_kv
 from .weights import LayerWeights
 
-__all__ = ["decode_layer_ref", "rope_cos_sin", "rmsnorm", "apply_rope", "linear_f32"]
+__all__ = ["decode_layer_ref", "chunked_prefill_ref", "rope_cos_sin", "rmsnorm", "apply_rope",
+           "linear_f32"]
 
 _BF16 = torch.bfloat16
 _CHUNK_ELEMS = 1 << 22  # weight rows converted to fp32 at a time (16 MiB scratch)
@@ -43,10 +44,14 @@ def rope_cos_sin(cfg: Qwen3Config, positions) -> tuple[torch.Tensor, torch.Tenso
     ``inv_freq[i] = theta ** (-2i / D)`` (i < D/2), ``angle = p * inv_freq``, and the
     ``[D/2]`` cos/sin repeated twice along the last dim. Computed like Hugging Face
     (fp32 ``1 / theta ** (2i / D)`` and fp32 angles)."""
-    D = cfg.head_dim
+    return _cos_sin(cfg.head_dim, cfg.rope_theta, positions)
+
+
+def _cos_sin(D: int, theta: float, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    """rope_cos_sin for head dim D and base theta."""
     p = torch.as_tensor(positions).reshape(-1).to(torch.float32)
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, D, 2, dtype=torch.int64,
-                                                      device=p.device).float() / D))
+    inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.int64,
+                                             device=p.device).float() / D))
     ang = p[:, None] * inv_freq[None, :]
     emb = torch.cat([ang, ang], -1)
     return emb.cos(), emb.sin()
@@ -155,3 +160,45 @@ def decode_layer_ref(cfg: Qwen3Config, w: LayerWeights, x: torch.Tensor,
     gate = linear_f32(h3, w.gate_proj)
     a = (torch.nn.functional.silu(gate) * linear_f32(h3, w.up_proj)).to(_BF16)
     return (linear_f32(a, w.down_proj) + h2.float()).to(_BF16)
+
+
+@torch.no_grad()
+def chunked_prefill_ref(qkv: torch.Tensor, cu_q: torch.Tensor, ctx_lens: torch.Tensor,
+                        q_norm: torch.Tensor, k_norm: torch.Tensor, k_cache: torch.Tensor,
+                        v_cache: torch.Tensor, block_table: torch.Tensor, heads: int,
+                        eps: float = 1e-6, theta: float = 1e6) -> torch.Tensor:
+    """Attention of a chunked-prefill step over a paged cache; returns ``[T, heads, D]``
+    fp32 (the caller rounds it).
+
+    ``qkv`` ``[T, heads + 2 kv, D]`` holds the new tokens packed (sequence b's are rows
+    ``cu_q[b]..cu_q[b+1]``); ``ctx_lens[b]`` tokens of sequence b are in the cache already.
+    New token i of sequence b is at position ``p = ctx_lens[b] + i``: its q and k are
+    normalised (``q_norm`` / ``k_norm``) and roped at p and rounded to the cache dtype, its k
+    and v **written into the caches in place** (block ``block_table[b, p // bs]``, slot
+    ``p % bs``), and its q attends to the sequence's positions ``0..p``."""
+    D = qkv.shape[-1]
+    kv = (qkv.shape[1] - heads) // 2
+    G = heads // kv
+    dt = k_cache.dtype
+    bs = k_cache.shape[1]
+    out = torch.zeros(qkv.shape[0], heads, D, dtype=torch.float32)
+    for b in range(len(ctx_lens)):
+        q0, q1, ctx = int(cu_q[b]), int(cu_q[b + 1]), int(ctx_lens[b])
+        lq = q1 - q0
+        if lq == 0:
+            continue
+        pos = torch.arange(ctx, ctx + lq)
+        cos, sin = (t[:, None, :] for t in _cos_sin(D, theta, pos))
+        x = qkv[q0:q1].float()
+        q = apply_rope(rmsnorm(x[:, :heads], q_norm, eps), cos, sin).to(dt)
+        k = apply_rope(rmsnorm(x[:, heads:heads + kv], k_norm, eps), cos, sin).to(dt)
+        blk = block_table[b].long()[pos // bs]
+        k_cache[blk, pos % bs] = k
+        v_cache[blk, pos % bs] = x[:, heads + kv:].to(dt)
+        K = gather_kv(k_cache, block_table, b, ctx + lq).float()  # [L, kv, D]
+        V = gather_kv(v_cache, block_table, b, ctx + lq).float()
+        ok = torch.arange(ctx + lq)[None, :] <= pos[:, None]  # [lq, L]
+        for h in range(heads):
+            s = (q[:, h].float() @ K[:, h // G].T) / math.sqrt(D)
+            out[q0:q1, h] = torch.softmax(s.masked_fill(~ok, float("-inf")), -1) @ V[:, h // G]
+    return out
