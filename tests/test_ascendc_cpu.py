@@ -85,6 +85,7 @@ def run_cpu(kern, args: list, tmp: Path, edit=None, arch="a2", cores: int = 24,
     `edit(source) -> source` tampers with the source first (tests of the model); `cores`
     is the part's cube core count; `launch_type` launches as another kernel type (as a
     build for the wrong cores would)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     ck = mt.compile(kern, dict(arch=arch), target="npu", **consts)
     ak = ck.ascendc
     dims = check_args(kern, tuple(args))
