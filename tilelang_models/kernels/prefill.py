@@ -20,6 +20,23 @@ import mixtile as mt
 LOG2E = 1.0 / math.log(2.0)
 
 
+def softmax_step(s, m, l, acc, vt, dt, exp=mt.exp2):
+    """One key tile of the online softmax (traced inline): s the masked scores (-inf where
+    masked), m / l / acc the running row max, row sum and output, vt the tile's values;
+    returns the new (m, l, acc). A row that has seen no key yet keeps m = -inf and adds 0.
+    exp: mt.exp2 for scores in log2 units (the scale times log2 e), else mt.exp."""
+    m_new = mt.maximum(m, mt.row_max(s))
+    base = mt.where(m_new > float("-inf"), m_new, 0.0)
+    p = exp(s - base)
+    alpha = exp(m - base)
+    return m_new, l * alpha + mt.row_sum(p), acc * alpha + mt.matmul(p.astype(dt), vt)
+
+
+def softmax_finish(acc, l):
+    """acc / l per row, and 0 for a row that saw no key (never NaN)."""
+    return acc * mt.where(l > 0.0, mt.reciprocal(mt.where(l > 0.0, l, 1.0)), 0.0)
+
+
 def _fmha(dt):
     """The kernel for q/k/v/out of dtype dt (bf16; f16 where Triton's interpreter needs it)."""
     return mt.kernel(_body(dt))
@@ -69,17 +86,9 @@ def _attend(q, k, v, cu_q, cu_k, out, max_q, scale, TM, TN, D, HQ, KVH, WINDOW, 
             if WINDOW:
                 s = mt.where(cols > rows - float(WINDOW), s, float("-inf"))
             s = mt.where(cols < mt.to_float(lk), s, float("-inf"))  # past the keys
-            m_new = mt.maximum(m, mt.row_max(s))
-            base = mt.where(m_new > float("-inf"), m_new, 0.0)  # a row with no key yet
-            p = mt.exp2(s - base)
-            alpha = mt.exp2(m - base)
-            l = l * alpha + mt.row_sum(p)
             vt = mt.load(v[k0 + n0:k0 + n0 + TN, kv, 0:D], rows=mt.smin(lk - n0, TN))
-            acc = acc * alpha + mt.matmul(p.astype(dt), vt)
-            m = m_new
-        inv = mt.where(l > 0.0, mt.reciprocal(mt.where(l > 0.0, l, 1.0)), 0.0)  # no key: 0
-        o = acc * inv
-        mt.store(out[r0:r0 + TM, h, 0:D], o.astype(dt), rows=rows_here)
+            m, l, acc = softmax_step(s, m, l, acc, vt, dt)
+        mt.store(out[r0:r0 + TM, h, 0:D], softmax_finish(acc, l).astype(dt), rows=rows_here)
 
 
 fmha_prefill = _fmha(mt.bf16)

@@ -39,6 +39,7 @@ this is a decode step: the output matches fa_fused's.
 import math
 
 import mixtile as mt
+from tilelang_models.kernels.prefill import softmax_finish, softmax_step
 from tilelang_models.qwen3.kernels import _norm_rope
 
 
@@ -143,16 +144,10 @@ def _attention_body(dt):
                 cols = mt.arange(BS, mt.f32).reshape(1, BS) + mt.to_float(n0)
                 sc = mt.where(cols <= rows, sc, float("-inf"))  # causal
                 sc = mt.where(cols < mt.to_float(lk), sc, float("-inf"))  # past the keys
-                m_new = mt.maximum(m, mt.row_max(sc))
-                base = mt.where(m_new > float("-inf"), m_new, 0.0)  # a row with no key yet
-                p = mt.exp(sc - base)
-                alpha = mt.exp(m - base)
-                l = l * alpha + mt.row_sum(p)
                 vt = mt.load(v_cache[page, 0:BS, kv, 0:D], rows=n)
-                acc = acc * alpha + mt.matmul(p.astype(dt), vt)
-                m = m_new
-            inv = mt.where(l > 0.0, mt.reciprocal(mt.where(l > 0.0, l, 1.0)), 0.0)
-            mt.store(out[r0:r0 + TM, h, 0:D], (acc * inv).astype(dt), rows=rows_here)
+                m, l, acc = softmax_step(sc, m, l, acc, vt, dt, exp=mt.exp)
+            mt.store(out[r0:r0 + TM, h, 0:D], softmax_finish(acc, l).astype(dt),
+                     rows=rows_here)
     return chunked_attention
 
 
