@@ -202,3 +202,43 @@ def test_generate_errors():
         model.generate([[1, 2], [1000]], 2)
     with pytest.raises(mt.ArgumentError, match="at least one token"):
         model.generate([[1], []], 2)
+
+
+# ------------------------------------------------------------------ on a GPU
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+
+
+@gpu
+@pytest.mark.parametrize("tied,layers", [(False, 2), (True, 3)])
+def test_generate_matches_transformers_cuda(tmp_path, tied, layers):
+    """The model on CUDA (CUDA graphs per decode batch size, folded norms): the tokens of
+    transformers' Qwen3, as batches shrink when prompts stop."""
+    d = _hf_checkpoint(tmp_path, tied, layers)
+    prompts = [[5, 17, 300, 2, 9, 44, 101], [8], [400, 3, 3, 77, 11, 12, 13, 14, 15]]
+    n = 8
+    want, want_logits = _hf_generate(d, prompts, n)
+    mcfg = get_model_config(d)
+    model = Qwen3Model(mcfg, load_hf_model(d, mcfg, device="cuda"), target="cuda")
+    res = model.generate(prompts, n, eos_ids=(), return_logits=True)
+    for b in range(len(prompts)):
+        for s, (got, ref) in enumerate(zip(res.logits[b], want_logits[b])):
+            assert _rel(got, ref) < 3e-2, (b, s)
+    assert res.tokens == want
+    eos = want[1][3]
+    want_e, _ = _hf_generate(d, prompts, n, eos=eos)
+    assert model.generate(prompts, n, eos_ids=(eos,)).tokens == want_e
+
+
+@gpu
+def test_prefill_layer_cuda():
+    cfg = get_config("0.6b")
+    w = random_weights(cfg, 5)
+    x, cu, cl, kc, vc, bt = _packed(cfg, [300, 17, 1], [0, 40, 129], 6, bs=128)
+    kr, vr = kc.clone(), vc.clone()
+    want = prefill_layer_ref(cfg, w, x, cu, cl, kr, vr, bt)
+    wd = type(w)(**{k: t.cuda() for k, t in w.items()})
+    args = [t.cuda() for t in (x, cu, cl, kc, vc, bt)]
+    got = PrefillLayer(cfg, wd, target="cuda")(*args).cpu()
+    assert _rel(got, want) < 2e-2
+    assert _rel(args[3].cpu(), kr) < 1e-2 and torch.equal(args[4].cpu(), vr)
