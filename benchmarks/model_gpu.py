@@ -109,6 +109,7 @@ def bench_config(name, batches, ctx, bs, compile_ref, prefill, bw_list):
     t0 = time.time()
     model = Qwen3Model(mcfg, random_model_weights(mcfg, 0, device="cuda"), target="cuda")
     setup_s = time.time() - t0
+    print(f"{name}: weights ready in {setup_s:.1f} s", file=sys.stderr, flush=True)
     w_bytes = sum(t.numel() * t.element_size() for dl in model.decode_layers
                   for t in (dl.wqkv, dl.w.o_proj, dl.wgate, dl.wup, dl.w.down_proj))
     w_bytes += model.lm_head.numel() * 2
@@ -128,6 +129,8 @@ def bench_config(name, batches, ctx, bs, compile_ref, prefill, bw_list):
         t0 = time.time()
         out, _ = model._decode_step(ids, sl, kc, vc, bt, False)  # compiles, tunes, captures
         r["mixtile_first_step_s"] = round(time.time() - t0, 2)
+        print(f"{name} batch {b}: first step {r['mixtile_first_step_s']} s", file=sys.stderr,
+              flush=True)
         graph, bufs = model._graphs[(b, nb, False, kc.data_ptr())]
         r["mixtile_ms"] = _ms(graph.replay)
         got = bufs["out"].clone()
@@ -145,6 +148,7 @@ def bench_config(name, batches, ctx, bs, compile_ref, prefill, bw_list):
             except Exception as e:  # noqa: BLE001  (a capture torch.compile refuses)
                 r["torch_compile_graph_error"] = str(e)[:200]
         rows.append(r)
+        print(f"{name} {json.dumps(r)}", file=sys.stderr, flush=True)
         del kc, vc
         model._graphs.clear()
         torch.cuda.empty_cache()
@@ -153,6 +157,7 @@ def bench_config(name, batches, ctx, bs, compile_ref, prefill, bw_list):
            "setup_s": round(setup_s, 1), "rows": rows}
     if prefill:
         res["prefill"] = bench_prefill(model, mcfg, prefill, bs, ws, layer_ref, head_ref)
+        print(f"{name} prefill {json.dumps(res['prefill'])}", file=sys.stderr, flush=True)
     del model
     torch.cuda.empty_cache()
     return res
