@@ -244,3 +244,23 @@ def test_prefill_layer_cuda():
     got = PrefillLayer(cfg, wd, target="cuda", tune=False)(*args).cpu()
     assert _rel(got, want) < 2e-2
     assert _rel(args[3].cpu(), kr) < 1e-2 and _rel(args[4].cpu(), vr) < 1e-2
+
+
+def test_model_prefill_then_decode_logits_equal_longer_prefill():
+    """generate's first decode step (after the prompt's prefill) against a prefill of the
+    prompt plus that token: the same logits within bf16, the same next id."""
+    mcfg = get_model_config("tiny", num_layers=2)
+    model = Qwen3Model(mcfg, random_model_weights(mcfg, 4))
+    prompts = [[3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5, 9, 0, 4, 5, 2]]
+    res = model.generate(prompts, 2, eos_ids=(), return_logits=True)
+    longer = [p + [res.tokens[b][0]] for b, p in enumerate(prompts)]
+    lens = [len(p) for p in longer]
+    kc, vc = model.alloc_cache(1 + 2 * 2, 16, "cpu")
+    bt = torch.tensor([[1, 2], [3, 4]], dtype=torch.int32)
+    ids = torch.tensor([t for p in longer for t in p], dtype=torch.int32)
+    cu = torch.tensor([0, lens[0], sum(lens)], dtype=torch.int32)
+    lg = torch.zeros(2, mcfg.vocab_size)
+    nxt = model.prefill(ids, cu, torch.zeros(2, dtype=torch.int32), kc, vc, bt, lg)
+    for b in range(2):
+        assert _rel(res.logits[b][1], lg[b]) < 2e-2
+    assert nxt.tolist() == [res.tokens[0][1], res.tokens[1][1]]
