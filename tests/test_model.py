@@ -4,6 +4,7 @@ against torch: the LM head's fused argmax, the embedding gather, the prefill lay
 prefill-then-decode against prefill of the longer prompt."""
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -264,3 +265,29 @@ def test_model_prefill_then_decode_logits_equal_longer_prefill():
     for b in range(2):
         assert _rel(res.logits[b][1], lg[b]) < 2e-2
     assert nxt.tolist() == [res.tokens[0][1], res.tokens[1][1]]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+@pytest.mark.parametrize("arch", ["a2", "a5"])
+def test_head_kernels_as_ascend_c_run_like_the_simulator(arch, tmp_path):
+    """The embedding gather and the LM head with its argmax (a syncall between the
+    phases) through the emitted Ascend C on the CPU model of the API."""
+    from test_ascendc_cpu import run_cpu
+
+    g = torch.Generator().manual_seed(2)
+    B, H, V = 3, 256, 300
+    table = torch.randn(V, H, generator=g).bfloat16()
+    idx = torch.tensor([299, 0, 17], dtype=torch.int32)
+    out = torch.zeros(B, H).bfloat16()
+    got = run_cpu(Hd.gather_rows, [idx, table, out], tmp_path / "g", arch=arch, TH=128)
+    assert torch.equal(got[2], table[idx.long()])
+    x = torch.randn(B, H, generator=g).bfloat16()
+    nw = (1 + 0.1 * torch.randn(H, generator=g)).bfloat16()
+    w = (table.float() / 16).bfloat16()
+    ids, lg = torch.zeros(B, dtype=torch.int32), torch.zeros(B, V)
+    sim = [x, nw, w, ids.clone(), lg.clone(), 1e-6]
+    mt.run_jit(Hd.lm_head_argmax_logits, *sim, compile_cfg={"arch": arch}, NT=3)
+    cpu = run_cpu(Hd.lm_head_argmax_logits, [x, nw, w, ids, lg, 1e-6], tmp_path / "h",
+                  arch=arch, NT=3)
+    assert _rel(cpu[4], sim[4]) < 1e-2
+    assert cpu[3].tolist() == sim[3].tolist() == sim[4].argmax(-1).tolist()
