@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from mixtile.errors import ArgumentError
 from mixtile.ir.core import Kernel, Param, Value
@@ -15,6 +16,20 @@ from mixtile.simulator.sched import launch_core
 from mixtile.target import Target, get_target
 
 __all__ = ["bind_args", "launch_core", "simulate"]
+
+# The simulator multiplies tiles (at most a few hundred rows and columns) one at a time:
+# BLAS threads only add hand-offs, and on a loaded machine a multithreaded BLAS waits for
+# descheduled threads (a 16x256 @ 256x128 product measured 5-8 ms instead of 30 us with
+# other processes on both cores; a Qwen3-0.6B decode step 36 s instead of 3 s). Runs use
+# one BLAS thread; the caller's setting is restored after each run.
+_BLAS = None
+
+
+def _one_blas_thread():
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None = None,
@@ -31,7 +46,7 @@ def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None =
     and the block/core/op. Deadlocks and impossible syncalls are always errors.
     """
     target = get_target(target)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), _one_blas_thread():
         bound, buffers = bind_args(kernel, args, checks)
         machine = Machine(target, launch_core(kernel), checks)
         program = compile_kernel(kernel, target, checks)
