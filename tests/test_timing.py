@@ -284,3 +284,85 @@ def test_timing_follows_the_machine():
     t = {arch: mt.run_jit(copy, x, torch.empty_like(x), compile_cfg=dict(arch=arch),
                           timeline=True).timeline.makespan_us for arch in ("a2", "a5")}
     assert t["a5"] < t["a2"]
+
+
+# ---------------------------------------------------------------- tiles by the model
+
+def test_autotune_picks_the_least_estimate_and_caches(tmp_path):
+    from mixtile.runtime import autotune as A
+    from tilelang_models.kernels.gemm import gemm
+
+    x = torch.zeros(16, 2048, dtype=torch.bfloat16)
+    w = torch.zeros(1024, 2048, dtype=torch.bfloat16)
+    y = torch.full((16, 1024), 7.0)
+    space = dict(TN=[64, 128, 256], TK=[128, 4096])  # TK=4096 overflows L0A/L0B
+    cfg = dict(cache_dir=str(tmp_path))
+    t = mt.autotune(gemm, x, w, y, space=space, compile_cfg=cfg, TM=16)
+    assert t.from_cache == "" and len(t.estimates) == 6
+    ok = [(us, c) for c, us, _ in t.estimates if us is not None]
+    assert [c["TK"] for _, c in ok] == [128] * 3
+    assert all(n.startswith("CapacityError") for _, us, n in t.estimates if us is None)
+    assert t.consts == min(ok, key=lambda e: e[0])[1] and t.best_us == min(ok)[0]
+    c0, us0, _ = t.estimates[0]
+    again = mt.run_jit(gemm, x, w, y.clone(), compile_cfg=cfg, timeline=True, **c0)
+    assert us0 == again.timeline.makespan_us
+    assert bool(torch.all(y == 7.0))  # the search ran on copies of the outputs
+    assert mt.autotune(gemm, x, w, y, space=space, compile_cfg=cfg, TM=16).from_cache == \
+        "memory"
+    A._memory.clear()
+    disk = mt.autotune(gemm, x, w, y, space=space, compile_cfg=cfg, TM=16)
+    assert disk.from_cache == "disk" and disk.consts == t.consts
+    other = mt.autotune(gemm, x[:, :1024], w[:, :1024], y, space=space, compile_cfg=cfg,
+                        TM=16)
+    assert other.from_cache == ""  # another shape: another search
+
+
+def test_autotune_errors():
+    from tilelang_models.kernels.gemm import gemm
+
+    x, w, y = torch.zeros(16, 64), torch.zeros(64, 64), torch.zeros(16, 64)
+    with pytest.raises(mt.UnsupportedError, match="no timing model") as ei:
+        mt.autotune(gemm, x, w, y, space=dict(TN=[64]), target="cuda")
+    assert "gpu_tile_sweep" in ei.value.fix
+    with pytest.raises(mt.ArgumentError, match="must name constants"):
+        mt.autotune(gemm, x, w, y, space=dict(BM=[64]))
+
+
+def test_decode_layer_npu_tiles_come_from_the_model():
+    from tilelang_models.qwen3.config import get_config
+    from tilelang_models.qwen3.decode_layer import NPU_TILE_SPACE, DecodeLayer
+    from tilelang_models.qwen3.kernels import gemm_residual
+    from tilelang_models.qwen3.weights import random_weights
+
+    cfg = get_config("tiny")
+    layer = DecodeLayer(cfg, random_weights(cfg), progress=False)
+    h, i = cfg.hidden_size, cfg.intermediate_size
+    z = lambda *s: torch.zeros(*s, dtype=torch.bfloat16)  # noqa: E731
+    got = layer.gemm_tiles(3)["down"]
+    want = mt.autotune(gemm_residual, z(3, i), z(h, i), z(3, h), z(3, h),
+                       space=NPU_TILE_SPACE, TM=16)
+    assert want.from_cache == "memory"  # the layer ran this very search
+    assert got == want.consts
+    pinned = DecodeLayer(cfg, random_weights(cfg), progress=False,
+                         tiles=dict(down=dict(TM=16, TN=32, TK=32)))
+    assert pinned.gemm_tiles(3)["down"] == dict(TM=16, TN=32, TK=32)
+
+
+def test_layer_cli_writes_one_trace_of_the_five_kernels(tmp_path, capsys):
+    from tilelang_models.qwen3.__main__ import main
+
+    path = tmp_path / "layer.json"
+    assert main(["--config", "tiny", "--batch", "2", "--seq", "40", "--timeline",
+                 str(path)]) == 0
+    trace = json.loads(path.read_text())
+    check_chrome_trace(trace)
+    kernels = trace["otherData"]["kernels"]
+    assert [k["kernel"] for k in kernels] == ["rmsnorm_gemm", "fa_fused", "gemm_residual",
+                                              "rmsnorm_swiglu", "gemm_residual"]
+    labels = {e["args"]["name"].split("(")[1] for e in trace["traceEvents"]
+              if e["name"] == "process_name"}
+    assert "0: rmsnorm_gemm)" in labels and "4: gemm_residual)" in labels
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["estimated_us"] == pytest.approx(sum(k["makespan_us"] for k in kernels),
+                                                abs=0.05)
+    assert out["estimated_us"] == pytest.approx(trace["otherData"]["makespan_us"], abs=0.05)
