@@ -12,9 +12,10 @@ the op ran, `TimingModel` places it in time on its core:
   byte ranges of on-chip tiles, so the planned buffer count decides the overlap; a GM
   tensor the core wrote is read only after that write;
 - GM transfers (load, store, fixpipe) also need HBM: a read of a region already read in
-  this launch is an L2 hit (while the launch's distinct reads fit in L2); everything else
-  takes its bytes out of `HBM`, bins of time holding the die's bandwidth that every core
-  fills in turn;
+  this launch is an L2 hit (while the launch's distinct reads fit in L2), and workspaces
+  (SCRATCH tensors: ring slots, partials) stay in L2; everything else takes its bytes
+  out of `HBM`, bins of time holding the die's bandwidth that every core fills in turn
+  (each transfer yields the core's turn, so the cores fill them round robin);
 - synchronisation: set_flag waits for the core's earlier GM accesses, a wait_flag holds
   the core's issue until the set arrives (+ flag latency), a syncall until every
   participant arrived (+ barrier latency), a fence until all earlier work completed;
@@ -33,7 +34,7 @@ from typing import Any
 from mixtile.ir.core import Kernel, Op
 from mixtile.ir.ops import FIXPIPE, FOR, LOAD, LOAD_SCALAR, STORE
 from mixtile.ir.registry import OpKind
-from mixtile.ir.types import MemSpace, Pipe, TileType, Unit
+from mixtile.ir.types import MemSpace, Pipe, Role, TileType, Unit
 from mixtile.target import Target
 
 PIPES: list[Pipe] = list(Pipe)
@@ -140,6 +141,7 @@ class TimingModel:
         self._t0 = 0.0
         self._barriers: dict[tuple[int, int], list] = {}
         self.buffers = _buffers(kernel, target)
+        self.workspaces = {p.value for p in kernel.params if p.role is Role.SCRATCH}
 
     # ------------------------------------------------------------ cores, blocks, launches
 
@@ -200,11 +202,13 @@ class TimingModel:
             info.rate = tm.fix_bytes_per_cycle
         elif d is LOAD_SCALAR:
             info.gm = "s"
+        if info.gm in ("r", "w") and op.operands[0] in self.workspaces:
+            info.gm = "l2"  # a workspace (ring slots, partials) stays in L2
         # the GM tensor's slot, then (a load: the L2 key) the offsets' slots
         slots = () if info.gm is None else (slot(op.operands[0]),) + (
             tuple(slot(v) for v in op.operands[1:]) if info.gm == "r" else ())
         place = self.place
-        if info.gm in ("r", "w") and in_launch:
+        if info.gm in ("r", "w", "l2") and in_launch:
             def timed_transfer(env, st):
                 f(env, st)
                 place(info, st.clock, env, slots, st.block)
@@ -260,6 +264,10 @@ class TimingModel:
                 end = max(end, self.hbm.transfer(start, info.nbytes, info.rate))
                 self.hbm_bytes += info.nbytes
                 clk.gm_w[key] = end
+            elif gm == "l2":
+                note = "L2"
+                if info.op.opdef is not LOAD:
+                    clk.gm_w[key] = end
             if end > clk.gm_done:
                 clk.gm_done = end
         for space, lo, hi in info.reads:
