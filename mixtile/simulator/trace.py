@@ -14,6 +14,7 @@ chrome://tracing load it. `png(path)` draws a swimlane when matplotlib is instal
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -155,18 +156,23 @@ class Timeline:
                     ev.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": i + 1,
                                "args": {"name": p.value}})
         events = self.model.events
+        lines: dict = {}  # op location -> its text, relative to the working folder
         for core, pipe, start, end, op, block, note in events:
-            args = {"line": str(op.loc), "block": block}
+            line = lines.get(op.loc)
+            if line is None:
+                line = lines[op.loc] = _short(op.loc)
+            args = {"line": line, "block": block}
             if note:
                 args["note"] = note
             ev.append({"name": op.name if note is None else f"{op.name} ({note})",
                        "cat": PIPES[pipe].value, "ph": "X", "pid": pid_of[core],
-                       "tid": pipe + 1, "ts": t0_us + start * us,
-                       "dur": (end - start) * us, "args": args})
+                       "tid": pipe + 1, "ts": round(t0_us + start * us, 4),
+                       "dur": round((end - start) * us, 4), "args": args})
         for n, (kind, src, dst) in enumerate(self.model.all_flows()):
             for ph, e in (("s", events[src]), ("f", events[dst])):
                 flow = {"name": kind, "cat": kind, "ph": ph, "id": pid_base * 1_000_000 + n,
-                        "pid": pid_of[e[0]], "tid": e[1] + 1, "ts": t0_us + e[2] * us}
+                        "pid": pid_of[e[0]], "tid": e[1] + 1,
+                        "ts": round(t0_us + e[2] * us, 4)}
                 if ph == "f":
                     flow["bp"] = "e"
                 ev.append(flow)
@@ -183,6 +189,15 @@ class Timeline:
 
     def png(self, path: str | Path) -> Path | None:
         return swimlane([self], path)
+
+
+def _short(loc) -> str:
+    """file:line with the file relative to the working folder when it is inside it."""
+    try:
+        f = os.path.relpath(loc.file)
+    except ValueError:  # another drive
+        f = loc.file
+    return f"{loc.file if f.startswith('..') else f}:{loc.line}"
 
 
 def _merge(ivs: list[tuple[float, float]]) -> list[tuple[float, float]]:
