@@ -11,10 +11,10 @@ timing model's estimated kernel time for the machine (the simulator runs the ker
 copies of the written arguments, with checks off; npu scores the Ascend C lowering's IR).
 A candidate that does not compile for the machine (its tiles do not fit) is skipped with
 its reason. Results are kept in memory and on disk (the compile cache folder), keyed by
-the kernel's source, mixtile's sources, the machine, the options, the arguments' shapes
-and dtypes and the scalar values: the search runs once per shape. Tensor values do not
-enter the key: give arguments whose data-dependent control flow (lengths, indices) is
-representative.
+the kernel's source, mixtile's sources, the machine and its timing table, the options,
+the arguments' shapes and dtypes and the scalar values: the search runs once per shape.
+Tensor values do not enter the key: give arguments whose data-dependent control flow
+(lengths, indices) is representative.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from mixtile.errors import ArgumentError, MixtileError, UnsupportedError
 from mixtile.language.kernel import KernelFn
 from mixtile.runtime.backends import Backend, get_backend
 from mixtile.runtime.compiler import _SOURCE_HASH, _cache_dir, _options
+from mixtile.target import get_target
 
 _memory: dict[str, Tuned] = {}
 
@@ -137,6 +138,7 @@ def _key(kfn: KernelFn, backend: Backend, compile_cfg, cands: list[dict],
 
     opts = {k: v for k, v in sorted(_options(compile_cfg, backend).items())
             if k not in ("dump_passes", "dump_dir", "keep_ir", "disk_cache", "cache_dir")}
-    parts = [_SOURCE_HASH, kfn._src, backend.name, repr(opts)]
+    machine = get_target(opts["arch"])
+    parts = [_SOURCE_HASH, kfn._src, backend.name, repr(opts), repr(machine.timing)]
     parts += [repr(sorted(c.items())) + repr([sig(a) for a in make_args(c)]) for c in cands]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
