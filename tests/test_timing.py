@@ -276,6 +276,8 @@ def test_timeline_off_the_simulator_is_refused():
     with pytest.raises(mt.ArgumentError, match='timeline= needs a run of the simulator') as ei:
         mt.run_jit(copy, x, torch.empty_like(x), target="cuda", timeline="t.json")
     assert 'target="sim"' in ei.value.fix
+    with pytest.raises(mt.ArgumentError, match="must be a file path"):
+        mt.run_jit(copy, x, torch.empty_like(x), timeline=3)
 
 
 def test_timing_follows_the_machine():

@@ -1,6 +1,7 @@
 """`mixtile.run_jit`: check arguments, compile, execute on a target, compare with a golden."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,9 @@ def run_jit(kfn: KernelFn, *args, target: str | Backend = "sim",
     if not isinstance(kfn, KernelFn):
         raise ArgumentError(f"run_jit needs an @mt.kernel function, got {kfn!r}")
     backend = get_backend(target)
+    if not isinstance(timeline, (str, os.PathLike, bool, type(None))):
+        raise ArgumentError(f"timeline= must be a file path (or True), got {timeline!r}",
+                            fix='e.g. timeline="kernel.json"')
     if timeline is not None and timeline is not False and not backend.timed:
         raise ArgumentError(
             f"timeline= needs a run of the simulator, which runs the NPU timing model; "
