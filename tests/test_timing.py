@@ -177,7 +177,8 @@ def check_chrome_trace(trace: dict) -> None:
     """The Chrome trace-event format (JSON object form) as Perfetto reads it: a
     traceEvents list of events with a known phase and that phase's fields, numeric
     non-negative times, integer pids and tids, metadata events of known names, and flow
-    events in matched start/finish pairs, each inside a slice of its thread."""
+    events in matched start/finish pairs, each inside a slice of its thread; the slices
+    of a thread nest or follow each other."""
     assert isinstance(trace, dict) and isinstance(trace["traceEvents"], list)
     assert trace.get("displayTimeUnit", "ms") in ("ms", "ns")
     slices: dict[tuple, list] = {}
@@ -200,6 +201,10 @@ def check_chrome_trace(trace: dict) -> None:
         else:
             assert e["id"] not in flows or ph not in flows[e["id"]], e
             flows.setdefault(e["id"], {})[ph] = e
+    for key, ivs in slices.items():  # slices of one thread nest or follow each other;
+        ivs.sort()  # the model's never overlap (a pipe runs one op at a time)
+        for (a0, b0), (a1, b1) in zip(ivs, ivs[1:]):
+            assert a1 >= b0 - 1e-3 or b1 <= b0 + 1e-3, (key, (a0, b0), (a1, b1))
     for fid, pair in flows.items():
         assert set(pair) == {"s", "f"}, fid
         for e in pair.values():
@@ -243,6 +248,11 @@ def test_trace_check_rejects_broken_traces():
     unpaired = {"traceEvents": good["traceEvents"][:2]}
     with pytest.raises(AssertionError):
         check_chrome_trace(unpaired)
+    crossing = {"traceEvents": [
+        {"name": "a", "ph": "X", "ts": 0.0, "dur": 2.0, "pid": 1, "tid": 1},
+        {"name": "b", "ph": "X", "ts": 1.0, "dur": 2.0, "pid": 1, "tid": 1}]}
+    with pytest.raises(AssertionError):
+        check_chrome_trace(crossing)
 
 
 def test_png_swimlane_only_with_matplotlib(tmp_path):
