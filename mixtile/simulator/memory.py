@@ -102,6 +102,8 @@ class GMBuffer:
                 if 0 <= off and end <= ext:  # the common, fully in-bounds case
                     gm.append(slice(off, end))
                     tl.append(slice(0, size))
+                    if not size:  # a lane's share of a row limit can be no rows
+                        empty = True
                     continue
                 if strict and not 0 <= off <= ext:
                     self._oob(offs, sizes, keep, d, what, op, st)
