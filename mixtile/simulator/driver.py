@@ -13,6 +13,7 @@ from mixtile.simulator.interp import Machine, compile_kernel
 from mixtile.simulator.memory import GMBuffer
 from mixtile.simulator.report import SimResult
 from mixtile.simulator.sched import launch_core
+from mixtile.simulator.timing import TimingModel
 from mixtile.target import Target, get_target
 
 __all__ = ["bind_args", "launch_core", "simulate"]
@@ -33,7 +34,7 @@ def _one_blas_thread():
 
 
 def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None = None,
-             checks: bool = True) -> SimResult:
+             checks: bool = True, timing: bool = False) -> SimResult:
     """Run `kernel` on the CPU with numpy and return its outputs and cycle counts.
 
     args: parameter name -> numpy array in compute form (float32 for float dtypes, values
@@ -44,19 +45,23 @@ def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None =
     With `checks`, capacity, data-path, GM bounds, uninitialised-read, GM race and flag
     overflow checks raise the mixtile.errors classes with the op's line, the numbers, a fix
     and the block/core/op. Deadlocks and impossible syncalls are always errors.
+    With `timing`, the NPU timing model (`timing`, `trace`) places every op in time:
+    `SimResult.timeline` holds the events and the estimated kernel time.
     """
     target = get_target(target)
+    model = TimingModel(kernel, target) if timing else None
     with np.errstate(all="ignore"), _one_blas_thread():
         bound, buffers = bind_args(kernel, args, checks)
-        machine = Machine(target, launch_core(kernel), checks)
-        program = compile_kernel(kernel, target, checks)
+        machine = Machine(target, launch_core(kernel), checks, model)
+        program = compile_kernel(kernel, target, checks, model)
         program.run(bound, machine)
     outputs = {p.name: buffers[p.name].data for p in kernel.params
                if p.role in (Role.OUT, Role.INOUT)}
     cores = machine.sorted_cores()
     core_cycles = {c.name: c.cycles_by_pipe() for c in cores}
     totals = {p: sum(cc[p] for cc in core_cycles.values()) for p in Pipe}
-    return SimResult(outputs, totals, core_cycles, machine.blocks)
+    timeline = model.result(kernel.name) if model is not None else None
+    return SimResult(outputs, totals, core_cycles, machine.blocks, timeline)
 
 
 def _bind_shape(p: Param, arr: np.ndarray, sym: dict[str, int]) -> None:

@@ -2,6 +2,7 @@
 
     python -m tilelang_models.qwen3 --config tiny --target sim [--arch a2] [--batch B]
         [--seq S] [--hf-dir DIR --layer N] [--save FILE.npz] [--seed K] [--block-size 16]
+        [--timeline FILE.json]
     python -m tilelang_models.qwen3 --config 14b --batch 16 --emit-ascendc DIR [--arch a2]
 
 --target is a backend (sim, cuda, npu, or auto: the first of an NPU, a CUDA GPU, the
@@ -10,7 +11,11 @@ TRITON_INTERPRET=1, Triton's CPU interpreter, on CPU tensors), the torch referen
 CPU. --arch picks the machine where the backend has several (a2, a3, a5 for sim and npu).
 
 Prints a summary and, last, one JSON line (config, target, batch, seq, max_abs_err,
-rel_err, passed, compile_s, run_s); exits 1 on a mismatch. With --emit-ascendc it runs
+rel_err, passed, compile_s, run_s; with --timeline also estimated_us); exits 1 on a
+mismatch. --timeline (target sim) runs the NPU timing model on each of the layer's five
+kernels and writes one Chrome / Perfetto trace with the kernels in sequence (each
+kernel's cores a group of tracks named after it) and their summaries; the layer's
+estimated time is the sum of the kernels' (docs/timeline.md). With --emit-ascendc it runs
 nothing: it writes the Ascend C source of each of the layer's kernels into DIR and
 prints one JSON line listing them (no NPU or CANN needed).
 """
@@ -77,6 +82,8 @@ def run(argv=None) -> dict:
                     help="write the layer's Ascend C kernel sources to DIR and stop")
     ap.add_argument("--arch", default=None,
                     help="the machine: a2, a3, a5 for sim and npu (default a2)")
+    ap.add_argument("--timeline", default=None, metavar="FILE",
+                    help="write the NPU timing model's trace of the step (target sim)")
     a = ap.parse_args(argv)
     cfg = get_config(a.hf_dir or a.config)
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
@@ -101,6 +108,8 @@ def run(argv=None) -> dict:
         t.to(dev) for t in (x, k_cache, v_cache, block_table, seq_lens))
     layer = DecodeLayer(cfg, w_dev, target=backend.name,
                         compile_cfg=None if a.arch is None else dict(arch=a.arch))
+    if a.timeline:
+        layer.timelines = []
     t0 = time.perf_counter()
     compile_s = layer.compile(a.batch, a.block_size)
     out = layer(x, k_cache, v_cache, block_table, seq_lens).cpu()  # waits for the device
@@ -116,9 +125,17 @@ def run(argv=None) -> dict:
                  k_cache=k_cache.float().numpy(), v_cache=v_cache.float().numpy())
     print(f"{cfg.name}: batch {a.batch}, seq lens {lens}, per-kernel run s "
           f"{ {k: round(v, 3) for k, v in layer.times.per_kernel.items()} }")
-    return {"config": cfg.name, "target": backend.name, "batch": a.batch, "seq": a.seq,
-            "max_abs_err": max_abs, "rel_err": rel, "passed": passed,
-            "compile_s": round(compile_s, 4), "run_s": round(run_s, 4)}
+    res = {"config": cfg.name, "target": backend.name, "batch": a.batch, "seq": a.seq,
+           "max_abs_err": max_abs, "rel_err": rel, "passed": passed,
+           "compile_s": round(compile_s, 4), "run_s": round(run_s, 4)}
+    if a.timeline:
+        mt.write_trace(layer.timelines, a.timeline)
+        for tl in layer.timelines:
+            print(tl.text())
+        res["estimated_us"] = round(sum(tl.makespan_us for tl in layer.timelines), 2)
+        print(f"layer estimate (NPU timing model, {layer.timelines[0].target.name}): "
+              f"{res['estimated_us']} us; trace: {a.timeline}")
+    return res
 
 
 def main(argv=None) -> int:
