@@ -143,10 +143,11 @@ def _fa_args():
 
 def test_mixed_overlap_by_pipeline_depth():
     """What the model shows for the ring of ExpandMixedKernel: the lanes hand a slot back
-    (FREE) as soon as they have loaded it, and a 2-slot ring gets one FREE credit like a
-    1-slot one, so the cube's next tile overlaps the vector epilogue at either depth and
-    the depth changes no ordering. fa_fused's cube and vector take turns at either depth:
-    each QK^T -> softmax -> PV step waits for the one before it."""
+    (FREE) as soon as they have loaded it, so with one slot the cube already computes its
+    next tile while the lanes run the epilogue; a 2-slot ring (two FREE credits: the cube
+    may run two tiles ahead) changes nothing here, where the cube is the slower side.
+    fa_fused's cube and vector take turns at either depth: each QK^T -> softmax -> PV step
+    waits for the one before it (its crossings are in the page loop: one credit)."""
     from tilelang_models.qwen3 import kernels as Q
 
     x, w, b, y = _epilogue_args(512, 1024, 1024)
