@@ -3,6 +3,7 @@
     python -m tilelang_models.qwen3 --config tiny --target sim [--arch a2] [--batch B]
         [--seq S] [--hf-dir DIR --layer N] [--save FILE.npz] [--seed K] [--block-size 16]
     python -m tilelang_models.qwen3 --config 14b --batch 16 --emit-ascendc DIR [--arch a2]
+    torchrun --nproc-per-node 2 -m tilelang_models.qwen3 --config tiny --tp 2   (docs/tp.md)
 
 --target is a backend (sim, cuda, npu, or auto: the first of an NPU, a CUDA GPU, the
 simulator that this machine has); the layer runs on that backend's device (for cuda under
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 import mixtile as mt
+from tilelang_models.qwen3 import tp_cli
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
 from tilelang_models.qwen3.paged import make_paged_cache
@@ -77,8 +79,11 @@ def run(argv=None) -> dict:
                     help="write the layer's Ascend C kernel sources to DIR and stop")
     ap.add_argument("--arch", default=None,
                     help="the machine: a2, a3, a5 for sim and npu (default a2)")
+    ap.add_argument("--tp", type=int, default=1,
+                    help="tensor-parallel ranks (under torchrun --nproc-per-node N; docs/tp.md)")
     a = ap.parse_args(argv)
     cfg = get_config(a.hf_dir or a.config)
+    tp = tp_cli.start(a, cfg)  # None: one device
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
     if a.emit_ascendc:
         return _emit_ascendc(cfg, w, a)
@@ -96,6 +101,9 @@ def run(argv=None) -> dict:
     x = torch.randn(a.batch, cfg.hidden_size, generator=gen).bfloat16()
     k_ref, v_ref = k_cache.clone(), v_cache.clone()
     want = decode_layer_ref(cfg, w, x, k_ref, v_ref, block_table, seq_lens)
+    if tp is not None:
+        return tp_cli.run_layer(a, tp, cfg, w, (x, k_cache, v_cache, block_table, seq_lens),
+                                (want, k_ref, v_ref), lens, RTOL)
     w_dev = type(w)(**{name: t.to(dev) for name, t in w.items()})
     x, k_cache, v_cache, block_table, seq_lens = (
         t.to(dev) for t in (x, k_cache, v_cache, block_table, seq_lens))
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
     res = run(argv)
     if "kernels" in res:  # --emit-ascendc: _emit_ascendc printed its summary
         return 0
-    print(json.dumps(res))
+    if tp_cli.rank() == 0:
+        print(json.dumps(res))
     return 0 if res["passed"] else 1
 
 
