@@ -27,6 +27,7 @@ own pass over the reduced activation (rmsnorm_gemm, rmsnorm_swiglu), as off CUDA
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import math
 import os
@@ -129,7 +130,14 @@ def init_tp(tp: int, target: str = "sim", timeout_s: float = 600.0) -> TPGroup:
     if not dist.is_initialized():
         dist.init_process_group(DIST_BACKENDS[dev],
                                 timeout=datetime.timedelta(seconds=timeout_s), **kw)
+        # left to the interpreter's exit, gloo's threads can abort the process
+        atexit.register(_destroy)
     return TPGroup(rank, tp, dist.group.WORLD)
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _divisors(n: int) -> list[int]:
