@@ -90,6 +90,22 @@ def test_tp_config_and_vocab_split():
     assert parts == [(0, 334), (334, 334), (668, 333)]
 
 
+def test_tp_gpu_benchmark_plan(capsys):
+    """benchmarks/tp_gpu.py imports and computes its floors' bytes without a GPU: a rank's
+    share of Qwen3-32B at TP=8 (64 layers of 8 heads, 1 KV head, 3200 MLP columns, and
+    18992 LM head rows)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("tp_gpu", ROOT / "benchmarks" / "tp_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--plan", "--configs", "32b", "--tp", "8", "--batches", "32", "--ctx", "4096"])
+    row = json.loads(capsys.readouterr().out.strip())
+    H, d = 5120, 128
+    layer = H * (8 * d + 2 * d) + 8 * d * H + 3 * H * 3200
+    assert row["rank_weights_GB"] == round((64 * layer + 18992 * H) * 2 / 1e9, 3)
+    assert row["rank_kv_GB"] == round(2 * 32 * 4096 * 64 * d * 2 / 1e9, 3)
+
+
 # ------------------------------------------------------------------ the ranks' side
 
 def _tiny_inputs(cfg, seed):
