@@ -90,6 +90,16 @@ def test_tp_config_and_vocab_split():
     assert parts == [(0, 334), (334, 334), (668, 333)]
 
 
+def test_lm_head_argmax_max_lowers_for_every_backend():
+    """The new head kernel (ids and row maxima) compiles to Triton and Ascend C too; its
+    values are checked on the simulator by the ranks below (test_tp_argmax_*)."""
+    from tilelang_models.qwen3 import head as Hd
+    for target, consts, store in (("cuda", dict(NT=4, GRID=8), "tl.store(vals "),
+                                  ("npu", dict(NT=4), "DataCopyPad(valsGm[")):
+        code = mt.compile(Hd.lm_head_argmax_max, target=target, **consts).code
+        assert store in code, target  # the row maxima leave the kernel
+
+
 def test_tp_gpu_benchmark_plan(capsys):
     """benchmarks/tp_gpu.py imports and computes its floors' bytes without a GPU: a rank's
     share of Qwen3-32B at TP=8 (64 layers of 8 heads, 1 KV head, 3200 MLP columns, and

@@ -95,8 +95,12 @@ class TPGroup:
             yield
         except Exception as e:
             if self.size > 1 and not getattr(e, "_tp_noted", False):
-                e.add_note(f"on tensor-parallel rank {self.rank} of {self.size}"
-                           + (f" ({what})" if what else ""))
+                note = (f"on tensor-parallel rank {self.rank} of {self.size}"
+                        + (f" ({what})" if what else ""))
+                if hasattr(e, "add_note"):
+                    e.add_note(note)
+                elif e.args and isinstance(e.args[0], str):  # Python 3.10: in the message
+                    e.args = (f"{e.args[0]}\n{note}",) + e.args[1:]
                 e._tp_noted = True
             raise
 
