@@ -90,6 +90,40 @@ def test_tp_config_and_vocab_split():
     assert parts == [(0, 334), (334, 334), (668, 333)]
 
 
+def test_shards_of_a_checkpoint(tmp_path):
+    """load_hf_model_tp (one layer at a time) gives each rank the share that
+    shard_model_weights cuts from the whole model; a ragged vocabulary (11 rows: 6 + 5)."""
+    from tilelang_models.qwen3.model import get_model_config, load_hf_model
+    from tilelang_models.qwen3.weights import (
+        _hf_config_dict,
+        hf_names,
+        random_weights,
+        save_safetensors,
+    )
+    cfg = get_config("tiny")
+    g = torch.Generator().manual_seed(0)
+    named = {n: t for i in range(2)
+             for (f, t), n in zip(random_weights(cfg, i).items(), hf_names(i).values())}
+    for n, shape in (("model.embed_tokens.weight", (11, 256)), ("lm_head.weight", (11, 256)),
+                     ("model.norm.weight", (256,))):
+        named[n] = torch.randn(shape, generator=g).bfloat16()
+    save_safetensors(tmp_path / "model.safetensors", named)
+    (tmp_path / "config.json").write_text(json.dumps(
+        dict(_hf_config_dict(cfg, 2), vocab_size=11, tie_word_embeddings=False)))
+    mcfg = get_model_config(tmp_path)
+    full = load_hf_model(tmp_path, mcfg)
+    for r in range(2):
+        tp = T.TPGroup(r, 2)
+        got, want = T.load_hf_model_tp(tmp_path, mcfg, tp), T.shard_model_weights(full, mcfg, tp)
+        assert got.lm_head.shape == (6 - r, 256)
+        assert torch.equal(got.lm_head, named["lm_head.weight"][6 * r:6 * r + 6 - r])
+        assert torch.equal(got.embed, want.embed) and torch.equal(got.norm, want.norm)
+        for lg, lw in zip(got.layers, want.layers):
+            for (name, a), (_, b) in zip(lg.items(), lw.items()):
+                assert torch.equal(a, b), (r, name)
+        assert got.layers[0].q_proj.shape == (128, 256)  # 2 of 4 heads of 64
+
+
 def test_lm_head_argmax_max_lowers_for_every_backend():
     """The new head kernel (ids and row maxima) compiles to Triton and Ascend C too; its
     values are checked on the simulator by the ranks below (test_tp_argmax_*)."""
