@@ -4,6 +4,7 @@
         [--seq S] [--hf-dir DIR --layer N] [--save FILE.npz] [--seed K] [--block-size 16]
         [--timeline FILE.json]
     python -m tilelang_models.qwen3 --config 14b --batch 16 --emit-ascendc DIR [--arch a2]
+    torchrun --nproc-per-node 2 -m tilelang_models.qwen3 --config tiny --tp 2   (docs/tp.md)
 
 --target is a backend (sim, cuda, npu, or auto: the first of an NPU, a CUDA GPU, the
 simulator that this machine has); the layer runs on that backend's device (for cuda under
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 import mixtile as mt
+from tilelang_models.qwen3 import tp_cli
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
 from tilelang_models.qwen3.paged import make_paged_cache
@@ -84,8 +86,13 @@ def run(argv=None) -> dict:
                     help="the machine: a2, a3, a5 for sim and npu (default a2)")
     ap.add_argument("--timeline", default=None, metavar="FILE",
                     help="write the NPU timing model's trace of the step (target sim)")
+    ap.add_argument("--tp", type=int, default=1,
+                    help="tensor-parallel ranks (under torchrun --nproc-per-node N; docs/tp.md)")
     a = ap.parse_args(argv)
+    if a.timeline and a.tp > 1:
+        ap.error("--timeline traces one device's step: run it without --tp")
     cfg = get_config(a.hf_dir or a.config)
+    tp = tp_cli.start(a, cfg)  # None: one device
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
     if a.emit_ascendc:
         return _emit_ascendc(cfg, w, a)
@@ -103,6 +110,9 @@ def run(argv=None) -> dict:
     x = torch.randn(a.batch, cfg.hidden_size, generator=gen).bfloat16()
     k_ref, v_ref = k_cache.clone(), v_cache.clone()
     want = decode_layer_ref(cfg, w, x, k_ref, v_ref, block_table, seq_lens)
+    if tp is not None:
+        return tp_cli.run_layer(a, tp, cfg, w, (x, k_cache, v_cache, block_table, seq_lens),
+                                (want, k_ref, v_ref), lens, RTOL)
     w_dev = type(w)(**{name: t.to(dev) for name, t in w.items()})
     x, k_cache, v_cache, block_table, seq_lens = (
         t.to(dev) for t in (x, k_cache, v_cache, block_table, seq_lens))
@@ -142,7 +152,8 @@ def main(argv=None) -> int:
     res = run(argv)
     if "kernels" in res:  # --emit-ascendc: _emit_ascendc printed its summary
         return 0
-    print(json.dumps(res))
+    if tp_cli.rank() == 0:
+        print(json.dumps(res))
     return 0 if res["passed"] else 1
 
 

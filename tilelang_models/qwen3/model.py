@@ -171,9 +171,12 @@ def load_hf_model(directory, mcfg: ModelConfig | None = None, device="cpu") -> M
     return mw
 
 
-def random_model_weights(mcfg: ModelConfig, seed: int = 0, device="cpu") -> ModelWeights:
+def random_model_weights(mcfg: ModelConfig, seed: int = 0, device="cpu",
+                         each_layer=None) -> ModelWeights:
     """Random bf16 weights of the model's shapes, drawn on `device` (fast on a GPU):
-    projections N(0, 1/in), norms 1 + 0.1 N(0, 1), embedding N(0, 1)."""
+    projections N(0, 1/in), norms 1 + 0.1 N(0, 1), embedding N(0, 1). each_layer: a
+    function applied to each layer's weights as soon as they are drawn (tp.py keeps a
+    rank's share of them; the draws are the same)."""
     dev = torch.device(device)
     g = torch.Generator(device=dev).manual_seed(int(seed))
 
@@ -188,9 +191,10 @@ def random_model_weights(mcfg: ModelConfig, seed: int = 0, device="cpu") -> Mode
     c = mcfg.layer
     layers = []
     for _ in range(mcfg.num_layers):
-        layers.append(LayerWeights(**{
+        w = LayerWeights(**{
             n: rnd(s, 0.1, 1.0) if len(s) == 1 else rnd(s, 1 / math.sqrt(s[1]))
-            for n, s in expected_shapes(c).items()}))
+            for n, s in expected_shapes(c).items()})
+        layers.append(w if each_layer is None else each_layer(w))
     embed = rnd((mcfg.vocab_size, c.hidden_size), 1.0)
     lm = embed if mcfg.tie_word_embeddings else rnd((mcfg.vocab_size, c.hidden_size),
                                                       1 / math.sqrt(c.hidden_size))
