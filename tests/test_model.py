@@ -306,3 +306,21 @@ def test_prefill_layer_kernels_fit_the_npu_at_14b_shapes(arch):
                          (chunked_attention, dict(TM=64, **ac)), (gemm_residual, t["down"]),
                          (rmsnorm_swiglu, t["mlp_up"])):
         assert mt.compile(kern, dict(arch=arch), target="npu", **consts).ascendc.source
+
+
+def test_generate_timeline(tmp_path, capsys):
+    """--timeline: the NPU timing model's trace of the first decode step (embedding, every
+    layer's kernels, the LM head) and its estimated time in the JSON line."""
+    from tilelang_models.qwen3 import generate as G
+    path = tmp_path / "step.json"
+    assert G.main(["--config", "tiny", "--random-weights", "--num-layers", "1",
+                   "--prompt-ids", "1,2,3", "--max-new-tokens", "2", "--no-progress",
+                   "--timeline", str(path)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    trace = json.loads(path.read_text())
+    kernels = trace["otherData"]["kernels"]
+    # embedding, five decode-layer kernels (+ attention's merge phase is one kernel), LM head
+    assert [k["kernel"] for k in kernels][0] == "gather_rows"
+    assert kernels[-1]["kernel"] == "lm_head_argmax"
+    assert line["estimated_step_us"] == pytest.approx(trace["otherData"]["makespan_us"],
+                                                      rel=1e-3)

@@ -73,6 +73,9 @@ def run(argv=None) -> dict:
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--timeline", default=None, metavar="FILE",
+                    help="write the NPU timing model's trace of the first decode step "
+                         "(target sim; docs/timeline.md)")
     ap.add_argument("--tp", type=int, default=1,
                     help="tensor-parallel ranks (under torchrun --nproc-per-node N; docs/tp.md)")
     a = ap.parse_args(argv)
@@ -113,7 +116,11 @@ def run(argv=None) -> dict:
              else TPQwen3Model(mcfg, w, tp, target=backend.name, compile_cfg=cc))
     total = a.max_new_tokens * len(prompts)
     show = None if a.no_progress or tp_cli.rank() else _progress(total)
-    res = model.generate(prompts, a.max_new_tokens, block_size=a.block_size, on_token=show)
+    if a.timeline and (backend.name != "sim" or tp is not None):
+        ap.error("--timeline runs the NPU timing model of one device: it needs --target "
+                 "sim and no --tp")
+    res = model.generate(prompts, a.max_new_tokens, block_size=a.block_size, on_token=show,
+                         timeline=a.timeline)
     if show:
         print(file=sys.stderr)
     n_new = sum(len(t) for t in res.tokens)
@@ -125,6 +132,9 @@ def run(argv=None) -> dict:
            "tokens_per_s": round(n_new / max(res.prefill_s + res.decode_s, 1e-9), 2)}
     if tp is not None:
         out["tp"] = tp.size
+    if "estimated_step_us" in res.times:
+        out["estimated_step_us"] = res.times["estimated_step_us"]
+        out["timeline"] = a.timeline
     if tok is not None:
         out["text"] = [tok.decode(t) for t in res.tokens]
     return out

@@ -269,14 +269,24 @@ class Qwen3Model:
         self.weights = weights
         self._graphs: dict[tuple, tuple] = {}
         self.kernel_times: dict[str, float] = {}
+        self.timelines: list | None = None
 
     # ------------------------------------------------------------------ kernels
 
     def _run(self, name, kern, *args, **consts):
         res = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
-                         tune=self.tune, **consts)
+                         tune=self.tune, timeline=self.timelines is not None or None, **consts)
         self.kernel_times[name] = self.kernel_times.get(name, 0.0) + res.run_s
+        if self.timelines is not None:
+            self.timelines.append(res.timeline)
         return res
+
+    def _trace(self, timelines: list | None) -> None:
+        """Record the NPU timing model's timeline of every launch into `timelines` (sim;
+        None: stop)."""
+        self.timelines = timelines
+        for layer in self.decode_layers:
+            layer.timelines = timelines
 
     def _head_consts(self, b: int) -> dict:
         c = self.cfg
@@ -387,13 +397,20 @@ class Qwen3Model:
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids=None,
-                 block_size: int = 16, return_logits: bool = False, on_token=None
-                 ) -> GenerateResult:
+                 block_size: int = 16, return_logits: bool = False, on_token=None,
+                 timeline: str | None = None) -> GenerateResult:
         """Greedy generation for a batch of prompts of any lengths.
 
         Each prompt gets up to max_new_tokens new ids; a sequence stops after producing an
         EOS id (eos_ids; default the config's) and frees its cache blocks while the others
-        go on. on_token(total_new_tokens, seconds): called after every step (progress)."""
+        go on. on_token(total_new_tokens, seconds): called after every step (progress).
+        timeline (sim): write the NPU timing model's trace of the first decode step (every
+        launch in sequence, docs/timeline.md) to this file; its estimated time is
+        GenerateResult.times["estimated_step_us"]."""
+        if timeline is not None and self.target != "sim":
+            raise mt.ArgumentError(f"generate: timeline= runs the NPU timing model of the "
+                                   f"simulator; the target is {self.target!r}",
+                                   fix="generate with target='sim', or drop timeline=")
         V = self.mcfg.vocab_size
         if not prompts or any(len(p) == 0 for p in prompts):
             raise mt.ArgumentError("generate: every prompt needs at least one token")
@@ -448,8 +465,18 @@ class Qwen3Model:
                     blocks[b].append(pool.take())
             ids = torch.tensor([res.tokens[b][-1] for b in active], dtype=torch.int32)
             sl = torch.tensor([lens[b] + 1 for b in active], dtype=torch.int32)
-            out, lgt = self._decode_step(ids.to(dev), sl.to(dev), kc, vc, table(active),
-                                         return_logits)
+            tls = [] if timeline is not None and res.decode_steps == 0 else None
+            if tls is not None:
+                self._trace(tls)
+            try:
+                out, lgt = self._decode_step(ids.to(dev), sl.to(dev), kc, vc, table(active),
+                                             return_logits)
+            finally:
+                if tls is not None:
+                    self._trace(None)
+            if tls:
+                mt.write_trace(tls, timeline)
+                step_us = round(sum(t.makespan_us for t in tls), 2)
             nxt = out.tolist()
             res.decode_steps += 1
             still = []
@@ -469,6 +496,8 @@ class Qwen3Model:
                 on_token(total, time.perf_counter() - t0)
         res.decode_s = time.perf_counter() - t1
         res.times = dict(self.kernel_times)
+        if timeline is not None and res.decode_steps:
+            res.times["estimated_step_us"] = step_us
         return res
 
 
