@@ -289,13 +289,12 @@ class Qwen3Model:
             layer.timelines = timelines
 
     def _head_consts(self, b: int) -> dict:
-        c = self.cfg
+        """The LM head's tiles for b rows: 128-wide vocabulary tiles (NT of them)."""
         tn = 128
         consts = dict(NT=-(-self.mcfg.vocab_size // tn), TM=16 if b <= 16 else 32, TN=tn,
                       TK=256)
         if self.target == "cuda":  # one block per item (a syncall is a launch boundary)
             consts["GRID"] = -(-b // consts["TM"]) * consts["NT"]
-        del c
         return consts
 
     def head(self, x, ids, logits=None, x_ssq=None):
@@ -428,6 +427,7 @@ class Qwen3Model:
         cap = [len(p) + max_new_tokens for p in prompts]
         MB = max(-(-n // block_size) for n in cap)
         nblocks = 1 + sum(-(-n // block_size) for n in cap)
+        self._graphs.clear()  # they hold the previous call's cache
         kc, vc = self.alloc_cache(nblocks, block_size, dev)
         pool = BlockPool(nblocks)
         blocks = [[pool.take() for _ in range(-(-len(p) // block_size))] for p in prompts]
