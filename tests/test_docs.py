@@ -388,3 +388,10 @@ def test_error_texts_name_existing_apis():
                     except AttributeError:
                         bad.append(f"{f.relative_to(ROOT)}:{node.lineno}: mt.{m.group(1)}")
     assert not bad, "names that do not exist:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_merge_conflict_markers(page):
+    bad = [i + 1 for i, line in enumerate(page.read_text().splitlines())
+           if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "======="]
+    assert not bad, f"{page.name}: merge conflict markers at lines {bad}"
