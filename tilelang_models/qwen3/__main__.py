@@ -63,7 +63,8 @@ def _emit_ascendc(cfg, w, a) -> dict:
 def run(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m tilelang_models.qwen3",
                                  description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="tiny", help="tiny, 0.6b, 8b, 14b or a config.json")
+    ap.add_argument("--config", default="tiny", help="tiny, 0.6b, 8b, 14b, the MoE presets "
+                    "tiny-moe, 30b-a3b, 235b-a22b, or a config.json")
     ap.add_argument("--target", default="sim", choices=(*mt.BACKENDS, "auto"))
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--seq", type=int, default=100, help="the longest sequence in the batch")
@@ -77,7 +78,13 @@ def run(argv=None) -> dict:
                     help="write the layer's Ascend C kernel sources to DIR and stop")
     ap.add_argument("--arch", default=None,
                     help="the machine: a2, a3, a5 for sim and npu (default a2)")
+    ap.add_argument("--fp8", action="store_true",
+                    help="MoE presets: random experts quantised to e4m3 in 128x128 blocks")
     a = ap.parse_args(argv)
+    from tilelang_models.qwen3.moe_cli import run_moe, wants_moe
+
+    if wants_moe(a):  # a Qwen3-MoE preset or checkpoint layer
+        return run_moe(a)
     cfg = get_config(a.hf_dir or a.config)
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
     if a.emit_ascendc:

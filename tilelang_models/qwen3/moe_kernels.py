@@ -67,28 +67,30 @@ def moe_router(x: mt.Tensor["T", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
             xt = mt.load(x[m0:m0 + TM, k0:k0 + TK])
             if NORM_IN:
                 xt = (xt.astype(mt.f32) * inv
-                      * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(mt.bf16)
+                      * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(x.dtype)
                 mt.store(h3[m0:m0 + TM, k0:k0 + TK], xt)
             acc = mt.matmul(xt, mt.load(wr[0:TE, k0:k0 + TK]), acc=acc, b_trans=True)
         cols = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-        # logits rounded to bf16 as an nn.Linear in bf16 gives them (the selection agrees)
-        lg = mt.where(cols < float(NE), acc.astype(mt.bf16).astype(mt.f32), float("-inf"))
+        # logits rounded to x.dtype as an nn.Linear in bf16 gives them (the selection agrees)
+        lg = mt.where(cols < float(NE), acc.astype(x.dtype).astype(mt.f32), float("-inf"))
         p = mt.exp(lg - mt.row_max(lg))
         p = p / mt.row_sum(p)
         p = mt.where(cols < float(NE), p, -2.0)  # padded experts are never chosen
-        kc = mt.arange(TOPK).astype(mt.f32).reshape(1, TOPK)
-        sel_w = mt.zeros((TM, TOPK))
-        sel_i = mt.zeros((TM, TOPK))
+        KP = -(-TOPK // 8) * 8  # slots padded to 32 bytes (the store drops the padding)
+        kc = mt.arange(KP).astype(mt.f32).reshape(1, KP)
+        sel_w = mt.zeros((TM, KP))
+        sel_i = mt.zeros((TM, KP))
         for j in range(TOPK):  # unrolled: take the largest, then mask it out
             mx = mt.row_max(p)
             first = mt.row_min(mt.where(p == mx, cols, float(TE)))  # lowest index of the max
-            sel_w = sel_w + mt.where(kc == float(j), mx, 0.0)
-            sel_i = sel_i + mt.where(kc == float(j), first, 0.0)
+            slot = mt.relu(1.0 - mt.abs(kc - float(j)))  # one-hot of slot j, (1, KP)
+            sel_w = sel_w + slot * mx
+            sel_i = sel_i + slot * first
             p = mt.where(cols == first, -1.0, p)
         if NORM_TOPK:
             sel_w = sel_w / mt.row_sum(sel_w)
-        mt.store(ids[m0:m0 + TM, 0:TOPK], sel_i.astype(mt.i32))
-        mt.store(wts[m0:m0 + TM, 0:TOPK], sel_w)
+        mt.store(ids[m0:m0 + TM, 0:KP], sel_i.astype(mt.i32))
+        mt.store(wts[m0:m0 + TM, 0:KP], sel_w)
 
 
 def tile_slots(n_rows: int, n_experts: int, tm: int) -> int:
@@ -107,6 +109,12 @@ def _keys(ids, j0, N, NF, TB):
     jj = (mt.arange(TB).astype(mt.f32) + mt.to_float(j0)).reshape(1, TB)
     ej = mt.load(ids[j0:j0 + TB]).astype(mt.f32).reshape(1, TB)
     return mt.where(jj < NF, ej * NF + jj, 3e38), ej, jj
+
+
+def _cdiv_tiles(cnt, TM):
+    """cdiv(cnt, TM) of integer-valued f32 counts, as round((cnt + (TM - 1) / 2) / TM):
+    exact, and never a tie (float -> int rounds to nearest)."""
+    return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
 
 
 def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TE,
@@ -136,18 +144,18 @@ def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM
         # block nb: rows per expert, their offsets, and the row-tile map
         for _ in _once_if(nb - 1, blk):
             ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
+            erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
             cnt = mt.zeros((TE, 1))
+            cnt_r = mt.zeros((1, TE))  # the same counts as a row (no transpose needed)
             less = mt.zeros((TE, 1))
             for j0 in mt.range(0, N, TB):
                 ej, jj = _keys(ids, j0, N, NF, TB)[1:]
                 ej = mt.where(jj < NF, ej, 1e9)
                 cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
                 less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
-            # tiles per expert cdiv(cnt, TM) = round((cnt + (TM - 1) / 2) / TM): exact,
-            # never a tie (float -> int rounds to nearest)
-            tc = ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
-            erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-            toff = mt.row_sum(mt.where(erow < ecol, tc.T, 0.0))  # exclusive prefix
+                cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TB, 1) == erow, 1.0, 0.0))
+            tc = _cdiv_tiles(cnt, TM)
+            toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
             tend = toff + tc
             ntot = mt.col_sum(tc)
             mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
@@ -286,7 +294,7 @@ def moe_gate_up(xs: mt.Tensor["N", "H", mt.bf16], wg: mt.Tensor["E", "I", "H", m
         e, r0, n, n0 = tile_e[t], tile_r0[t], tile_n[t], j * TN
         g = _mm_bf16(xs, wg, e, r0, n, n0, H, TM, TN, TK)
         u = _mm_bf16(xs, wu, e, r0, n, n0, H, TM, TN, TK)
-        mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(mt.bf16), rows=n)
+        mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype), rows=n)
 
 
 @mt.kernel
@@ -329,7 +337,7 @@ def _combine(blk, ys, pos, res, out, TOPK, TC, P):
             for j in range(TOPK):
                 p = pos[t * TOPK + j]
                 acc = acc + mt.load(ys[p:p + 1, c0:c0 + TC])
-            mt.store(out[t:t + 1, c0:c0 + TC], acc.astype(mt.bf16))
+            mt.store(out[t:t + 1, c0:c0 + TC], acc.astype(out.dtype))
 
 
 def _down_kernel(fp8: bool):

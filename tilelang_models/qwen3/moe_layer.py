@@ -1,0 +1,104 @@
+"""A Qwen3-MoE decode layer: the dense layer's attention launches, then the sparse block.
+
+    layer = MoeDecodeLayer(cfg, weights, target="sim")
+    out = layer(x, k_cache, v_cache, block_table, seq_lens)   # caches updated in place
+
+    x ─ rmsnorm_gemm ─> qkv ─ fa_fused(paged cache) ─> attn ─ gemm_residual(+x) ─> h2
+      ─ moe_router(rmsnorm(h2)) ─ moe_sort ─ moe_gate_up ─ moe_down(+h2) ─> out
+
+The first three launches are DecodeLayer's (same kernels, tiles and attention split);
+the rest is MoeBlock (moe.py). Decode only: there is no prefill MoE layer.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+import mixtile as mt
+from tilelang_models.qwen3.decode_layer import DecodeLayer, StepTimes
+from tilelang_models.qwen3.moe import MoeBlock
+from tilelang_models.qwen3.moe_config import Qwen3MoeConfig
+from tilelang_models.qwen3.moe_reference import moe_ref
+from tilelang_models.qwen3.moe_weights import MoeLayerWeights
+from tilelang_models.qwen3.reference import decode_layer_ref, rmsnorm
+
+__all__ = ["MoeDecodeLayer", "moe_decode_layer_ref"]
+
+
+class MoeDecodeLayer:
+    """One Qwen3-MoE decoder layer for decode steps (one new token per sequence)."""
+
+    def __init__(self, cfg: Qwen3MoeConfig, w: MoeLayerWeights, target: str = "sim",
+                 compile_cfg: dict | None = None, progress: bool | None = None,
+                 tiles: dict | None = None) -> None:
+        """tiles: constants overriding the defaults, per kernel (DecodeLayer's names for
+        the attention half, MoeBlock's "router", "sort", "gate_up", "down")."""
+        self.cfg, self.w = cfg, w
+        self.attn = DecodeLayer(cfg.attn, w.attn, target=target, compile_cfg=compile_cfg,
+                                progress=False, tiles=tiles, norm_stats=False)
+        self.target = self.attn.target
+        self.moe = MoeBlock(w.moe, cfg.top_k, cfg.norm_topk_prob, target=self.target,
+                            compile_cfg=compile_cfg, tiles={k: v for k, v in (tiles or {})
+                                                            .items()
+                                                            if k in ("router", "sort",
+                                                                     "gate_up", "down")})
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.times = StepTimes()
+
+    def compile(self, b: int, block_size: int) -> float:
+        """Compile every launch for batch b (cached); returns the seconds it took."""
+        t0 = time.perf_counter()
+        for kern, consts in self.attn.kernels(b, block_size)[:3]:
+            mt.compile(kern, self.attn.compile_cfg, target=self.target, **consts)
+        self.moe.compile(b)
+        return time.perf_counter() - t0
+
+    def kernels(self, b: int, block_size: int) -> list[tuple]:
+        """(kernel, constants) of each launch for batch b."""
+        x = torch.empty(b, self.cfg.attn.hidden_size, dtype=torch.bfloat16,
+                        device=self.w.moe.router.device)
+        return (self.attn.kernels(b, block_size)[:3]
+                + [(k, c) for _, k, _, c in self.moe.steps(x, x, (x[0], 1e-6))])
+
+    def steps(self, x, k_cache, v_cache, block_table, seq_lens) -> list[tuple]:
+        """(name, kernel, args, constants) of each launch of one step, in order."""
+        att = self.attn.steps(x, k_cache, v_cache, block_table, seq_lens)[:3]
+        h2 = self.attn._bufs[x.shape[0]]["h2"]
+        c = self.cfg.attn
+        return att + self.moe.steps(h2, h2, (self.w.attn.post_attention_layernorm,
+                                             float(c.rms_norm_eps)))
+
+    def __call__(self, x, k_cache, v_cache, block_table, seq_lens) -> torch.Tensor:
+        """One step; returns the output (a buffer reused by the next call of this batch
+        size)."""
+        steps = self.steps(x, k_cache, v_cache, block_table, seq_lens)
+        self.times = StepTimes()
+        for i, (name, kern, args, consts) in enumerate(steps):
+            if self.progress:
+                print(f"\r[{i + 1}/{len(steps)}] {name:<10}", end="", file=sys.stderr,
+                      flush=True)
+            res = self.attn.run_step(name, kern, args, consts)
+            self.times.compile_s += res.compile_s
+            self.times.run_s += res.run_s
+            self.times.per_kernel[name] = res.run_s
+        if self.progress:
+            print("\r" + " " * 24 + "\r", end="", file=sys.stderr, flush=True)
+        return self.moe._bufs[x.shape[0]]["out"]
+
+
+@torch.no_grad()
+def moe_decode_layer_ref(cfg: Qwen3MoeConfig, w: MoeLayerWeights, x, k_cache, v_cache,
+                         block_table, seq_lens) -> torch.Tensor:
+    """The torch golden: decode_layer_ref's attention half (its MLP given zero weights, so
+    it returns h2 exactly), then h3 = bf16(rmsnorm(h2)) and out = moe_ref(h3, res=h2)."""
+    H = cfg.attn.hidden_size
+    z = torch.zeros(1, H, dtype=torch.bfloat16)
+    attn = type(w.attn)(**{**dict(w.attn.items()), "gate_proj": z, "up_proj": z,
+                           "down_proj": z.T.contiguous()})
+    h2 = decode_layer_ref(cfg.attn, attn, x, k_cache, v_cache, block_table, seq_lens)
+    h3 = rmsnorm(h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
+    m = w.moe
+    return moe_ref(h3, m.router, m.gate, m.up, m.down, cfg.top_k, res=h2,
+                   norm_topk_prob=cfg.norm_topk_prob, scales=m.scales())
