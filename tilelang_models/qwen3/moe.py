@@ -197,6 +197,11 @@ class MoeBlock:
             mt.compile(kern, self.compile_cfg, target=self.target, **consts)
         return time.perf_counter() - t0
 
+    def routing(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids [T, top_k] int32, weights [T, top_k] fp32) of the last call with T tokens."""
+        b = self._bufs[T]
+        return b["ids"], b["wts"]
+
     def __call__(self, x: torch.Tensor, res: torch.Tensor | None = None,
                  norm: tuple | None = None) -> torch.Tensor:
         """out = res + moe(rmsnorm(x) * g) with norm = (g, eps), or res + moe(x) without

@@ -28,8 +28,11 @@ AMAX_EPS = 1e-10  # a group of zeros gets scale AMAX_EPS / 448, not 0
 
 
 def _const_error(msg: str, fix: str) -> mt.ArgumentError:
-    """An ArgumentError located at the kernel line that checks a constant."""
-    f = sys._getframe(2)
+    """An ArgumentError located at the kernel's line that checks a constant (the first
+    caller whose name has no leading underscore: the kernel, not a helper)."""
+    f = sys._getframe(1)
+    while f.f_back is not None and f.f_code.co_name.startswith("_"):
+        f = f.f_back
     return mt.ArgumentError(msg, loc=Loc(f.f_code.co_filename, f.f_lineno), fix=fix)
 
 

@@ -55,6 +55,11 @@ class MoeDecodeLayer:
         self.moe.compile(b)
         return time.perf_counter() - t0
 
+    def h2(self, b: int) -> torch.Tensor:
+        """The attention half's output of the last step with batch b (the residual and
+        the sparse block's input)."""
+        return self.attn._bufs[b]["h2"]
+
     def kernels(self, b: int, block_size: int) -> list[tuple]:
         """(kernel, constants) of each launch for batch b."""
         x = torch.empty(b, self.cfg.attn.hidden_size, dtype=torch.bfloat16,
@@ -65,7 +70,7 @@ class MoeDecodeLayer:
     def steps(self, x, k_cache, v_cache, block_table, seq_lens) -> list[tuple]:
         """(name, kernel, args, constants) of each launch of one step, in order."""
         att = self.attn.steps(x, k_cache, v_cache, block_table, seq_lens)[:3]
-        h2 = self.attn._bufs[x.shape[0]]["h2"]
+        h2 = self.h2(x.shape[0])
         c = self.cfg.attn
         return att + self.moe.steps(h2, h2, (self.w.attn.post_attention_layernorm,
                                              float(c.rms_norm_eps)))
@@ -90,15 +95,24 @@ class MoeDecodeLayer:
 
 @torch.no_grad()
 def moe_decode_layer_ref(cfg: Qwen3MoeConfig, w: MoeLayerWeights, x, k_cache, v_cache,
-                         block_table, seq_lens) -> torch.Tensor:
-    """The torch golden: decode_layer_ref's attention half (its MLP given zero weights, so
-    it returns h2 exactly), then h3 = bf16(rmsnorm(h2)) and out = moe_ref(h3, res=h2)."""
+                         block_table, seq_lens, h2: torch.Tensor | None = None,
+                         routing: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The torch golden: (out, h2_ref). h2_ref is decode_layer_ref's attention half (its
+    MLP given zero weights, so it returns h2 exactly); then h3 = bf16(rmsnorm(h2)) and
+    out = moe_ref(h3, res=h2) with h2 = the given one (the layer's own, `layer.h2(b)`)
+    or h2_ref, routed by `routing` (the layer's ids and weights, `layer.moe.routing(b)`)
+    or by route_ref. Routing is discontinuous: one bf16 ulp of h2 (attention's summation
+    order), or of a logit (the GEMM's), can flip a near-tie of the bf16 logits and change
+    a token's expert, so a check of the MoE half takes the layer's h2 and routing and
+    checks them on their own (h2 against h2_ref, the routing with routing_error)."""
     H = cfg.attn.hidden_size
     z = torch.zeros(1, H, dtype=torch.bfloat16)
     attn = type(w.attn)(**{**dict(w.attn.items()), "gate_proj": z, "up_proj": z,
                            "down_proj": z.T.contiguous()})
-    h2 = decode_layer_ref(cfg.attn, attn, x, k_cache, v_cache, block_table, seq_lens)
+    h2_ref = decode_layer_ref(cfg.attn, attn, x, k_cache, v_cache, block_table, seq_lens)
+    h2 = h2_ref if h2 is None else h2.cpu()
     h3 = rmsnorm(h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
-    m = w.moe
-    return moe_ref(h3, m.router, m.gate, m.up, m.down, cfg.top_k, res=h2,
-                   norm_topk_prob=cfg.norm_topk_prob, scales=m.scales())
+    m = w.moe.to("cpu")
+    out = moe_ref(h3, m.router, m.gate, m.up, m.down, cfg.top_k, res=h2,
+                  norm_topk_prob=cfg.norm_topk_prob, scales=m.scales(), routing=routing)
+    return out, h2_ref

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["route_ref", "quantize_rows", "dequantize_blocks", "quantize_blocks",
-           "moe_ref", "scaled_mm_ref"]
+__all__ = ["route_ref", "routing_error", "quantize_rows", "dequantize_blocks",
+           "quantize_blocks", "moe_ref", "scaled_mm_ref"]
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = 448.0
@@ -33,6 +33,19 @@ def route_ref(x: torch.Tensor, router: torch.Tensor, top_k: int, norm_topk_prob:
     if norm_topk_prob:
         w = w / w.sum(-1, keepdim=True)
     return order.to(torch.int32), w
+
+
+def routing_error(ids: torch.Tensor, x: torch.Tensor, router: torch.Tensor) -> float:
+    """How far a routing `ids` [T, k] (a kernel's) is from the reference's top-k: the
+    largest |p[ids] - p_topk| over the slots relative to the token's largest p (p the
+    reference probabilities).
+    0 when it is the reference's choice (ties in any order); a near-tie decided the other
+    way by the fp32 summation order of a logit (its bf16 rounding flips) gives about one
+    bf16 ulp (0.4%); a wrong choice gives O(1)."""
+    p = torch.softmax((x.float() @ router.float().T).to(torch.bfloat16).float(), -1)
+    top = torch.topk(p, ids.shape[1]).values
+    got = torch.gather(p, 1, ids.long().cpu())
+    return float(((got - top).abs() / top[:, :1]).max()) if ids.numel() else 0.0
 
 
 def quantize_rows(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,12 +91,14 @@ def scaled_mm_ref(aq, a_s, wq, w_s) -> torch.Tensor:
 @torch.no_grad()
 def moe_ref(x: torch.Tensor, router: torch.Tensor, w_gate, w_up, w_down, top_k: int,
             res: torch.Tensor | None = None, norm_topk_prob: bool = True,
-            scales: tuple | None = None) -> torch.Tensor:
+            scales: tuple | None = None, routing: tuple | None = None) -> torch.Tensor:
     """The sparse block on x [T, H] (bf16, already normed): returns bf16 [T, H] =
     res + sum_j w_j * expert_{e_j}(x). w_gate / w_up [E, I, H], w_down [E, H, I] (bf16, or
-    e4m3 with scales = (s_gate, s_up, s_down) of 128x128 blocks)."""
+    e4m3 with scales = (s_gate, s_up, s_down) of 128x128 blocks). routing: (ids, w) to
+    use instead of route_ref's (a kernel's, checked with routing_error)."""
     T, H = x.shape
-    ids, w = route_ref(x, router, top_k, norm_topk_prob)
+    ids, w = route_ref(x, router, top_k, norm_topk_prob) if routing is None else (
+        routing[0].cpu().long(), routing[1].cpu().float())
     y = torch.zeros(T, top_k, H)
     if scales is not None:
         xq, xs = quantize_rows(x)
