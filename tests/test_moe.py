@@ -203,6 +203,8 @@ def test_moe_user_errors_name_the_line_and_the_fix(gen):
     w = random_moe_weights(4, 128, 128, fp8=True)
     with pytest.raises(mt.ArgumentError, match="TN=96 does not divide the 128-row"):
         MoeBlock(w, 2, tiles={"down": {"TN": 96}})(x)
+    with pytest.raises(ValueError, match=r"TM differs between .*give the same TM"):
+        MoeBlock(w, 2, tiles={"gate_up": {"TM": 32}})(x)
     with pytest.raises(ValueError, match=r"MoeWeights.s_gate: expected torch.float32"):
         MoeBlock(MoeWeights(w.router, w.gate, w.up, w.down, None, w.s_up, w.s_down), 2)
 

@@ -23,10 +23,10 @@ DEV = "cuda" if HAS_GPU else "cpu"
 INTERP_FP8_CAST = "Triton's CPU interpreter rounds fp32 -> e4m3 wrongly across a power of two"
 
 
-def _steps(T, fp8, gen, E=10, H=256, I=384, k=3):
+def _steps(T, fp8, gen, E=10, H=256, I=384, k=3, tiles=None):
     w = random_moe_weights(E, H, I, seed=int(torch.randint(1 << 30, (1,), generator=gen)),
                            fp8=fp8)
-    blk = MoeBlock(w, k)
+    blk = MoeBlock(w, k, tiles=tiles)
     x = torch.randn(T, H, generator=gen).bfloat16()
     res = torch.randn(T, H, generator=gen).bfloat16()
     g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
@@ -68,13 +68,22 @@ def _variant(kern):
     return _as(kern, "f16")
 
 
+# the GPU's prefill-sized row tiles (MoeBlock.consts on CUDA), at a small size
+WIDE = {"sort": dict(TM=32), "gate_up": dict(TM=32, TN=64, TK=128),
+        "down": dict(TM=32, TN=64, TK=128)}
+
+
 @pytest.mark.parametrize("fp8", [False, True])
-@pytest.mark.parametrize("T", [1, 7])
-def test_moe_kernels_agree_between_simulator_and_triton(T, fp8, gen):
+@pytest.mark.parametrize("T,tiles", [(1, None), (7, None), (40, WIDE)],
+                         ids=["T1", "T7", "T40-TM32"])
+def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     """Each launch of the block given the same inputs on both (chained on the simulator).
     The interpreter runs the fp16 variants, and of the FP8 kernels only moe_down_fp8 (the
     fp8 dot and the block scales): the others quantise (INTERP_FP8_CAST)."""
-    blk, steps = _steps(T, fp8, gen)
+    if fp8 and tiles:  # the FP8 kernels' K step is the 128 group; gate/up's N tile too
+        tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32),
+                 "down": dict(TM=32, TN=64)}
+    blk, steps = _steps(T, fp8, gen, tiles=tiles)
     half = None if HAS_GPU else {torch.bfloat16: torch.float16}
     ran = 0
     for name, kern, args, consts in steps:

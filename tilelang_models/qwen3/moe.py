@@ -120,12 +120,20 @@ class MoeBlock:
         self.per_kernel: dict[str, float] = {}
 
     def consts(self, T: int) -> dict[str, dict]:
-        """Constants of each launch for T tokens."""
-        tm = 16
-        gu = dict(TM=tm) if self.w.fp8 else dict(TM=tm, TN=128, TK=256)
-        dn = dict(TM=tm, TN=128, TC=512, TOPK=self.top_k)
+        """Constants of each launch for T tokens. On CUDA the row tile follows the rows
+        per expert (T * top_k / E on average) and decode takes narrow N tiles (more
+        blocks streaming weights); elsewhere cube-sized tiles. Not tuned on a GPU yet:
+        benchmarks/moe_gpu.py --tiles overrides them."""
+        tm, tn, tk = 16, 128, 256
+        if self.target == "cuda":
+            avg = T * self.top_k / self.E
+            tm = 16 if avg <= 16 else 32 if avg <= 48 else 64
+            tn = 64 if avg <= 16 else 128
+            tk = {16: 256, 32: 128, 64: 64}[tm]
+        gu = dict(TM=tm) if self.w.fp8 else dict(TM=tm, TN=tn, TK=tk)
+        dn = dict(TM=tm, TN=tn, TC=512, TOPK=self.top_k)
         if not self.w.fp8:
-            dn["TK"] = 256
+            dn["TK"] = tk
         c = {"router": dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
                             TM=16, TE=self.te, TK=256),
              "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te),
@@ -133,7 +141,13 @@ class MoeBlock:
         if self.w.fp8:
             c["sort"]["GT"] = self.H // 128
         for k, v in self.tiles.items():
+            if k not in c:
+                raise ValueError(f"MoeBlock tiles: unknown kernel {k!r} (one of {list(c)})")
             c[k] = {**c[k], **v}
+        tms = {k: c[k]["TM"] for k in ("sort", "gate_up", "down")}
+        if len(set(tms.values())) > 1:  # the tile map's row tiles are the GEMMs' row tiles
+            raise ValueError(f"MoeBlock tiles: TM differs between {tms}; moe_sort's row "
+                             f"tiles are the grouped GEMMs' (give the same TM to all three)")
         return c
 
     def _buffers(self, T: int, device) -> dict:
