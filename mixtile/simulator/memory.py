@@ -102,7 +102,8 @@ class GMBuffer:
                 if 0 <= off and end <= ext:  # the common, fully in-bounds case
                     gm.append(slice(off, end))
                     tl.append(slice(0, size))
-                    empty = empty or size == 0  # e.g. a lane's share of rows= cut to 0
+                    if not size:  # a lane's share of a row limit can be no rows
+                        empty = True
                     continue
                 if strict and not 0 <= off <= ext:
                     self._oob(offs, sizes, keep, d, what, op, st)

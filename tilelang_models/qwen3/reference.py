@@ -26,8 +26,8 @@ from .config import Qwen3Config
 from .paged import gather_kv
 from .weights import LayerWeights
 
-__all__ = ["decode_layer_ref", "chunked_prefill_ref", "rope_cos_sin", "rmsnorm", "apply_rope",
-           "linear_f32"]
+__all__ = ["decode_layer_ref", "prefill_layer_ref", "chunked_prefill_ref", "rope_cos_sin",
+           "rmsnorm", "apply_rope", "linear_f32"]
 
 _BF16 = torch.bfloat16
 _CHUNK_ELEMS = 1 << 22  # weight rows converted to fp32 at a time (16 MiB scratch)
@@ -154,7 +154,13 @@ def decode_layer_ref(cfg: Qwen3Config, w: LayerWeights, x: torch.Tensor,
         p = torch.softmax(torch.bmm(qb, K) / sqrt_d, dim=-1)  # [kv, G, L]
         o[b] = torch.bmm(p, V).reshape(heads * D).to(_BF16)
 
-    # e-h: o_proj + residual, post-attention norm, SwiGLU MLP + residual
+    return _attn_out_mlp(cfg, w, o, xf)
+
+
+def _attn_out_mlp(cfg: Qwen3Config, w: LayerWeights, o: torch.Tensor,
+                  xf: torch.Tensor) -> torch.Tensor:
+    """Steps e-h: o_proj + residual, post-attention norm, SwiGLU MLP + residual."""
+    eps = cfg.rms_norm_eps
     h2 = (linear_f32(o, w.o_proj) + xf).to(_BF16)
     h3 = rmsnorm(h2, w.post_attention_layernorm, eps).to(_BF16)
     gate = linear_f32(h3, w.gate_proj)
@@ -202,3 +208,25 @@ def chunked_prefill_ref(qkv: torch.Tensor, cu_q: torch.Tensor, ctx_lens: torch.T
             s = (q[:, h].float() @ K[:, h // G].T) / math.sqrt(D)
             out[q0:q1, h] = torch.softmax(s.masked_fill(~ok, float("-inf")), -1) @ V[:, h // G]
     return out
+
+
+@torch.no_grad()
+def prefill_layer_ref(cfg: Qwen3Config, w: LayerWeights, x: torch.Tensor, cu_q: torch.Tensor,
+                      ctx_lens: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                      block_table: torch.Tensor) -> torch.Tensor:
+    """One Qwen3 decoder layer over packed new tokens; returns ``out [T, H]`` bf16.
+
+    ``x`` ``[T, H]`` holds sequence b's new tokens in rows ``cu_q[b]..cu_q[b+1]``; sequence b
+    has ``ctx_lens[b]`` tokens in the caches already; its new token i is at position
+    ``ctx_lens[b] + i`` and attends causally (chunked_prefill_ref). The caches are
+    **updated in place** with the new tokens' k and v. Same storage points as
+    decode_layer_ref (steps a-h)."""
+    T = x.shape[0]
+    heads, D = cfg.num_attention_heads, cfg.head_dim
+    xf = x.float()
+    h = rmsnorm(xf, w.input_layernorm, cfg.rms_norm_eps).to(_BF16)
+    wqkv = torch.cat([w.q_proj, w.k_proj, w.v_proj])
+    qkv = linear_f32(h, wqkv).to(_BF16).view(T, heads + 2 * cfg.num_key_value_heads, D)
+    o = chunked_prefill_ref(qkv, cu_q, ctx_lens, w.q_norm, w.k_norm, k_cache, v_cache,
+                            block_table, heads, cfg.rms_norm_eps, cfg.rope_theta)
+    return _attn_out_mlp(cfg, w, o.reshape(T, heads * D).to(_BF16), xf)
