@@ -11,7 +11,7 @@
 
 N = T * TOPK rows. A row tile holds rows of one expert only (`tile_n` <= TM of them):
 the grouped GEMMs loop over the tiles that exist, so an expert without tokens costs
-nothing. FP8 (a compile-time switch of the same kernels): e4m3 weights with one f32
+nothing. FP8 (the *_fp8 kernels: the same bodies, the K loop of _mm_fp8): e4m3 weights with one f32
 scale per 128x128 block (Hugging Face `weight_scale_inv`, multiplied), activations
 quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448) where they are
 made (moe_sort for xs, moe_gate_up's epilogue for act); each K step's product is scaled
