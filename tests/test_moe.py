@@ -18,6 +18,7 @@ from tilelang_models.qwen3.moe_reference import (
     routing_error,
     scaled_mm_ref,
 )
+from tilelang_models.qwen3.reference import rmsnorm
 
 
 def _router(x, g, wr, k, norm_in=True, norm_topk=True, te=None):
@@ -228,6 +229,8 @@ def test_moe_decode_layer_against_the_reference(gen):
         out = layer(x, k, v, bt, sl)
         want, h2_ref = moe_decode_layer_ref(cfg, w, x, kr, vr, bt, sl, h2=layer.h2(3),
                                             routing=layer.moe.routing(3))
+        h3 = rmsnorm(layer.h2(3), w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps)
+        assert routing_error(layer.moe.routing(3)[0], h3.bfloat16(), w.moe.router) <= 1e-2
         for got, ref in ((out, want), (layer.h2(3), h2_ref), (k, kr), (v, vr)):
             err = float((got.float() - ref.float()).abs().max() / ref.float().abs().max())
             assert err <= 2e-2, (fp8, err)
@@ -268,3 +271,32 @@ def test_layer_cli_takes_a_qwen3_moe_checkpoint(fp8, tmp_path, capsys):
     assert z["out"].shape == (2, cfg.attn.hidden_size)
     with pytest.raises(KeyError, match="layer 0 tensor"):
         main(["--hf-dir", str(ck), "--layer", "0"])
+
+
+@pytest.mark.parametrize("new,ctx", [([5, 1, 37], [0, 20, 9]), ([70], [0])])
+def test_moe_prefill_layer_against_the_reference(new, ctx, gen):
+    """PrefillLayer's attention (chunked, paged) then the sparse block, over packed new
+    tokens (a decode step among prefills included)."""
+    from tilelang_models.qwen3.moe_config import get_moe_config
+    from tilelang_models.qwen3.moe_layer import MoePrefillLayer, moe_prefill_layer_ref
+    from tilelang_models.qwen3.moe_weights import random_moe_layer
+    from tilelang_models.qwen3.paged import make_paged_cache
+
+    cfg = get_moe_config("tiny-moe")
+    w = random_moe_layer(cfg, int(torch.randint(1 << 30, (1,), generator=gen)))
+    lens = [c + n for c, n in zip(ctx, new)]
+    k, v, bt, _ = make_paged_cache(cfg.attn, lens, 16, 2, cached=ctx)
+    x = torch.randn(sum(new), cfg.attn.hidden_size, generator=gen).bfloat16()
+    cu = torch.tensor([0, *torch.tensor(new).cumsum(0).tolist()], dtype=torch.int32)
+    cl = torch.tensor(ctx, dtype=torch.int32)
+    kr, vr = k.clone(), v.clone()
+    layer = MoePrefillLayer(cfg, w)
+    out = layer(x, cu, cl, k, v, bt)
+    T = sum(new)
+    want, h2_ref = moe_prefill_layer_ref(cfg, w, x, cu, cl, kr, vr, bt, h2=layer.h2,
+                                         routing=layer.moe.routing(T))
+    h3 = rmsnorm(layer.h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
+    assert routing_error(layer.moe.routing(T)[0], h3, w.moe.router) <= 1e-2
+    for got, ref in ((out, want), (layer.h2, h2_ref), (k, kr), (v, vr)):
+        err = float((got.float() - ref.float()).abs().max() / ref.float().abs().max())
+        assert err <= 2e-2, err

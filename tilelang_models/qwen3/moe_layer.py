@@ -1,4 +1,4 @@
-"""A Qwen3-MoE decode layer: the dense layer's attention launches, then the sparse block.
+"""Qwen3-MoE layers: the dense layers' attention launches, then the sparse block.
 
     layer = MoeDecodeLayer(cfg, weights, target="sim")
     out = layer(x, k_cache, v_cache, block_table, seq_lens)   # caches updated in place
@@ -7,7 +7,8 @@
       ─ moe_router(rmsnorm(h2)) ─ moe_sort ─ moe_gate_up ─ moe_down(+h2) ─> out
 
 The first three launches are DecodeLayer's (same kernels, tiles and attention split);
-the rest is MoeBlock (moe.py). Decode only: there is no prefill MoE layer.
+the rest is MoeBlock (moe.py). MoePrefillLayer is the same over packed new tokens with
+PrefillLayer's attention (QKV, chunked_kv_write, chunked_attention, O projection).
 """
 from __future__ import annotations
 
@@ -22,9 +23,27 @@ from tilelang_models.qwen3.moe import MoeBlock
 from tilelang_models.qwen3.moe_config import Qwen3MoeConfig
 from tilelang_models.qwen3.moe_reference import moe_ref
 from tilelang_models.qwen3.moe_weights import MoeLayerWeights
-from tilelang_models.qwen3.reference import decode_layer_ref, rmsnorm
+from tilelang_models.qwen3.prefill_layer import PrefillLayer
+from tilelang_models.qwen3.reference import decode_layer_ref, prefill_layer_ref, rmsnorm
 
-__all__ = ["MoeDecodeLayer", "moe_decode_layer_ref"]
+__all__ = ["MoeDecodeLayer", "MoePrefillLayer", "moe_decode_layer_ref",
+           "moe_prefill_layer_ref"]
+
+_MOE_TILES = ("router", "sort", "gate_up", "down")
+
+
+def _block(cfg: Qwen3MoeConfig, w: MoeLayerWeights, target, compile_cfg, tiles):
+    return MoeBlock(w.moe, cfg.top_k, cfg.norm_topk_prob, target=target,
+                    compile_cfg=compile_cfg,
+                    tiles={k: v for k, v in (tiles or {}).items() if k in _MOE_TILES})
+
+
+def _run(steps, run_step, times: StepTimes) -> None:
+    for name, kern, args, consts in steps:
+        res = run_step(name, kern, args, consts)
+        times.compile_s += res.compile_s
+        times.run_s += res.run_s
+        times.per_kernel[name] = res.run_s
 
 
 class MoeDecodeLayer:
@@ -39,11 +58,7 @@ class MoeDecodeLayer:
         self.attn = DecodeLayer(cfg.attn, w.attn, target=target, compile_cfg=compile_cfg,
                                 progress=False, tiles=tiles, norm_stats=False)
         self.target = self.attn.target
-        self.moe = MoeBlock(w.moe, cfg.top_k, cfg.norm_topk_prob, target=self.target,
-                            compile_cfg=compile_cfg, tiles={k: v for k, v in (tiles or {})
-                                                            .items()
-                                                            if k in ("router", "sort",
-                                                                     "gate_up", "down")})
+        self.moe = _block(cfg, w, self.target, compile_cfg, tiles)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.times = StepTimes()
 
@@ -93,6 +108,76 @@ class MoeDecodeLayer:
         return self.moe._bufs[x.shape[0]]["out"]
 
 
+class MoePrefillLayer:
+    """One Qwen3-MoE decoder layer over a packed batch of new tokens (prompt prefill,
+    chunked prefill, or mixed with decode steps; PrefillLayer's layout: x [T, H], cu_q,
+    ctx_lens, the paged caches)."""
+
+    def __init__(self, cfg: Qwen3MoeConfig, w: MoeLayerWeights, target: str = "sim",
+                 compile_cfg: dict | None = None, tiles: dict | None = None,
+                 tune: bool = True) -> None:
+        """tiles: constants per kernel (PrefillLayer's names and MoeBlock's)."""
+        self.cfg, self.w = cfg, w
+        self.attn = PrefillLayer(cfg.attn, w.attn, target=target, compile_cfg=compile_cfg,
+                                 tiles=tiles, tune=tune)
+        self.target = self.attn.target
+        self.moe = _block(cfg, w, self.target, compile_cfg, tiles)
+        self.times = StepTimes()
+        self.h2: torch.Tensor | None = None  # the attention half's output of the last call
+
+    def steps(self, x, cu_q, ctx_lens, k_cache, v_cache, block_table,
+              max_q: int | None = None) -> list[tuple]:
+        """(name, kernel, args, constants) of each launch, in order."""
+        att = self.attn.steps(x, cu_q, ctx_lens, k_cache, v_cache, block_table, max_q)
+        att = att[:[s[0] for s in att].index("o_proj") + 1]
+        self.h2 = att[-1][2][-1]  # gemm_residual's output
+        c = self.cfg.attn
+        return att + self.moe.steps(self.h2, self.h2, (self.w.attn.post_attention_layernorm,
+                                                       float(c.rms_norm_eps)))
+
+    def __call__(self, x, cu_q, ctx_lens, k_cache, v_cache, block_table,
+                 max_q: int | None = None) -> torch.Tensor:
+        """Run the layer; returns out [T, H] (a buffer reused by the next call with T
+        tokens). The caches get the new tokens' k and v."""
+        self.times = StepTimes()
+        if x.shape[0] == 0:
+            return torch.empty_like(x)
+
+        def run_step(name, kern, args, consts):
+            return mt.run_jit(kern, *args, target=self.target,
+                              compile_cfg=self.attn.compile_cfg,
+                              tune=self.attn.tune and self.target == "cuda", **consts)
+
+        _run(self.steps(x, cu_q, ctx_lens, k_cache, v_cache, block_table, max_q), run_step,
+             self.times)
+        return self.moe._bufs[x.shape[0]]["out"]
+
+
+def _zero_mlp(cfg: Qwen3MoeConfig, w: MoeLayerWeights):
+    """The attention weights with a zero dense MLP: the dense references then return h2."""
+    z = torch.zeros(1, cfg.attn.hidden_size, dtype=torch.bfloat16)
+    return type(w.attn)(**{**dict(w.attn.items()), "gate_proj": z, "up_proj": z,
+                           "down_proj": z.T.contiguous()})
+
+
+def _moe_half(cfg, w, h2, routing):
+    h3 = rmsnorm(h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
+    m = w.moe.to("cpu")
+    return moe_ref(h3, m.router, m.gate, m.up, m.down, cfg.top_k, res=h2,
+                   norm_topk_prob=cfg.norm_topk_prob, scales=m.scales(), routing=routing)
+
+
+@torch.no_grad()
+def moe_prefill_layer_ref(cfg: Qwen3MoeConfig, w: MoeLayerWeights, x, cu_q, ctx_lens,
+                          k_cache, v_cache, block_table, h2: torch.Tensor | None = None,
+                          routing: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, h2_ref) of MoePrefillLayer, as moe_decode_layer_ref (prefill_layer_ref's
+    attention half; the caches updated in place)."""
+    h2_ref = prefill_layer_ref(cfg.attn, _zero_mlp(cfg, w), x, cu_q, ctx_lens, k_cache,
+                               v_cache, block_table)
+    return _moe_half(cfg, w, h2_ref if h2 is None else h2.cpu(), routing), h2_ref
+
+
 @torch.no_grad()
 def moe_decode_layer_ref(cfg: Qwen3MoeConfig, w: MoeLayerWeights, x, k_cache, v_cache,
                          block_table, seq_lens, h2: torch.Tensor | None = None,
@@ -105,14 +190,6 @@ def moe_decode_layer_ref(cfg: Qwen3MoeConfig, w: MoeLayerWeights, x, k_cache, v_
     order), or of a logit (the GEMM's), can flip a near-tie of the bf16 logits and change
     a token's expert, so a check of the MoE half takes the layer's h2 and routing and
     checks them on their own (h2 against h2_ref, the routing with routing_error)."""
-    H = cfg.attn.hidden_size
-    z = torch.zeros(1, H, dtype=torch.bfloat16)
-    attn = type(w.attn)(**{**dict(w.attn.items()), "gate_proj": z, "up_proj": z,
-                           "down_proj": z.T.contiguous()})
-    h2_ref = decode_layer_ref(cfg.attn, attn, x, k_cache, v_cache, block_table, seq_lens)
-    h2 = h2_ref if h2 is None else h2.cpu()
-    h3 = rmsnorm(h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
-    m = w.moe.to("cpu")
-    out = moe_ref(h3, m.router, m.gate, m.up, m.down, cfg.top_k, res=h2,
-                  norm_topk_prob=cfg.norm_topk_prob, scales=m.scales(), routing=routing)
-    return out, h2_ref
+    h2_ref = decode_layer_ref(cfg.attn, _zero_mlp(cfg, w), x, k_cache, v_cache,
+                              block_table, seq_lens)
+    return _moe_half(cfg, w, h2_ref if h2 is None else h2.cpu(), routing), h2_ref
