@@ -153,3 +153,56 @@ def test_moe_kernels_run_as_ascend_c_on_the_cpu_model(gen, tmp_path):
 def test_fp8_kernels_are_refused_by_the_ascend_c_backend():
     with pytest.raises(mt.UnsupportedError, match="no f8e4m3 element type"):
         print(mt.compile(K.moe_gate_up_fp8, target="npu").code)
+
+
+@gpu
+@pytest.mark.parametrize("fp8", [False, True])
+def test_moe_layers_on_gpu_against_the_reference(fp8, gen):
+    """MoeDecodeLayer and MoePrefillLayer (tiny-moe) on CUDA: h2 against the reference's,
+    the routing with routing_error, the output against the golden from the layer's own h2
+    and routing."""
+    from tilelang_models.qwen3.moe_config import get_moe_config
+    from tilelang_models.qwen3.moe_layer import (
+        MoeDecodeLayer,
+        MoePrefillLayer,
+        moe_decode_layer_ref,
+        moe_prefill_layer_ref,
+    )
+    from tilelang_models.qwen3.moe_reference import routing_error
+    from tilelang_models.qwen3.moe_weights import random_moe_layer
+    from tilelang_models.qwen3.paged import make_paged_cache
+    from tilelang_models.qwen3.reference import rmsnorm
+
+    cfg = get_moe_config("tiny-moe")
+    w = random_moe_layer(cfg, int(torch.randint(1 << 30, (1,), generator=gen)), fp8=fp8)
+    wd = w.to("cuda")
+
+    def check(out, h2, route, want, h2_ref):
+        h3 = rmsnorm(h2.cpu(), w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps)
+        assert routing_error(route[0], h3.bfloat16(), w.moe.router) <= 1e-2
+        for got, ref in ((out, want), (h2, h2_ref)):
+            got = got.float().cpu()
+            assert float((got - ref.float()).abs().max() / ref.float().abs().max()) <= 2e-2
+
+    k, v, bt, sl = make_paged_cache(cfg.attn, [33, 1, 17], 16, 3)
+    x = torch.randn(3, cfg.attn.hidden_size, generator=gen).bfloat16()
+    kr, vr = k.clone(), v.clone()
+    layer = MoeDecodeLayer(cfg, wd, target="cuda", progress=False)
+    out = layer(*(t.cuda() for t in (x, k, v, bt, sl)))
+    want, h2_ref = moe_decode_layer_ref(cfg, w, x, kr, vr, bt, sl, h2=layer.h2(3),
+                                        routing=layer.moe.routing(3))
+    check(out, layer.h2(3), layer.moe.routing(3), want, h2_ref)
+
+    new, ctx = [5, 1, 37], [0, 20, 9]
+    k, v, bt, _ = make_paged_cache(cfg.attn, [c + n for c, n in zip(ctx, new)], 16, 2,
+                                   cached=ctx)
+    x = torch.randn(sum(new), cfg.attn.hidden_size, generator=gen).bfloat16()
+    cu = torch.tensor([0, *torch.tensor(new).cumsum(0).tolist()], dtype=torch.int32)
+    cl = torch.tensor(ctx, dtype=torch.int32)
+    kr, vr = k.clone(), v.clone()
+    pl = MoePrefillLayer(cfg, wd, target="cuda")
+    out = pl(*(t.cuda() for t in (x, cu, cl, k, v, bt)))
+    T = sum(new)
+    want, h2_ref = moe_prefill_layer_ref(cfg, w, x, cu, cl, kr, vr, bt, h2=pl.h2,
+                                         routing=pl.moe.routing(T))
+    check(out, pl.h2, pl.moe.routing(T), want, h2_ref)
