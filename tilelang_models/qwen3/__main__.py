@@ -28,6 +28,7 @@ import torch
 import mixtile as mt
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
+from tilelang_models.qwen3.moe_cli import run_moe, wants_moe
 from tilelang_models.qwen3.paged import make_paged_cache
 from tilelang_models.qwen3.reference import decode_layer_ref
 from tilelang_models.qwen3.weights import load_hf_layer, random_weights
@@ -81,8 +82,6 @@ def run(argv=None) -> dict:
     ap.add_argument("--fp8", action="store_true",
                     help="MoE presets: random experts quantised to e4m3 in 128x128 blocks")
     a = ap.parse_args(argv)
-    from tilelang_models.qwen3.moe_cli import run_moe, wants_moe
-
     if wants_moe(a):  # a Qwen3-MoE preset or checkpoint layer
         return run_moe(a)
     cfg = get_config(a.hf_dir or a.config)
