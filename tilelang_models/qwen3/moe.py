@@ -154,6 +154,11 @@ class MoeBlock:
         if T not in self._bufs:
             E, H, I, k = self.E, self.H, self.I, self.top_k
             N = T * k
+            if N * self.te >= 1 << 24:  # moe_sort's keys e * N + i are exact f32 ints
+                raise ValueError(f"MoeBlock: {T} tokens x top {k} = {N} entries with "
+                                 f"{self.te} expert slots pass 2^24 (moe_sort's f32 keys); "
+                                 f"split the tokens into calls of at most "
+                                 f"{((1 << 24) - 1) // (self.te * k)}")
             mt_ = K.tile_slots(N, E, self.consts(T)["sort"]["TM"])
             i32 = dict(dtype=torch.int32, device=device)
             f32 = dict(dtype=torch.float32, device=device)

@@ -193,7 +193,8 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
     [T, TOPK] outputs, flattened): pos[i] = entry i's row in expert order (ties in token
     order); xs[pos[i]] = x[i // TOPK], sw[pos[i]] = wts[i]; the row tiles of the grouped
     GEMMs: tile t (t < ntiles[0]) holds rows tile_r0[t] .. + tile_n[t] (<= TM), all of
-    expert tile_e[t]. tile_* have tile_slots(N, NE, TM) entries."""
+    expert tile_e[t]. tile_* have tile_slots(N, NE, TM) entries. The sort keys are f32
+    (exact while N * TE < 2^24)."""
     _check_sort(NE, TE)
     H = x.shape[1]
 
