@@ -18,7 +18,11 @@ rows per expert):
   sort and the weighted scatter-add in torch; gemm-only columns time the two grouped GEMMs
   alone. scaled_grouped_mm: the same with torch._scaled_grouped_mm on e4m3 operands
   (rowwise scales: its API has no 128x128 blocks), where this torch and GPU have it.
---prefill T adds a row at T tokens with TFLOPS (2 * 3 * T * top_k * H * I flops).
+- layer: the whole MoeDecodeLayer step (attention over a paged cache of --seq positions
+  per sequence, then the block; bf16) in a CUDA graph, against its own floor (attention
+  weights + KV cache read + the block's floor bytes).
+--prefill T adds a row at T tokens with TFLOPS (2 * 3 * T * top_k * H * I flops; the block
+alone, no layer column).
 Prints a table and one JSON line; also checks mixtile's output against the torch golden
 (moe_ref, with mixtile's routing) and prints the max error.
 """
@@ -36,7 +40,11 @@ import torch.nn.functional as F  # noqa: E402
 
 from tilelang_models.qwen3.moe import MoeBlock, MoeWeights, random_moe_weights  # noqa: E402
 from tilelang_models.qwen3.moe_config import get_moe_config  # noqa: E402
+from tilelang_models.qwen3.moe_layer import MoeDecodeLayer  # noqa: E402
 from tilelang_models.qwen3.moe_reference import moe_ref  # noqa: E402
+from tilelang_models.qwen3.moe_weights import ATTN_FIELDS, MoeLayerWeights  # noqa: E402
+from tilelang_models.qwen3.paged import make_paged_cache  # noqa: E402
+from tilelang_models.qwen3.weights import LayerWeights, expected_shapes  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
@@ -173,7 +181,34 @@ def _try(fn):
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
 
 
-def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False) -> dict:
+def layer_weights(cfg, moe: MoeWeights) -> MoeLayerWeights:
+    """Random attention weights (std 1/sqrt(in), norms near 1) with the block's experts."""
+    g = torch.Generator().manual_seed(1)
+    shapes = expected_shapes(cfg.attn)
+    t = {}
+    for n in ATTN_FIELDS:
+        v = torch.randn(*shapes[n], generator=g)
+        t[n] = (1 + 0.1 * v if v.dim() == 1 else v / shapes[n][1] ** 0.5).bfloat16().to(DEV)
+    H = cfg.attn.hidden_size
+    e = torch.empty(0, H, dtype=torch.bfloat16, device=DEV)
+    return MoeLayerWeights(LayerWeights(**t, gate_proj=e, up_proj=e, down_proj=e.T), moe)
+
+
+def bench_layer(T, cfg, lw, seq, tiles) -> tuple[float | None, int]:
+    """(ms per MoeDecodeLayer step in a CUDA graph (eager off CUDA), attention bytes:
+    weights + the KV cache read)."""
+    kc, vc, bt, sl = (t.to(DEV) for t in make_paged_cache(cfg.attn, [seq] * T, 128, 1))
+    x = torch.randn(T, cfg.attn.hidden_size, device=DEV).bfloat16()
+    layer = MoeDecodeLayer(cfg, lw, target="cuda", progress=False, tiles=tiles)
+    layer(x, kc, vc, bt, sl)  # compile, tune
+    step = lambda: layer(x, kc, vc, bt, sl)  # noqa: E731  (rewrites the new token's slot)
+    ms = _graph_ms(step) if CUDA else _ms(step)
+    a = cfg.attn
+    attn_bytes = sum(getattr(lw.attn, n).numel() * 2 for n in ATTN_FIELDS)
+    return ms, attn_bytes + 2 * T * seq * a.num_key_value_heads * a.head_dim * 2
+
+
+def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0) -> dict:
     E, H, I = wb.shape
     k = cfg.top_k
     x = torch.randn(T, H, device=DEV).bfloat16()
@@ -209,6 +244,10 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False) -> dict:
                 row["scaled_grouped_mm_gemm_ms"], err = _try(lambda: _ms(g))
             if err:
                 row["scaled_grouped_mm_error"] = err
+    if seq:
+        row["layer_ms"], attn_bytes = bench_layer(T, cfg, layer_weights(cfg, wb), seq,
+                                                  tiles.get("bf16"))
+        row["layer_bytes"] = attn_bytes + row["bf16_bytes"]
     if prefill:
         flops = 2 * 3 * T * k * H * I
         for key in ("bf16_ms", "fp8_ms", "grouped_mm_gemm_ms", "scaled_grouped_mm_gemm_ms"):
@@ -223,6 +262,8 @@ def main() -> None:
     ap.add_argument("--config", default="30b-a3b", help="30b-a3b, 235b-a22b, tiny-moe")
     ap.add_argument("--tokens", default="1,8,32")
     ap.add_argument("--prefill", type=int, default=0, help="also T tokens with TFLOPS")
+    ap.add_argument("--seq", type=int, default=4096,
+                    help="cached positions per sequence for the layer column (0: no layer)")
     ap.add_argument("--tiles", default=None,
                     help='JSON {"bf16": {"gate_up": {"TN": 64}}, "fp8": {...}}')
     ap.add_argument("--smoke", action="store_true",
@@ -239,13 +280,15 @@ def main() -> None:
     tiles = json.loads(a.tiles) if a.tiles else {}
     bws = [copy_bandwidth()]
     tokens = [int(v) for v in a.tokens.split(",")] if not a.smoke else [1, 5]
-    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws) for T in tokens]
+    seq = 40 if a.smoke else a.seq
+    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq) for T in tokens]
     if a.prefill:
         rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True))
     bw = max(bws)
     for r in rows:
-        for tag in ("bf16", "fp8"):
-            r[f"{tag}_floor_ms"] = r.pop(f"{tag}_bytes") / bw * 1e3
+        for tag in ("bf16", "fp8", "layer"):
+            if f"{tag}_bytes" in r:
+                r[f"{tag}_floor_ms"] = r.pop(f"{tag}_bytes") / bw * 1e3
     dev = torch.cuda.get_device_name() if CUDA else "CPU (Triton interpreter)"
     print(f"{dev}  {cfg.name}: {E} experts, top {cfg.top_k}, H {H}, I {I}; copy bandwidth "
           f"{bw / 1e9:.0f} GB/s (max of {', '.join(f'{v / 1e9:.0f}' for v in bws)})")
@@ -260,6 +303,11 @@ def main() -> None:
             cells.append(f"{v:9.3f}({v / fl:5.2f}x)" if v else "-")
         print(f"{r['tokens']:>5} {r['bf16_floor_ms']:8.3f} {r['fp8_floor_ms']:8.3f} "
               + " ".join(f"{c:>18}" for c in cells))
+    for r in rows:
+        if r.get("layer_ms"):
+            print(f"T {r['tokens']}: MoE decode layer (seq {seq}) {r['layer_ms']:.3f} ms, "
+                  f"floor {r['layer_floor_ms']:.3f} ms "
+                  f"({r['layer_ms'] / r['layer_floor_ms']:.2f}x)")
     print(f"max rel err vs moe_ref: bf16 {max(r['bf16_rel_err'] for r in rows):.3g}, "
           f"fp8 {max(r['fp8_rel_err'] for r in rows):.3g}")
     print(json.dumps({"bench": "moe_gpu", "device": dev, "config": cfg.name,
