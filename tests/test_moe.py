@@ -80,7 +80,7 @@ def test_router_ties_take_the_lowest_expert_index(gen):
                 assert ids[t, j] < ids[t, j + 1]
 
 
-def _sort(ids, wts, x, E, tm=16, tb=16, te=None):
+def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16):
     T, k = ids.shape
     N = T * k
     MT = K.tile_slots(N, E, tm)
@@ -89,7 +89,7 @@ def _sort(ids, wts, x, E, tm=16, tb=16, te=None):
          torch.empty(MT, **i32), torch.empty(MT, **i32), torch.empty(1, **i32),
          torch.empty(N, x.shape[1], dtype=torch.bfloat16)]
     mt.run_jit(K.moe_sort, ids.reshape(-1), wts.reshape(-1), x, *o, NE=E, TOPK=k, TM=tm,
-               TB=tb, TE=te or -(-E // 16) * 16)
+               TB=tb, TJ=tj, TE=te or -(-E // 16) * 16)
     return o
 
 
@@ -100,11 +100,11 @@ def _tiles_ref(ids, E, tm):
             for e in range(E) for j in range(-(-int(cnt[e]) // tm))]
 
 
-@pytest.mark.parametrize("T,E,k,busy", [(1, 12, 4, None), (7, 10, 3, 2), (64, 20, 4, 7),
-                                        (300, 36, 2, 0)])
-def test_counting_sort_and_tile_map(T, E, k, busy, gen):
+@pytest.mark.parametrize("T,E,k,busy,tb", [(1, 12, 4, None, 16), (7, 10, 3, 2, 1),
+                                           (64, 20, 4, 7, 16), (300, 36, 2, 0, 64)])
+def test_counting_sort_and_tile_map(T, E, k, busy, tb, gen):
     """Experts with no rows (E > T * k at T = 1), one row, and most rows (`busy` is every
-    token's first choice)."""
+    token's first choice); blocks of 1, 16 or 64 entries."""
     ids = torch.stack([torch.randperm(E, generator=gen)[:k] for _ in range(T)])
     if busy is not None:  # put `busy` first in every row, keeping the row's ids distinct
         for t in range(T):
@@ -114,7 +114,7 @@ def test_counting_sort_and_tile_map(T, E, k, busy, gen):
     ids = ids.int()
     wts = torch.rand(T, k, generator=gen)
     x = torch.randn(T, 160, generator=gen).bfloat16()
-    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E)
+    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E, tb=tb)
     order = torch.sort(ids.reshape(-1).long(), stable=True).indices
     want_pos = torch.empty_like(order)
     want_pos[order] = torch.arange(len(order))

@@ -83,6 +83,8 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     if fp8 and tiles:  # the FP8 kernels' K step is the 128 group; gate/up's N tile too
         tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32),
                  "down": dict(TM=32, TN=64)}
+    if T == 7:  # one entry per sort block, as MoeBlock runs decode on a GPU
+        tiles = {"sort": dict(TB=1)}
     blk, steps = _steps(T, fp8, gen, tiles=tiles)
     half = None if HAS_GPU else {torch.bfloat16: torch.float16}
     ran = 0
@@ -146,7 +148,7 @@ def test_moe_kernels_compile_for_hopper_without_a_gpu():
     res = subprocess.run([sys.executable, __file__], env=env, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.count("ptx ok") == 9, res.stdout
+    assert res.stdout.count("ptx ok") == 10, res.stdout
 
 
 def compile_for_hopper() -> None:
@@ -165,6 +167,7 @@ def compile_for_hopper() -> None:
            "f8e4m3": "*fp8e4nv"}
     cases = [(K.moe_router, dict(NE=128, TOPK=8, TE=128)),
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128)),
+             (K.moe_sort, dict(NE=128, TOPK=8, TE=128, TB=1)),
              (K.moe_sort_fp8, dict(NE=128, TOPK=8, TE=128, GT=16)),
              (K.moe_gate_up, dict(TM=16, TN=64, TK=256)),
              (K.moe_gate_up_fp8, dict(TM=16)),

@@ -124,19 +124,22 @@ class MoeBlock:
         per expert (T * top_k / E on average) and decode takes narrow N tiles (more
         blocks streaming weights); elsewhere cube-sized tiles. Not tuned on a GPU yet:
         benchmarks/moe_gpu.py --tiles overrides them."""
-        tm, tn, tk = 16, 128, 256
+        tm, tn, tk, tb = 16, 128, 256, 64
         if self.target == "cuda":
             avg = T * self.top_k / self.E
             tm = 16 if avg <= 16 else 32 if avg <= 48 else 64
             tn = 64 if avg <= 16 else 128
             tk = {16: 256, 32: 128, 64: 64}[tm]
+            # moe_sort copies a block's rows one after another: at decode one entry per
+            # block, all in parallel
+            tb = 1 if T * self.top_k <= 512 else 64
         gu = dict(TM=tm) if self.w.fp8 else dict(TM=tm, TN=tn, TK=tk)
         dn = dict(TM=tm, TN=tn, TC=512, TOPK=self.top_k)
         if not self.w.fp8:
             dn["TK"] = tk
         c = {"router": dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
                             TM=16, TE=self.te, TK=256),
-             "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te),
+             "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te, TB=tb),
              "gate_up": gu, "down": dn}
         if self.w.fp8:
             c["sort"]["GT"] = self.H // 128

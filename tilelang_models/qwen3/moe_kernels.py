@@ -120,8 +120,8 @@ def _cdiv_tiles(cnt, TM):
     return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
 
 
-def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TE,
-          TT):
+def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT):
     """The body of moe_sort (traced inline): copy_row(t, p) moves token t's activation row
     to expert-order row p."""
     N = ids.shape[0]
@@ -136,8 +136,8 @@ def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM
             b0 = blk * TB
             ki = _keys(ids, b0, N, NF, TB)[0].reshape(TB, 1)
             rank = mt.zeros((TB, 1))
-            for j0 in mt.range(0, N, TB):
-                kj = _keys(ids, j0, N, NF, TB)[0]
+            for j0 in mt.range(0, N, TJ):
+                kj = _keys(ids, j0, N, NF, TJ)[0]
                 rank = rank + mt.row_sum(mt.where(kj < ki, 1.0, 0.0))
             mt.store(pos[b0:b0 + TB], rank.reshape(TB).astype(mt.i32))
             for i in mt.range(b0, mt.smin(b0 + TB, N)):
@@ -151,12 +151,12 @@ def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM
             cnt = mt.zeros((TE, 1))
             cnt_r = mt.zeros((1, TE))  # the same counts as a row (no transpose needed)
             less = mt.zeros((TE, 1))
-            for j0 in mt.range(0, N, TB):
-                ej, jj = _keys(ids, j0, N, NF, TB)[1:]
+            for j0 in mt.range(0, N, TJ):
+                ej, jj = _keys(ids, j0, N, NF, TJ)[1:]
                 ej = mt.where(jj < NF, ej, 1e9)
                 cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
                 less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
-                cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TB, 1) == erow, 1.0, 0.0))
+                cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
             tc = _cdiv_tiles(cnt, TM)
             toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
             tend = toff + tc
@@ -188,13 +188,16 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
              tile_r0: mt.Out["MT", mt.i32], tile_n: mt.Out["MT", mt.i32],
              ntiles: mt.Out[1, mt.i32], xs: mt.Out["N", "H", mt.bf16],
              NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
+             TJ: mt.const = 64,
              TE: mt.const = 128, TT: mt.const = 64, TH: mt.const = 512):
     """Group the N = T * TOPK (token, slot) entries by expert (ids, wts: the router's
     [T, TOPK] outputs, flattened): pos[i] = entry i's row in expert order (ties in token
     order); xs[pos[i]] = x[i // TOPK], sw[pos[i]] = wts[i]; the row tiles of the grouped
     GEMMs: tile t (t < ntiles[0]) holds rows tile_r0[t] .. + tile_n[t] (<= TM), all of
     expert tile_e[t]. tile_* have tile_slots(N, NE, TM) entries. The sort keys are f32
-    (exact while N * TE < 2^24)."""
+    (exact while N * TE < 2^24). Each block sorts TB entries (comparing TJ at a time) and
+    copies their rows one after another: a small TB gives more, shorter blocks (decode on
+    a GPU)."""
     _check_sort(NE, TE)
     H = x.shape[1]
 
@@ -202,8 +205,8 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
         for c0 in mt.range(0, H, TH):
             mt.store(xs[p:p + 1, c0:c0 + TH], mt.load(x[t:t + 1, c0:c0 + TH]))
 
-    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TE,
-          TT)
+    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT)
 
 
 def quantize_group(xg):
@@ -221,6 +224,7 @@ def moe_sort_fp8(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
                  ntiles: mt.Out[1, mt.i32], xq: mt.Out["N", "G", 128, mt.f8e4m3],
                  xqs: mt.Out["N", "G", 1, mt.f32],
                  NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
+                 TJ: mt.const = 64,
                  TE: mt.const = 128, TT: mt.const = 64, GT: mt.const = 32):
     """moe_sort with the rows quantised on the way (dynamic per-token 1x128 groups): x is
     the [T, H] activation viewed [T, H / 128, 128]; xq[p] = the e4m3 row, xqs[p] its
@@ -232,8 +236,8 @@ def moe_sort_fp8(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
         mt.store(xq[p, 0:GT, 0:QGROUP], q)
         mt.store(xqs[p, 0:GT, 0:1], s)
 
-    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TE,
-          TT)
+    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT)
 
 
 # ---------------------------------------------------------------- grouped GEMMs
