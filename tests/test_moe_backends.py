@@ -78,10 +78,10 @@ WIDE = {"sort": dict(TM=32), "gate_up": dict(TM=32, TN=64, TK=128),
                          ids=["T1", "T7", "T40-TM32"])
 def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     """Each launch of the block given the same inputs on both (chained on the simulator).
-    The interpreter runs the fp16 variants, and of the FP8 kernels only moe_down_fp8 (the
-    fp8 dot and the block scales): the others quantise (INTERP_FP8_CAST)."""
-    if fp8 and tiles:  # the FP8 kernels' K step is the 128 group; gate/up's N tile too
-        tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32),
+    The interpreter runs the fp16 variants, and of the FP8 kernels only moe_gate_up_fp8
+    (the fp8 dot and the block scales): the others quantise (INTERP_FP8_CAST)."""
+    if fp8 and tiles:  # the FP8 kernels' K step is the 128 group
+        tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32, TN=64),
                  "down": dict(TM=32, TN=64)}
     if T == 7:  # one entry per sort block, as MoeBlock runs decode on a GPU
         tiles = {"sort": dict(TB=1)}
@@ -89,7 +89,7 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     half = None if HAS_GPU else {torch.bfloat16: torch.float16}
     ran = 0
     for name, kern, args, consts in steps:
-        if not HAS_GPU and fp8 and kern in (K.moe_sort_fp8, K.moe_gate_up_fp8):
+        if not HAS_GPU and fp8 and kern in (K.moe_sort_fp8, K.moe_down_fp8):
             mt.run_jit(kern, *args, **consts)  # the next launch's inputs
             continue
         kv = _variant(kern)
@@ -170,7 +170,7 @@ def compile_for_hopper() -> None:
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128, TB=1)),
              (K.moe_sort_fp8, dict(NE=128, TOPK=8, TE=128, GT=16)),
              (K.moe_gate_up, dict(TM=16, TN=64, TK=256)),
-             (K.moe_gate_up_fp8, dict(TM=16)),
+             (K.moe_gate_up_fp8, dict(TM=16, TN=64)),
              (K.moe_down, dict(TOPK=8, TM=64, TN=128, TK=64)),
              (K.moe_down_fp8, dict(TOPK=8, TM=16, TN=64))]
     tmp = tempfile.mkdtemp()

@@ -124,19 +124,31 @@ class MoeBlock:
         per expert (T * top_k / E on average) and decode takes narrow N tiles (more
         blocks streaming weights); elsewhere cube-sized tiles. Not tuned on a GPU yet:
         benchmarks/moe_gpu.py --tiles overrides them."""
-        tm, tn, tk, tb = 16, 128, 256, 64
+        tm, tb = 16, 64
+        gu, dn = dict(TN=128, TK=256), dict(TN=128, TK=256)
         if self.target == "cuda":
             avg = T * self.top_k / self.E
             tm = 16 if avg <= 16 else 32 if avg <= 48 else 64
-            tn = 64 if avg <= 16 else 128
-            tk = {16: 256, 32: 128, 64: 64}[tm]
+            if avg <= 16:  # decode: the dense layer's best GPU tiles at batch <= 8
+                gu, dn = dict(TN=32, TK=128), dict(TN=64, TK=256)
+            else:
+                tk = {32: 128, 64: 64}[tm]
+                gu, dn = dict(TN=128, TK=tk), dict(TN=128, TK=tk)
+            # one work item per block where the tile map allows (more blocks than SMs
+            # hide latency; the blocks past the live items do nothing); a power of two,
+            # so that few token counts make a new kernel variant
+            slots = K.tile_slots(T * self.top_k, self.E, tm)
+            sms = mt.get_target(self.compile_cfg.get("arch") or "gpu").clusters
+            for d, n in ((gu, self.I), (dn, self.H)):
+                items = slots * -(-n // d["TN"])
+                d["GRID"] = min(1 << (items - 1).bit_length(), 8 * sms)
             # moe_sort copies a block's rows one after another: at decode one entry per
             # block, all in parallel
             tb = 1 if T * self.top_k <= 512 else 64
-        gu = dict(TM=tm) if self.w.fp8 else dict(TM=tm, TN=tn, TK=tk)
-        dn = dict(TM=tm, TN=tn, TC=512, TOPK=self.top_k)
-        if not self.w.fp8:
-            dn["TK"] = tk
+        gu = dict(gu, TM=tm)
+        dn = dict(dn, TM=tm, TC=512, TOPK=self.top_k)
+        if self.w.fp8:  # the K step is the 128 group
+            del gu["TK"], dn["TK"]
         c = {"router": dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
                             TM=16, TE=self.te, TK=256),
              "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te, TB=tb),
@@ -175,7 +187,7 @@ class MoeBlock:
             if self.w.fp8:
                 f8 = dict(dtype=torch.float8_e4m3fn, device=device)
                 b.update(xs=torch.empty(N, H, **f8), xss=torch.empty(N, H // 128, **f32),
-                         act=torch.empty(N, I, **f8), acts=torch.empty(N, I // 128, **f32))
+                         act=torch.empty(N, I, **bf))
             else:
                 b.update(xs=torch.empty(N, H, **bf), act=torch.empty(N, I, **bf))
             self._bufs[T] = b
@@ -199,9 +211,8 @@ class MoeBlock:
             sort = ("sort", K.moe_sort_fp8, sort_in + (h.view(T, nb, 128),) + head
                     + (b["xs"].view(-1, nb, 128), b["xss"].view(-1, nb, 1)), c["sort"])
             gu = ("gate_up", K.moe_gate_up_fp8, (b["xs"], b["xss"], w.gate, w.up, w.s_gate,
-                                                 w.s_up) + mtile + (b["act"], b["acts"]),
-                  c["gate_up"])
-            dn = ("down", K.moe_down_fp8, (b["act"], b["acts"], w.down, w.s_down, b["sw"])
+                                                 w.s_up) + mtile + (b["act"],), c["gate_up"])
+            dn = ("down", K.moe_down_fp8, (b["act"], w.down, w.s_down, b["sw"])
                   + mtile + (b["pos"], res, b["out"]), c["down"])
         else:
             sort = ("sort", K.moe_sort, sort_in + (h,) + head + (b["xs"],), c["sort"])

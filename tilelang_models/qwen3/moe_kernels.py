@@ -13,9 +13,10 @@ N = T * TOPK rows. A row tile holds rows of one expert only (`tile_n` <= TM of t
 the grouped GEMMs loop over the tiles that exist, so an expert without tokens costs
 nothing. FP8 (the *_fp8 kernels: the same bodies, the K loop of _mm_fp8): e4m3 weights with one f32
 scale per 128x128 block (Hugging Face `weight_scale_inv`, multiplied), activations
-quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448) where they are
-made (moe_sort for xs, moe_gate_up's epilogue for act); each K step's product is scaled
-by a_scale (per row) * w_scale (per block) on the vector lanes.
+quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448) in the kernel that
+reads them (moe_sort for xs; moe_down_fp8 for act, bf16 from moe_gate_up_fp8, in its K
+loop); each K step's product is scaled by a_scale (per row) * w_scale (per block) on the
+vector lanes.
 """
 import sys
 
@@ -266,16 +267,21 @@ def _mm_bf16(xs, w, e, r0, n, n0, K, TM, TN, TK):
     return acc
 
 
-def _mm_fp8(xq, xqs, w, ws, e, r0, n, n0, K, TM, TN):
+def _mm_fp8(x, xqs, w, ws, e, r0, n, n0, K, TM, TN):
     """The block-scaled e4m3 product: for each 128-wide K block kb the cube's
-    xq[rows, kb] @ w[e, n0:, kb]^T (f32), then on the vector lanes
-    acc += that * xqs[rows, kb] * ws[e, n0 // 128, kb]."""
+    q[rows, kb] @ w[e, n0:, kb]^T (f32), then on the vector lanes
+    acc += that * scale[rows, kb] * ws[e, n0 // 128, kb]. x is e4m3 with its scales xqs,
+    or (xqs None) bf16 rows quantised here per token and 128-group (dynamic)."""
     acc = mt.zeros((TM, TN))
     for kb in mt.range(0, mt.cdiv(K, QGROUP)):
         k0 = kb * QGROUP
-        a = mt.load(xq[r0:r0 + TM, k0:k0 + QGROUP], rows=n)
+        if xqs is None:
+            a, sa = quantize_group(
+                mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n).astype(mt.f32))
+        else:
+            a = mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n)
+            sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
         part = mt.matmul(a, mt.load(w[e, n0:n0 + TN, k0:k0 + QGROUP]), b_trans=True)
-        sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
         acc = acc + part * (sa * ws[e, n0 // QGROUP, kb])
     return acc
 
@@ -312,24 +318,20 @@ def moe_gate_up_fp8(xq: mt.Tensor["N", "H", mt.f8e4m3], xqs: mt.Tensor["N", "HB"
                     sg: mt.Tensor["E", "IB", "HB", mt.f32],
                     su: mt.Tensor["E", "IB", "HB", mt.f32], tile_e: mt.Tensor["MT", mt.i32],
                     tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
-                    ntiles: mt.Tensor[1, mt.i32], aq: mt.Out["N", "I", mt.f8e4m3],
-                    aqs: mt.Out["N", "IB", mt.f32],
-                    TM: mt.const = 16, GRID: mt.const = 0):
+                    ntiles: mt.Tensor[1, mt.i32], act: mt.Out["N", "I", mt.bf16],
+                    TM: mt.const = 16, TN: mt.const = 128, GRID: mt.const = 0):
     """moe_gate_up on e4m3 operands with 128x128 weight-block scales (sg, su) and
-    per-token 1x128 activation scales (xqs); the epilogue rounds silu(g) * u to bf16 and
-    quantises it per token in 1x128 groups (aq, aqs) for moe_down_fp8. N tiles are the
-    128-wide groups."""
-    TN = QGROUP
+    per-token 1x128 activation scales (xqs); act = bf16(silu(g) * u), which moe_down_fp8
+    quantises per token in 1x128 groups as it reads it (so TN is free: any divisor of
+    128, the weight-scale block)."""
+    _check_fp8_tiles(TN, "moe_gate_up_fp8")
     H = xq.shape[1]
     I = wg.shape[1]
     for t, j in _items(ntiles, mt.cdiv(I, TN), GRID):
         e, r0, n, n0 = tile_e[t], tile_r0[t], tile_n[t], j * TN
         g = _mm_fp8(xq, xqs, wg, sg, e, r0, n, n0, H, TM, TN)
         u = _mm_fp8(xq, xqs, wu, su, e, r0, n, n0, H, TM, TN)
-        h = (mt.silu(g) * u).astype(mt.bf16).astype(mt.f32)
-        q, s = quantize_group(h)
-        mt.store(aq[r0:r0 + TM, n0:n0 + TN], q, rows=n)
-        mt.store(aqs[r0:r0 + TM, j:j + 1], s, rows=n)
+        mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype), rows=n)
 
 
 def _combine(blk, ys, pos, res, out, TOPK, TC, P):
@@ -400,16 +402,17 @@ def moe_down(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.
 
 
 @mt.kernel
-def moe_down_fp8(aq: mt.Tensor["N", "I", mt.f8e4m3], aqs: mt.Tensor["N", "IB", mt.f32],
-                 wd: mt.Tensor["E", "H", "I", mt.f8e4m3], sd: mt.Tensor["E", "HB", "IB", mt.f32],
+def moe_down_fp8(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.f8e4m3],
+                 sd: mt.Tensor["E", "HB", "IB", mt.f32],
                  sw: mt.Tensor["N", 1, mt.f32], tile_e: mt.Tensor["MT", mt.i32],
                  tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
                  ntiles: mt.Tensor[1, mt.i32], pos: mt.Tensor["N", mt.i32],
                  res: mt.Tensor["T", "H", mt.bf16], out: mt.Out["T", "H", mt.bf16],
                  TOPK: mt.const, TM: mt.const = 16, TN: mt.const = 128,
                  TC: mt.const = 512, GRID: mt.const = 0):
-    """moe_down on e4m3 operands: act quantised per token in 1x128 groups (aq, aqs, from
-    moe_gate_up_fp8), wd with 128x128 block scales sd; the scales applied per K block."""
+    """moe_down on e4m3 weights with 128x128 block scales sd: each K block of act (bf16,
+    from moe_gate_up_fp8) is quantised per token in its 1x128 group as it is read (the
+    dynamic activation quantisation, fused), the scales applied per K block."""
     _check_fp8_tiles(TN, "moe_down_fp8")
-    _down_fp8(aq, aqs, wd, sd, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out, TOPK,
+    _down_fp8(act, None, wd, sd, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out, TOPK,
               TM, TN, QGROUP, TC, GRID)

@@ -7,8 +7,8 @@ sum (norm_topk_prob); per expert e and token row: act = bf16(silu(x @ Wg^T) * (x
 (fp32 products); y = w * (act @ Wd^T) (fp32); out = bf16(res + sum over the slots in order).
 FP8: x and act quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448, q =
 e4m3(v / scale)); each product is sum over K blocks kb of (q_a[:, kb] @ q_w[:, kb]^T) *
-scale_a[:, kb] * scale_w[n // 128, kb], accumulated in fp32; act rounded to bf16 before
-its quantisation.
+scale_a[:, kb] * scale_w[n // 128, kb], accumulated in fp32; act is stored bf16 and
+quantised from that.
 """
 from __future__ import annotations
 
