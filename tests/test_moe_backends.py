@@ -23,14 +23,20 @@ DEV = "cuda" if HAS_GPU else "cpu"
 INTERP_FP8_CAST = "Triton's CPU interpreter rounds fp32 -> e4m3 wrongly across a power of two"
 
 
-def _steps(T, fp8, gen, E=10, H=256, I=384, k=3, tiles=None):
+def _steps(T, fp8, gen, E=10, H=256, I=384, k=3, tiles=None, cuda_consts=False):
+    """(block, steps) on the simulator; with cuda_consts each step's constants are the
+    ones MoeBlock picks on CUDA (the inputs stay the simulator's)."""
     w = random_moe_weights(E, H, I, seed=int(torch.randint(1 << 30, (1,), generator=gen)),
                            fp8=fp8)
     blk = MoeBlock(w, k, tiles=tiles)
     x = torch.randn(T, H, generator=gen).bfloat16()
     res = torch.randn(T, H, generator=gen).bfloat16()
     g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
-    return blk, blk.steps(x, res, (g, 1e-6))
+    steps = blk.steps(x, res, (g, 1e-6))
+    if cuda_consts:
+        cons = MoeBlock(w, k, target="cuda").consts(T)
+        steps = [(n, kern, args, c, cons[n]) for n, kern, args, c in steps]
+    return blk, steps
 
 
 def _clone(args, dtype_map=None):
@@ -74,21 +80,23 @@ WIDE = {"sort": dict(TM=32), "gate_up": dict(TM=32, TN=64, TK=128),
 
 
 @pytest.mark.parametrize("fp8", [False, True])
-@pytest.mark.parametrize("T,tiles", [(1, None), (7, None), (40, WIDE)],
-                         ids=["T1", "T7", "T40-TM32"])
+@pytest.mark.parametrize("T,tiles", [(1, None), (7, None), (40, WIDE), (8, "cuda")],
+                         ids=["T1", "T7", "T40-TM32", "T8-cuda-consts"])
 def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     """Each launch of the block given the same inputs on both (chained on the simulator).
     The interpreter runs the fp16 variants, and of the FP8 kernels only moe_gate_up_fp8
     (the fp8 dot and the block scales): the others quantise (INTERP_FP8_CAST)."""
-    if fp8 and tiles:  # the FP8 kernels' K step is the 128 group
+    if fp8 and isinstance(tiles, dict):  # the FP8 kernels' K step is the 128 group
         tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32, TN=64),
                  "down": dict(TM=32, TN=64)}
     if T == 7:  # one entry per sort block, as MoeBlock runs decode on a GPU
         tiles = {"sort": dict(TB=1)}
-    blk, steps = _steps(T, fp8, gen, tiles=tiles)
+    cuda_consts = tiles == "cuda"  # Triton with MoeBlock's CUDA tiles and grids
+    blk, steps = _steps(T, fp8, gen, tiles=None if cuda_consts else tiles,
+                        cuda_consts=cuda_consts)
     half = None if HAS_GPU else {torch.bfloat16: torch.float16}
     ran = 0
-    for name, kern, args, consts in steps:
+    for name, kern, args, consts, *tri_consts in steps:
         if not HAS_GPU and fp8 and kern in (K.moe_sort_fp8, K.moe_down_fp8):
             mt.run_jit(kern, *args, **consts)  # the next launch's inputs
             continue
@@ -96,7 +104,7 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
         sim, tri = _clone(args, half), _clone(args, half)
         mt.run_jit(kv, *sim, **consts)
         tri = [a.to(DEV) if isinstance(a, torch.Tensor) else a for a in tri]
-        mt.run_jit(kv, *tri, target="cuda", **consts)
+        mt.run_jit(kv, *tri, target="cuda", **(tri_consts[0] if tri_consts else consts))
         _agree(kern, name, sim, tri, 2e-2)
         mt.run_jit(kern, *args, **consts)
         ran += 1
