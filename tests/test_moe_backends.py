@@ -177,8 +177,8 @@ def compile_for_hopper() -> None:
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128)),
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128, TB=1)),
              (K.moe_sort_fp8, dict(NE=128, TOPK=8, TE=128, GT=16)),
-             (K.moe_gate_up, dict(TM=16, TN=64, TK=256)),
-             (K.moe_gate_up_fp8, dict(TM=16, TN=64)),
+             (K.moe_gate_up, dict(TM=16, TN=32, TK=128, GRID=128)),
+             (K.moe_gate_up_fp8, dict(TM=16, TN=32, GRID=128)),
              (K.moe_down, dict(TOPK=8, TM=64, TN=128, TK=64)),
              (K.moe_down_fp8, dict(TOPK=8, TM=16, TN=64))]
     tmp = tempfile.mkdtemp()
