@@ -95,14 +95,15 @@ class MoeDecodeLayer:
         size)."""
         steps = self.steps(x, k_cache, v_cache, block_table, seq_lens)
         self.times = StepTimes()
-        for i, (name, kern, args, consts) in enumerate(steps):
+
+        def run_step(name, kern, args, consts):
             if self.progress:
+                i = [s[0] for s in steps].index(name)
                 print(f"\r[{i + 1}/{len(steps)}] {name:<10}", end="", file=sys.stderr,
                       flush=True)
-            res = self.attn.run_step(name, kern, args, consts)
-            self.times.compile_s += res.compile_s
-            self.times.run_s += res.run_s
-            self.times.per_kernel[name] = res.run_s
+            return self.attn.run_step(name, kern, args, consts)
+
+        _run(steps, run_step, self.times)
         if self.progress:
             print("\r" + " " * 24 + "\r", end="", file=sys.stderr, flush=True)
         return self.moe._bufs[x.shape[0]]["out"]
