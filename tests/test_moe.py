@@ -147,6 +147,7 @@ def test_moe_block_bf16_against_torch(T, E, k, busy, gen):
     H = 256
     x, res, w = _block_inputs(T, E, H, gen, busy)
     blk = MoeBlock(w, k)
+    assert blk(x[:0], res=res[:0]).shape == (0, H)
     out = blk(x, res=res)
     ids, wts = blk.routing(T)
     _check_routing(ids, wts, x, w.router, k)

@@ -240,6 +240,8 @@ class MoeBlock:
         """out = res + moe(rmsnorm(x) * g) with norm = (g, eps), or res + moe(x) without
         (res defaults to zeros). Returns a buffer reused by the next call of this size."""
         self.per_kernel = {}
+        if x.shape[0] == 0:  # no tokens: nothing to route
+            return torch.empty_like(x) if res is None else res.clone()
         for name, kern, args, consts in self.steps(x, res, norm):
             r = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
                            **consts)
