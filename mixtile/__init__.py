@@ -36,11 +36,13 @@ from mixtile.ir.types import (
 )
 from mixtile.language import *  # noqa: F403
 from mixtile.language import __all__ as _lang_all
+from mixtile.runtime.autotune import Tuned, autotune
 from mixtile.runtime.backends import BACKENDS, Backend, get_backend
 from mixtile.runtime.compiler import CompiledKernel, compile
 from mixtile.runtime.golden import RunResult
 from mixtile.runtime.jit import run_jit
 from mixtile.runtime.launcher import Launcher
+from mixtile.simulator.trace import Timeline, write_trace
 from mixtile.target import A2, A3, A5, Target, get_target
 
 f32, f16, bf16 = DType.F32, DType.F16, DType.BF16
@@ -58,7 +60,8 @@ __all__ = [
     "SyncallError", "AtomicKind", "CoreRole", "CoreType", "SplitMode", "SyncMode", "DType",
     "MemSpace", "ReduceKind",
     "CompiledKernel", "compile", "RunResult", "run_jit", "Launcher", "Backend", "BACKENDS",
-    "get_backend", "A2", "A3", "A5", "Target", "get_target",
+    "get_backend", "A2", "A3", "A5", "Target", "get_target", "autotune", "Tuned",
+    "Timeline", "write_trace",
     "f32", "f16", "bf16", "f8e4m3", "f8e5m2", "i8", "i32", "i64", "bool_",
     "GM", "L1", "L0A", "L0B", "L0C", "UB", "BT",
 ]

@@ -1,6 +1,7 @@
 """The target table: every machine number lives here, never inline."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from mixtile.ir.types import CoreType, MemSpace
@@ -22,6 +23,58 @@ _ALIGN = {_S.UB: 32, _S.L1: 32, _S.L0A: 512, _S.L0B: 512, _S.L0C: 1024, _S.BT: 6
 # A5 adds the direct L0C->UB and UB->L1 paths.
 _FRACTAL_SPACES = frozenset({_S.L1, _S.L0A, _S.L0B, _S.L0C})
 _A5_PATHS = _A2_PATHS | {(_S.L0C, _S.UB), (_S.UB, _S.L1)}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The numbers of the NPU timing model (`mixtile.simulator.timing`) for one machine.
+
+    Each field says where it comes from: a published figure, or an estimate (a guess
+    that the model's results depend on; change it here when a measurement says
+    otherwise). Cycles are AI-core clock cycles."""
+
+    clock_hz: float
+    hbm_bytes_per_s: float  # shared by every core of the die
+    l2_bytes: int  # a GM region read again in the same launch is served from L2
+    # per-core path bandwidths (bytes per cycle): what one core's pipe moves when HBM
+    # is not the limit (an L2 hit, or few cores streaming)
+    mte2_bytes_per_cycle: int  # GM/L2 -> L1 or UB
+    mte3_bytes_per_cycle: int  # UB -> GM
+    mte1_bytes_per_cycle: int  # L1 -> L0A/L0B
+    fix_bytes_per_cycle: int  # L0C -> GM/L1 (FIXPIPE)
+    vector_bytes_per_cycle: int  # V pipe, per AIV
+    flag_cycles: int  # a cross-core set_flag until the waiting core sees it
+    syncall_cycles: int  # the last arrival at a syncall until every core leaves it
+
+    @property
+    def hbm_bytes_per_cycle(self) -> float:
+        return self.hbm_bytes_per_s / self.clock_hz
+
+
+# A2/A3 (Ascend 910B class), per die.
+_A2_TIMING = Timing(
+    # estimate: 1.8 GHz is the AI-core clock most often quoted for the 910B; with the
+    # published cube rate (16x16x16 MACs per cycle per AI core, 4096, Hot Chips 2019)
+    # and 24 cube cores it gives 354 TFLOPS fp16, the range of the published 910B figures
+    clock_hz=1.8e9,
+    # estimate: 910B parts carry 64 GB HBM2e; third-party spec sheets give 1.2 to
+    # 1.6 TB/s for it (no single published figure); 1.6 TB/s used
+    hbm_bytes_per_s=1.6e12,
+    l2_bytes=192 * 1024 * KiB,  # estimate: 192 MB is the L2 size quoted for the 910B
+    mte2_bytes_per_cycle=128,  # estimate (a cube-bound GEMM of 128x256 tiles needs ~96)
+    mte3_bytes_per_cycle=64,  # estimate
+    mte1_bytes_per_cycle=256,  # estimate
+    fix_bytes_per_cycle=128,  # estimate
+    # the Ascend C vector API processes one 256-byte repeat (8 blocks of 32 B) per
+    # instruction step: 256 B per cycle is the documented repeat width, its rate a guess
+    vector_bytes_per_cycle=256,
+    flag_cycles=100,  # estimate
+    syncall_cycles=1000,  # estimate
+)
+# A5 (Ascend 950), per die. Estimate: 4 TB/s of HBM per package (HiBL 1.0, as reported
+# from Huawei Connect 2025), half of it per die; the clock, L2 and per-core paths are
+# carried over from A2 (guesses: no published figures).
+_A5_TIMING = dataclasses.replace(_A2_TIMING, hbm_bytes_per_s=2.0e12)
 
 
 @dataclass(frozen=True)
@@ -48,6 +101,8 @@ class Target:
     mte1_bytes_per_cycle: int = 256
     vector_bytes_per_cycle: int = 256
     fix_bytes_per_cycle: int = 128
+    # the timing model's numbers (None: the target has no NPU timing model)
+    timing: Timing | None = field(default=None, hash=False, compare=False)
 
     @property
     def aic_count(self) -> int:
@@ -64,6 +119,17 @@ class Target:
             r, c = t.shape
             return -(-r // 16) * 16 * (-(-c // 16) * 16) * t.dtype.itemsize
         return t.nbytes
+
+    def timed(self) -> Target:
+        """This target with the timing table's path bandwidths in place of the cost-model
+        constants: what the ops' `cost` functions read when the timing model runs."""
+        tm = self.timing
+        return dataclasses.replace(
+            self, mte2_bytes_per_cycle=tm.mte2_bytes_per_cycle,
+            mte3_bytes_per_cycle=tm.mte3_bytes_per_cycle,
+            mte1_bytes_per_cycle=tm.mte1_bytes_per_cycle,
+            vector_bytes_per_cycle=tm.vector_bytes_per_cycle,
+            fix_bytes_per_cycle=tm.fix_bytes_per_cycle)
 
     def align_of(self, space: MemSpace) -> int:
         return self.align.get(space, 32)
@@ -99,12 +165,14 @@ _A2_CAP = {
     _S.BT: 1 * KiB,
 }
 
-A2 = Target("a2", clusters=24, aiv_per_cluster=2, capacity=_A2_CAP, legal_paths=_A2_PATHS)
-A3 = Target("a3", clusters=24, aiv_per_cluster=2, capacity=_A2_CAP, legal_paths=_A2_PATHS)
+A2 = Target("a2", clusters=24, aiv_per_cluster=2, capacity=_A2_CAP, legal_paths=_A2_PATHS,
+            timing=_A2_TIMING)
+A3 = Target("a3", clusters=24, aiv_per_cluster=2, capacity=_A2_CAP, legal_paths=_A2_PATHS,
+            timing=_A2_TIMING)
 A5 = Target(
     "a5", clusters=18, aiv_per_cluster=2,
     capacity={**_A2_CAP, _S.UB: 248 * KiB, _S.L0C: 256 * KiB},
-    legal_paths=_A5_PATHS,
+    legal_paths=_A5_PATHS, timing=_A5_TIMING,
 )  # per die; the chip has 2 dies x 18 clusters
 
 # NVIDIA GPUs through Triton: a "cluster" is a streaming multiprocessor (H100/H200: 132);

@@ -64,6 +64,8 @@ CASES = [  # (new tokens, context lengths, HQ, KVH, D, BS)
     ([1, 5, 37, 0], [0, 3, 40, 100], 8, 2, 64, 32),
     ([37, 1, 0, 5], [100, 40, 3, 0], 8, 2, 64, 16),
     ([64, 3, 1], [0, 17, 31], 2, 2, 128, 16),  # a whole TM of rows from position 0; hd 128
+    # BS 128: the cache write takes a page in 32-row steps, from slots 13, 0 and 127
+    ([5, 170, 2], [13, 0, 127], 4, 2, 64, 128),
 ]
 
 

@@ -72,7 +72,11 @@ def test_expanded_structure():
     cores = [op for op in k.walk() if op.name == "core"]
     assert [c.attrs["core"] for c in cores] == [CoreType.AIC, CoreType.AIV]
     names = [op.name for op in k.walk()]
-    # READY and FREE per crossing, plus the consumer's FREE credit and the producer's drain
+    # READY and FREE per crossing, plus the consumer's FREE credits (one per ring slot:
+    # the crossing is made once per block iteration) and the producer's drains
+    assert names.count("set_flag") == 4 and names.count("wait_flag") == 4
+    k1 = mt.compile(X.gemm_bias_silu, dict(pipeline_depth=1)).kernel
+    names = [op.name for op in k1.walk()]
     assert names.count("set_flag") == 3 and names.count("wait_flag") == 3
     assert "fence" in names
     aiv_tiles = [r.type for op in cores[1].regions[0].walk() for r in op.results

@@ -19,9 +19,12 @@ on one cluster:
                           ws[slot]; set_flag(FREE -> AIC); vector ops on my half }
 
 Each crossing has a ring of `pipeline_depth` slots per cluster (slot = c * depth + the
-iteration's parity); with one FREE credit the producer runs at most one crossing ahead,
-so its k-th write is ordered after the consumer's (k-1)-th read whatever the slot
-(FREE from the AIVs counts once both lanes set it). A block never waits on another
+iteration's index modulo depth). A crossing made once per block iteration takes the slots
+in turn and gets `depth` FREE credits: the producer runs up to depth crossings ahead, its
+k-th write ordered after the consumer's (k - depth)-th read of the same slot. A crossing
+inside an inner loop (whose index restarts) gets one credit: the producer runs at most
+one crossing ahead, its k-th write ordered after the consumer's (k-1)-th read whatever
+the slot (FREE from the AIVs counts once both lanes set it). A block never waits on another
 cluster. Loops holding both kinds of work run on both sides with each side's carried
 values; a vector->cube crossing is the mirror image.
 The vector program is split UP_DOWN: every 2-d tile with the crossing tile's row count R
@@ -183,6 +186,7 @@ class _Crossing:
         self.ws, self.store, self.flag = ws, store, flag  # flag: READY; flag + 1: FREE
         self.producer = AIC if store.operands[1].type.space is MemSpace.L0C else AIV
         self.consumer = AIV if self.producer is AIC else AIC
+        self.credits = 1  # FREE credits: the ring depth where the slots advance by one
 
 
 class _Expander:
@@ -265,18 +269,22 @@ class _Expander:
                 half = _const(k, self.h)
                 lo = _emit(body, SMUL, [region.args[0], half]).result
                 split = _Split(self.axis, self.E, self.h, lo)
+            self.block_iv = body.args[0]
             self._clone_ops(self.body.ops, body, side, {self.body.args[0]: body.args[0]}, split,
                             (body.args[0], self.c, clusters))
             _emit(body, YIELD, [])
             loop_op = region.ops.pop()  # put the credits before the loop, drains after it
             for x in self.cross.values():
-                if x.consumer is side:  # one FREE credit: the producer may run 1 ahead
-                    _emit(region, SET_FLAG, [], {"flag": x.flag + 1,
-                                                   "to": _ROLE[x.producer]}, loc=x.store.loc)
+                if x.consumer is side:  # the producer may run `credits` crossings ahead
+                    for _ in range(x.credits):
+                        _emit(region, SET_FLAG, [], {"flag": x.flag + 1,
+                                                       "to": _ROLE[x.producer]},
+                              loc=x.store.loc)
             region.append(loop_op)
             for x in self.cross.values():
-                if x.producer is side:  # take back the last credit: counters end at zero
-                    _emit(region, WAIT_FLAG, [], {"flag": x.flag + 1}, loc=x.store.loc)
+                if x.producer is side:  # take back the credits: counters end at zero
+                    for _ in range(x.credits):
+                        _emit(region, WAIT_FLAG, [], {"flag": x.flag + 1}, loc=x.store.loc)
             nb.append(make_op(CORE, [], {"core": side}, [region], self.spmd.loc))
         new_spmd = make_op(SPMD, [launch], regions=[nb], loc=self.spmd.loc)
         new_spmd.parent = top
@@ -322,6 +330,12 @@ class _Expander:
                 self._clone(dst, op, vmap, split)
                 continue
             slot = self._slot(dst, loop)
+            if loop[0] is self.block_iv:
+                # one crossing per block iteration: consecutive crossings take consecutive
+                # slots, so the producer may fill all `depth` of them before the consumer
+                # frees the oldest (nested in an inner loop, the slot index restarts with
+                # it and two crossings in a row can share a slot: one credit)
+                x.credits = self.depth
             if op.opdef is STORE:
                 _emit(dst, WAIT_FLAG, [], {"flag": x.flag + 1}, loc=op.loc)
                 new = self._clone(dst, op, vmap, split)

@@ -32,7 +32,9 @@ class Backend:
     machine has the hardware (for "auto"). runner: CompiledKernel -> the object that binds
     and launches it (kept on the CompiledKernel, with any launch state). tuner: picks a
     launch configuration by timing (None: the backend has no launch configurations).
-    setup: how to get what `missing` names."""
+    timed: its runs can record the NPU timing model's timeline (run_jit timeline=).
+    estimate: scores const tiles by the timing model's estimate (mt.autotune; None: the
+    backend has no model). setup: how to get what `missing` names."""
 
     name: str
     machines: tuple[str, ...]
@@ -44,6 +46,8 @@ class Backend:
     present: Callable[[], bool]
     runner: Callable[[Any], Any]
     tuner: Callable | None = None
+    timed: bool = False
+    estimate: Callable | None = None
     setup: str = ""  # how to get what `missing` names
 
     @property
@@ -73,6 +77,12 @@ def _sim_runner(ck):
 
 def _ir_text(ck) -> str:
     return ck.ir  # the simulator executes the lowered IR itself
+
+
+def _estimate(*args, **kw):
+    from mixtile.runtime.autotune import estimate
+
+    return estimate(*args, **kw)
 
 
 # ---------------------------------------------------------------- cuda (Triton)
@@ -146,7 +156,8 @@ def _ascendc_source(ck) -> str:
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("sim", machines=("a2", "a3", "a5"), pipeline=default_pipeline,
             accepts=("sim", "npu"), codegen=_ir_text, device=lambda: "cpu",
-            missing=lambda: [], present=lambda: True, runner=_sim_runner),
+            missing=lambda: [], present=lambda: True, runner=_sim_runner, timed=True,
+            estimate=_estimate),
     Backend("cuda", machines=("gpu",), pipeline=gpu_pipeline, accepts=("cuda",),
             codegen=_triton_source, device=_cuda_device, missing=_cuda_missing,
             present=_cuda_present, runner=_triton_runner, tuner=_cuda_tuner,
@@ -154,7 +165,7 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
                   'target="sim"'),
     Backend("npu", machines=("a2", "a3", "a5"), pipeline=ascendc_pipeline, accepts=("npu",),
             codegen=_ascendc_source, device=lambda: "npu", missing=_npu_missing,
-            present=lambda: not _npu_missing(), runner=_npu_runner,
+            present=lambda: not _npu_missing(), runner=_npu_runner, estimate=_estimate,
             setup="run on an Ascend machine with CANN 8.0.RC2 or later (docs/ascendc.md), or "
                   'use target="sim" or "cuda"; mt.compile(kernel, target="npu").code shows '
                   "the source"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +112,7 @@ class RunResult:
     target: str = "sim"
     cycles: dict = field(default_factory=dict)
     unwritten: dict[str, tuple[int, int]] = field(default_factory=dict)
+    timeline: Any = None  # run_jit(timeline=...): the NPU timing model's Timeline
 
     @property
     def max_abs_err(self) -> float:

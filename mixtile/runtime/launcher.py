@@ -9,6 +9,7 @@ an ArgumentError), checks that no output overlaps another argument, and launches
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,10 +21,12 @@ from mixtile.runtime.args import check_args, check_overlap, check_scalar, extent
 @dataclass
 class RunInfo:
     """What a run reports besides its outputs: the simulator's cycles per pipe, and per
-    Out tensor the mask of elements that still hold the simulator's never-written poison."""
+    Out tensor the mask of elements that still hold the simulator's never-written poison;
+    with run_jit's timeline=, the timing model's Timeline."""
 
     cycles: dict = field(default_factory=dict)
     unwritten: dict[str, np.ndarray] = field(default_factory=dict)
+    timeline: Any = None  # the NPU timing model's Timeline (run_jit timeline=)
 
 
 def bind(ck, args: tuple, dims: dict[str, int] | None = None, tune: bool = False,

@@ -60,7 +60,9 @@ class SimRunner:
         params = [(p.name, index[p.name], p.value.type, p.role) for p in ck.kernel.params
                   if p.role is not Role.SCRATCH]
 
-        def run(args: tuple) -> RunInfo:
+        def run(args: tuple, timing: bool = False) -> RunInfo:
+            """One simulated run; timing: also run the NPU timing model
+            (RunInfo.timeline)."""
             from mixtile.simulator import simulate
 
             sim_args = {}
@@ -68,8 +70,8 @@ class SimRunner:
                 a = args[i]
                 sim_args[name] = to_sim(a, t.dtype, role is Role.IN) \
                     if isinstance(t, TensorType) else a
-            result = simulate(ck.kernel, sim_args, ck.target, checks=checks)
-            info = RunInfo(dict(result.cycles))
+            result = simulate(ck.kernel, sim_args, ck.target, checks=checks, timing=timing)
+            info = RunInfo(dict(result.cycles), timeline=result.timeline)
             for name, i, t, role in params:
                 arr = result.outputs.get(name)
                 if arr is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from mixtile.errors import ArgumentError
 from mixtile.ir.core import Kernel, Param, Value
@@ -12,13 +13,28 @@ from mixtile.simulator.interp import Machine, compile_kernel
 from mixtile.simulator.memory import GMBuffer
 from mixtile.simulator.report import SimResult
 from mixtile.simulator.sched import launch_core
+from mixtile.simulator.timing import TimingModel
 from mixtile.target import Target, get_target
 
 __all__ = ["bind_args", "launch_core", "simulate"]
 
+# The simulator multiplies tiles (at most a few hundred rows and columns) one at a time:
+# BLAS threads only add hand-offs, and on a loaded machine a multithreaded BLAS waits for
+# descheduled threads (a 16x256 @ 256x128 product measured 5-8 ms instead of 30 us with
+# other processes on both cores; a Qwen3-0.6B decode step 36 s instead of 3 s). Runs use
+# one BLAS thread; the caller's setting is restored after each run.
+_BLAS = None
+
+
+def _one_blas_thread():
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
 
 def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None = None,
-             checks: bool = True) -> SimResult:
+             checks: bool = True, timing: bool = False) -> SimResult:
     """Run `kernel` on the CPU with numpy and return its outputs and cycle counts.
 
     args: parameter name -> numpy array in compute form (float32 for float dtypes, values
@@ -29,19 +45,23 @@ def simulate(kernel: Kernel, args: dict[str, Any], target: Target | str | None =
     With `checks`, capacity, data-path, GM bounds, uninitialised-read, GM race and flag
     overflow checks raise the mixtile.errors classes with the op's line, the numbers, a fix
     and the block/core/op. Deadlocks and impossible syncalls are always errors.
+    With `timing`, the NPU timing model (`timing`, `trace`) places every op in time:
+    `SimResult.timeline` holds the events and the estimated kernel time.
     """
     target = get_target(target)
-    with np.errstate(all="ignore"):
+    model = TimingModel(kernel, target) if timing else None
+    with np.errstate(all="ignore"), _one_blas_thread():
         bound, buffers = bind_args(kernel, args, checks)
-        machine = Machine(target, launch_core(kernel), checks)
-        program = compile_kernel(kernel, target, checks)
+        machine = Machine(target, launch_core(kernel), checks, model)
+        program = compile_kernel(kernel, target, checks, model)
         program.run(bound, machine)
     outputs = {p.name: buffers[p.name].data for p in kernel.params
                if p.role in (Role.OUT, Role.INOUT)}
     cores = machine.sorted_cores()
     core_cycles = {c.name: c.cycles_by_pipe() for c in cores}
     totals = {p: sum(cc[p] for cc in core_cycles.values()) for p in Pipe}
-    return SimResult(outputs, totals, core_cycles, machine.blocks)
+    timeline = model.result(kernel.name) if model is not None else None
+    return SimResult(outputs, totals, core_cycles, machine.blocks, timeline)
 
 
 def _bind_shape(p: Param, arr: np.ndarray, sym: dict[str, int]) -> None:

@@ -29,6 +29,7 @@ from mixtile.ir.types import CoreType, DType, Pipe, TileType, Unit
 from mixtile.simulator import memops, syncops
 from mixtile.simulator.checks import raiser, static_error
 from mixtile.simulator.sched import Launch, check_syncalls, launch_core, reject_mixed_op
+from mixtile.simulator.timing import TimingModel
 from mixtile.target import Target
 
 PIPES: list[Pipe] = list(Pipe)
@@ -44,7 +45,7 @@ class CoreState:
     """One physical core's state: its name and cycles per pipe (the host's also the block
     it runs). Tasks (`sched.Task`) running on the core share its cycle counters."""
 
-    __slots__ = ("block", "cycles", "machine", "name", "tracker")
+    __slots__ = ("block", "clock", "cycles", "machine", "name", "tracker")
 
     def __init__(self, name: str, machine: Machine) -> None:
         self.name = name
@@ -52,6 +53,9 @@ class CoreState:
         self.cycles = [0] * len(PIPES)
         self.machine = machine
         self.tracker = None  # no race tracking outside a launch
+        # the timing model's clock of this core (None: timing off, or the host)
+        self.clock = None if machine.timing is None or name == "host" else \
+            machine.timing.clock(name)
 
     def where(self, opname: str) -> str:
         """The run-time context of an error: "block 3, core AIC3, op load"."""
@@ -67,9 +71,11 @@ class CoreState:
 class Machine:
     """Run-time state of one kernel run: the target, the physical cores used, blocks run."""
 
-    def __init__(self, target: Target, core_type: CoreType, checks: bool) -> None:
+    def __init__(self, target: Target, core_type: CoreType, checks: bool,
+                 timing: TimingModel | None = None) -> None:
         self.target = target
         self.checks = checks
+        self.timing = timing
         if core_type not in (CoreType.AIC, CoreType.AIV, CoreType.MIX):
             raise UnsupportedError(f"the simulator cannot run a {core_type.value} kernel",
                                    fix="give the kernel cube or vector work")
@@ -170,10 +176,12 @@ class Compiler:
     inside a `core` region.
     """
 
-    def __init__(self, kernel: Kernel, target: Target, checks: bool) -> None:
+    def __init__(self, kernel: Kernel, target: Target, checks: bool,
+                 timing: TimingModel | None = None) -> None:
         self.kernel = kernel
         self.target = target
         self.checks = checks
+        self.timing = timing
         self.launch_kind = launch_core(kernel)
         self.role: CoreType | None = None
         self.in_spmd = False
@@ -213,6 +221,8 @@ class Compiler:
                 if pipe is not None:
                     cost[_PIPE_INDEX[pipe]] += int(op.opdef.cost(op, self.target))
             if f is not None:
+                if self.timing is not None and op.opdef not in syncops.RULES:
+                    f = self.timing.wrap(op, f, self.slot, self.in_spmd)
                 fns.append(f)
                 owners[f] = op
         static = tuple((i, c) for i, c in enumerate(cost) if c)
@@ -431,6 +441,8 @@ def _post(op: Op) -> Callable[[Any], Any] | None:
     return ensure
 
 
-def compile_kernel(kernel: Kernel, target: Target, checks: bool) -> Program:
-    """Compile `kernel` into closures for `target` (static checks folded in if `checks`)."""
-    return Compiler(kernel, target, checks).compile()
+def compile_kernel(kernel: Kernel, target: Target, checks: bool,
+                   timing: TimingModel | None = None) -> Program:
+    """Compile `kernel` into closures for `target` (static checks folded in if `checks`;
+    with `timing`, every op also placed in time by that model)."""
+    return Compiler(kernel, target, checks, timing).compile()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,13 +15,15 @@ class SimResult:
 
     outputs: OUT/INOUT parameter name -> final contents in compute form (float32 for
     floats). cycles: per pipe, summed over all cores. core_cycles: per core name (e.g.
-    "AIC3") -> cycles per pipe. blocks: how many grid blocks ran.
+    "AIC3") -> cycles per pipe. blocks: how many grid blocks ran. timeline: the timing
+    model's `trace.Timeline` (simulate(..., timing=True)), else None.
     """
 
     outputs: dict[str, np.ndarray]
     cycles: dict[Pipe, int]
     core_cycles: dict[str, dict[Pipe, int]] = field(default_factory=dict)
     blocks: int = 0
+    timeline: Any = None
 
     @property
     def makespan(self) -> int:

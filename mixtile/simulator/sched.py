@@ -64,9 +64,9 @@ class Task:
     (see `race`); `tracker` is None when race detection is off.
     """
 
-    __slots__ = ("block", "cflags", "cluster", "core", "cycles", "ep", "fenced", "flags",
-                 "gen", "label", "lane", "launch", "machine", "role", "tid", "token",
-                 "tracker", "vc", "wvc")
+    __slots__ = ("block", "cflags", "clock", "cluster", "core", "cycles", "ep", "fenced",
+                 "flags", "gen", "label", "lane", "launch", "machine", "role", "tid",
+                 "token", "tracker", "vc", "wvc")
 
     def __init__(self, launch: Launch, tid: int, block: int, spec: tuple) -> None:
         self.launch = launch
@@ -77,6 +77,7 @@ class Task:
         (self.role, self.lane, self.cluster, self.core, self.label, self.cflags,
          self.flags) = spec[:7]
         self.cycles = self.core.cycles
+        self.clock = self.core.clock  # the timing model's clock of the core, or None
         self.ep, self.fenced = 1, 0
         self.vc: dict[int, int] = {}
         self.wvc: dict[int, int] = {}
@@ -270,6 +271,7 @@ class Launch:
         self._tid = 0
         self.spawned = 0
         self._slot_specs: dict[int, list[tuple]] = {}
+        self.timing = machine.timing  # the timing model, or None (off)
 
     def cluster_flags(self, cluster: int) -> ClusterFlags:
         f = self._flags.get(cluster)
@@ -333,6 +335,8 @@ class Launch:
                 cyc[i] += c
             t.gen = body(env, t) if is_gen else (body, env)
             tasks.append(t)
+        if self.timing is not None:
+            self.timing.spawn(tasks)
         self.machine.blocks += 1
         self.spawned += 1
         return tasks
@@ -340,6 +344,8 @@ class Launch:
     def run(self) -> None:
         """Run every block to completion, round robin; DeadlockError when stuck."""
         active: list[Task] = []
+        if self.timing is not None:
+            self.timing.begin_launch()
         for b in range(min(self.grid, self.slots)):
             active += self._spawn(b)
         per_block = len(self._specs(0))
@@ -376,6 +382,8 @@ class Launch:
             active = nxt
         if self.tracker is not None:  # free the records now: they hold tasks in a cycle
             self.tracker.hist.clear()
+        if self.timing is not None:
+            self.timing.end_launch([s[3] for n in self._slot_specs.values() for s in n])
 
     def _deadlock(self, blocked: list[Task]) -> None:
         lines = [f"  {t.where(t.token.op.name)}: {t.token.describe(blocked)}" for t in blocked]

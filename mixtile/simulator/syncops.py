@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 def _set_flag(op: Op, c: Compiler) -> Callable[[list, Any], None]:
     flag, to = op.attrs["flag"], op.attrs.get("to", CoreRole.AIV)
     targets = FLAG_TARGETS[to]
-    checks, limit = c.checks, c.target.flag_limit
+    checks, limit, tm = c.checks, c.target.flag_limit, c.timing
 
     def set_flag(env, st):
         msg = st.release() if st.tracker is not None else None
+        if tm is not None:  # the message also carries the set's time
+            msg = tm.set_flag(op, st, msg)
         cf = st.cflags
         if to is CoreRole.AIC and st.role is not CoreRole.AIC:  # an AIV's half of a pair
             other = cf.halves[1 - st.lane][flag]
@@ -40,7 +42,8 @@ def _set_flag(op: Op, c: Compiler) -> Callable[[list, Any], None]:
                     _overflow(op, st, "AIC", flag, len(mine), limit,
                               f" ({st.role.value}'s sets still unpaired with the other AIV's)")
                 return
-            msg = join_msgs(msg, other.popleft())
+            msg = join_msgs(msg, other.popleft()) if tm is None else \
+                tm.join(msg, other.popleft(), join_msgs)
         for r in targets:
             q = cf.q[r][flag]
             q.append(msg)
@@ -61,7 +64,7 @@ def _overflow(op: Op, st: Any, core: str, flag: int, n: int, limit: int,
 
 
 def _wait_flag(op: Op, c: Compiler) -> Callable[[list, Any], Any]:
-    flag = op.attrs["flag"]
+    flag, tm = op.attrs["flag"], c.timing
 
     def wait_flag(env, st):
         q = st.flags[flag]
@@ -70,27 +73,37 @@ def _wait_flag(op: Op, c: Compiler) -> Callable[[list, Any], Any]:
             while not q:
                 yield tok
         msg = q.popleft()
+        if tm is not None:
+            msg = tm.wait_flag(op, st, msg)
         if msg is not None:
             st.acquire(msg)
     return wait_flag
 
 
 def _fence(op: Op, c: Compiler) -> Callable[[list, Any], None]:
+    tm = c.timing
+
     def fence(env, st):
         st.fence()
+        if tm is not None:
+            tm.fence(op, st)
     return fence
 
 
 def _syncall(op: Op, c: Compiler) -> Callable[[list, Any], Any]:
-    core_type = op.attrs.get("core_type", c.launch_kind)
+    core_type, tm = op.attrs.get("core_type", c.launch_kind), c.timing
 
     def syncall(env, st):
         b = st.launch.barrier(core_type, op, st)
+        if tm is not None:
+            tm.arrive(op, st, b, b.gen)
         gen = b.arrive(st)
         if b.gen <= gen:
             tok = BarrierWait(b, gen, op)
             while b.gen <= gen:
                 yield tok
+        if tm is not None:
+            tm.leave(op, st, b, gen)
     return syncall
 
 

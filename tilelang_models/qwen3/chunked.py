@@ -69,8 +69,9 @@ def _write_body(dt):
                          v_cache: mt.InOut["NB", "BS", "KVH", "D", dt],
                          max_q: mt.Scalar[mt.i64],
                          HQ: mt.const, KVH: mt.const, D: mt.const, BS: mt.const,
-                         eps: mt.const = 1e-6, theta: mt.const = 1e6):
+                         eps: mt.const = 1e-6, theta: mt.const = 1e6, TR: mt.const = 32):
         B = ctx_lens.shape[0]
+        tr = min(TR, BS)  # rows per step (a 128-row page of hd 128 would overflow UB)
         MB = block_table.shape[1]
         half = D // 2
         npg = mt.cdiv(max_q, BS) + 1  # cache blocks a chunk of max_q tokens can touch
@@ -86,15 +87,22 @@ def _write_body(dt):
             r0 = q0 + mt.smin(p0 - ctx, lq)
             slot = p0 - j * BS
             page = block_table[b, mt.smin(j, MB - 1)]  # read, not used, when n is 0
-            k1 = mt.load(qkv[r0:r0 + BS, HQ + h, 0:half], rows=n)
-            k2 = mt.load(qkv[r0:r0 + BS, HQ + h, half:D], rows=n)
-            vt = mt.load(qkv[r0:r0 + BS, HQ + KVH + h, 0:D], rows=n)
-            c, s, _ = _cos_sin(_freqs(half, D, theta), p0, BS)
+            fr = _freqs(half, D, theta)
             kn1, kn2 = _halves(k_norm, half, D)
-            ka, kb = _norm_rope(k1, k2, kn1, kn2, c, s, D, eps, dt)
-            mt.store(k_cache[page, slot:slot + BS, h, 0:half], ka, rows=n)
-            mt.store(k_cache[page, slot:slot + BS, h, half:D], kb, rows=n)
-            mt.store(v_cache[page, slot:slot + BS, h, 0:D], vt, rows=n)
+            T = qkv.shape[0]
+            for i0 in range(0, BS, tr):  # unrolled at trace time
+                m = mt.smax(mt.smin(n - i0, tr), 0)  # this step's rows (0: none)
+                # with no rows, the offsets may pass the ends: clamped (nothing is touched)
+                q = mt.smin(r0 + i0, T)
+                k1 = mt.load(qkv[q:q + tr, HQ + h, 0:half], rows=m)
+                k2 = mt.load(qkv[q:q + tr, HQ + h, half:D], rows=m)
+                vt = mt.load(qkv[q:q + tr, HQ + KVH + h, 0:D], rows=m)
+                c, s, _ = _cos_sin(fr, p0 + i0, tr)
+                ka, kb = _norm_rope(k1, k2, kn1, kn2, c, s, D, eps, dt)
+                at = mt.smin(slot + i0, BS)
+                mt.store(k_cache[page, at:at + tr, h, 0:half], ka, rows=m)
+                mt.store(k_cache[page, at:at + tr, h, half:D], kb, rows=m)
+                mt.store(v_cache[page, at:at + tr, h, 0:D], vt, rows=m)
     return chunked_kv_write
 
 

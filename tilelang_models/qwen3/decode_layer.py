@@ -51,6 +51,8 @@ GPU_TILES = {
     "mlp_up": (dict(TN=32, TK=128), dict(TN=32, TK=128)),
     "down": (dict(TN=64, TK=256), dict(TN=64, TK=512)),
 }
+# NPU projection tiles are chosen by the timing model among these (DecodeLayer.gemm_tiles)
+NPU_TILE_SPACE = dict(TN=(64, 128, 256), TK=(128, 256, 512))
 GPU_ATTN_ITEMS = 128  # attention work items to aim for on a GPU (NSPLIT = this / (B*KVH))
 
 
@@ -70,7 +72,8 @@ class DecodeLayer:
                  compile_cfg: dict | None = None, progress: bool | None = None,
                  tiles: dict | None = None, tune: bool = True,
                  norm_stats: bool | None = None, specialize: bool = False) -> None:
-        """tiles: {kernel name: constants} overriding the GPU tile table (sweeps);
+        """tiles: {kernel name: constants} overriding the GPU tile table or the NPU
+        tiles the timing model picks (sweeps);
         tune: on CUDA, pick each launch's num_warps / num_stages by timing at first use
         (outside graph capture; mt.run_jit's tune);
         norm_stats: the O and down projections also write per-tile row sums of h2^2 and
@@ -97,6 +100,9 @@ class DecodeLayer:
             self.wgate = fold_norm_weight(w.gate_proj, w.post_attention_layernorm)
             self.wup = fold_norm_weight(w.up_proj, w.post_attention_layernorm)
         self._bufs: dict[int, dict[str, torch.Tensor]] = {}
+        self._npu_tiles: dict[int, dict[str, dict]] = {}  # batch -> tuned NPU tiles
+        # a list to record each launch's mt.Timeline in (the NPU timing model; sim only)
+        self.timelines: list | None = None
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.times = StepTimes()
         self.out_ssq: torch.Tensor | None = None  # with norm_stats: [B, n] of the output
@@ -155,12 +161,38 @@ class DecodeLayer:
         tm = 16 if b <= 16 else 32
         if self.target == "cuda":
             # decode GEMMs read each weight once: on a GPU, narrow N tiles give enough
-            # blocks to keep every SM streaming; the Ascend simulator keeps cube-sized tiles
+            # blocks to keep every SM streaming; on the NPU targets the timing model picks
             t = {k: {"TM": tm, **v[0 if b <= 8 else 1]} for k, v in GPU_TILES.items()}
             t.update({k: v for k, v in self.tiles.items() if k in t})
             return t
-        return dict(qkv=dict(TM=tm, TN=128, TK=256), o_proj=dict(TM=tm, TN=128, TK=128),
-                    mlp_up=dict(TM=tm, TN=128, TK=256), down=dict(TM=tm, TN=128, TK=128))
+        t = self._npu_tiles.get(b)
+        if t is None:
+            t = self._npu_tiles[b] = self.tune_npu_tiles(b, tm)
+        t = {k: dict(v) for k, v in t.items()}
+        t.update({k: v for k, v in self.tiles.items() if k in t})
+        return t
+
+    def tune_npu_tiles(self, b: int, tm: int) -> dict[str, dict]:
+        """Each projection's (TN, TK) on an NPU target, by the NPU timing model's
+        estimate of its kernel (mt.autotune over NPU_TILE_SPACE, cached on disk per
+        shape: a search runs once) on zero tensors of the layer's shapes. The plain
+        kernels are scored (norm_stats off, the NPU default)."""
+        c = self.cfg
+        h, i, q = c.hidden_size, c.intermediate_size, c.q_size
+        n = self.wqkv.shape[0]
+        eps = float(c.rms_norm_eps)
+
+        def z(*s):
+            return torch.zeros(*s, dtype=torch.bfloat16)
+
+        units = {"qkv": (rmsnorm_gemm, (z(b, h), z(h), z(n, h), z(b, n), eps)),
+                 "o_proj": (gemm_residual, (z(b, q), z(h, q), z(b, h), z(b, h))),
+                 "mlp_up": (rmsnorm_swiglu, (z(b, h), z(h), z(i, h), z(i, h), z(b, i), eps)),
+                 "down": (gemm_residual, (z(b, i), z(h, i), z(b, h), z(b, h)))}
+        cfg = {k: v for k, v in self.compile_cfg.items() if k in ("arch", "clusters")}
+        return {name: mt.autotune(kern, *args, space=NPU_TILE_SPACE, target=self.target,
+                                  compile_cfg=cfg, TM=tm).consts
+                for name, (kern, args) in units.items()}
 
     def kernels(self, b: int, block_size: int, nt_in: int | None = None) -> list[tuple]:
         """(kernel, constants) of each phase for batch b (the compile units); nt_in: the
@@ -222,8 +254,12 @@ class DecodeLayer:
         cc = self.compile_cfg
         if self.target == "cuda" and self.specialize and "specialize_dims" not in cc:
             cc = dict(cc, specialize_dims=True)
-        return mt.run_jit(kern, *args, target=self.target, compile_cfg=cc,
-                          tune=self.tune and self.target == "cuda", **consts)
+        res = mt.run_jit(kern, *args, target=self.target, compile_cfg=cc,
+                         tune=self.tune and self.target == "cuda",
+                         timeline=self.timelines is not None or None, **consts)
+        if self.timelines is not None:
+            self.timelines.append(res.timeline)
+        return res
 
     def __call__(self, x, k_cache, v_cache, block_table, seq_lens, x_ssq=None
                  ) -> torch.Tensor:

@@ -6,6 +6,7 @@
         in DIR and transformers installed)
     python -m tilelang_models.qwen3.generate --config 0.6b --random-weights
         --prompt-ids "1,2,3" --max-new-tokens 8 [--num-layers N]
+    torchrun --nproc-per-node N -m tilelang_models.qwen3.generate ... --tp N   (docs/tp.md)
 
 Prompts separated by ";" run as one batch. A progress bar (tokens/s) goes to stderr; the
 last line on stdout is JSON: "tokens" (per prompt, the new ids in order, ending with the
@@ -21,12 +22,14 @@ import time
 import torch
 
 import mixtile as mt
+from tilelang_models.qwen3 import tp_cli
 from tilelang_models.qwen3.model import (
     Qwen3Model,
     get_model_config,
     load_hf_model,
     random_model_weights,
 )
+from tilelang_models.qwen3.tp import TPQwen3Model, load_hf_model_tp, random_model_weights_tp
 
 
 def _parse_ids(s: str) -> list[list[int]]:
@@ -70,6 +73,11 @@ def run(argv=None) -> dict:
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--timeline", default=None, metavar="FILE",
+                    help="write the NPU timing model's trace of the first decode step "
+                         "(target sim; docs/timeline.md)")
+    ap.add_argument("--tp", type=int, default=1,
+                    help="tensor-parallel ranks (under torchrun --nproc-per-node N; docs/tp.md)")
     a = ap.parse_args(argv)
     if (a.hf_dir is None) == (a.config is None):
         ap.error("give --hf-dir DIR, or --config NAME --random-weights")
@@ -81,6 +89,7 @@ def run(argv=None) -> dict:
     backend.require()
     dev = backend.device()
     mcfg = get_model_config(a.hf_dir or a.config, a.num_layers)
+    tp = tp_cli.start(a, mcfg.layer)  # None: one device
     tok = None
     if a.prompt is not None:
         if a.hf_dir is None:
@@ -95,14 +104,23 @@ def run(argv=None) -> dict:
     else:
         prompts = _parse_ids(a.prompt_ids)
     t0 = time.perf_counter()
-    w = (random_model_weights(mcfg, a.seed, device=dev) if a.random_weights
-         else load_hf_model(a.hf_dir, mcfg, device=dev))
+    if tp is not None:  # the rank's share of the weights (the same random draws)
+        w = (random_model_weights_tp(mcfg, tp, a.seed, device=dev) if a.random_weights
+             else load_hf_model_tp(a.hf_dir, mcfg, tp, device=dev))
+    else:
+        w = (random_model_weights(mcfg, a.seed, device=dev) if a.random_weights
+             else load_hf_model(a.hf_dir, mcfg, device=dev))
     load_s = time.perf_counter() - t0
-    model = Qwen3Model(mcfg, w, target=backend.name,
-                       compile_cfg=None if a.arch is None else dict(arch=a.arch))
+    cc = None if a.arch is None else dict(arch=a.arch)
+    model = (Qwen3Model(mcfg, w, target=backend.name, compile_cfg=cc) if tp is None
+             else TPQwen3Model(mcfg, w, tp, target=backend.name, compile_cfg=cc))
     total = a.max_new_tokens * len(prompts)
-    show = None if a.no_progress else _progress(total)
-    res = model.generate(prompts, a.max_new_tokens, block_size=a.block_size, on_token=show)
+    show = None if a.no_progress or tp_cli.rank() else _progress(total)
+    if a.timeline and (backend.name != "sim" or tp is not None):
+        ap.error("--timeline runs the NPU timing model of one device: it needs --target "
+                 "sim and no --tp")
+    res = model.generate(prompts, a.max_new_tokens, block_size=a.block_size, on_token=show,
+                         timeline=a.timeline)
     if show:
         print(file=sys.stderr)
     n_new = sum(len(t) for t in res.tokens)
@@ -112,6 +130,11 @@ def run(argv=None) -> dict:
            "prefill_s": round(res.prefill_s, 4), "decode_s": round(res.decode_s, 4),
            "decode_steps": res.decode_steps,
            "tokens_per_s": round(n_new / max(res.prefill_s + res.decode_s, 1e-9), 2)}
+    if tp is not None:
+        out["tp"] = tp.size
+    if "estimated_step_us" in res.times:
+        out["estimated_step_us"] = res.times["estimated_step_us"]
+        out["timeline"] = a.timeline
     if tok is not None:
         out["text"] = [tok.decode(t) for t in res.tokens]
     return out
@@ -120,7 +143,8 @@ def run(argv=None) -> dict:
 def main(argv=None) -> int:
     with torch.no_grad():
         res = run(argv)
-    print(json.dumps(res))
+    if tp_cli.rank() == 0:
+        print(json.dumps(res))
     return 0
 
 

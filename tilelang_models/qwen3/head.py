@@ -15,6 +15,8 @@ RMSNorm + LM head with a fused greedy argmax.
                  The norm: from x (a pass over the row per item: the plain variant), or
                  from NS row-sum partials of x^2 with the norm weight folded into w
                  (lm_head_argmax_folded, as rmsnorm_gemm_folded).
+                 lm_head_argmax_max also writes each row's maximum (a vocabulary shard's
+                 answer, combined across ranks by tp.py).
 """
 import mixtile as mt
 from tilelang_models.kernels.gemm import mainloop
@@ -65,8 +67,9 @@ def _tile_argmax(acc, n0, V, TN):
     return mx, first
 
 
-def _reduce_phase(pmax, pidx, ids, B, NT, P, blk):
-    """Phase 2: ids[b] = the first column of row b's largest tile maximum (vector)."""
+def _reduce_phase(pmax, pidx, ids, B, NT, P, blk, vals=None):
+    """Phase 2: ids[b] = the first column of row b's largest tile maximum (vector);
+    vals[b] = that maximum, when given."""
     ntp = -(-NT // 8) * 8  # whole 8-lane vector blocks; loads past NT read 0, masked
     with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
         for b in mt.range(lane * P + blk, B, P * 2):
@@ -79,10 +82,12 @@ def _reduce_phase(pmax, pidx, ids, B, NT, P, blk):
             # maximum is its first occurrence
             first = mt.row_min(mt.where(pm == gm, pi, BIG))
             mt.store(ids[b:b + 1], first.reshape(1).astype(mt.i32))
+            if vals is not None:
+                mt.store(vals[b:b + 1], gm.reshape(1))
 
 
 def _head_body(logits_out: bool, folded: bool):
-    def body(x, norm, w, ids, logits, eps, NT, TM, TN, TK, GRID, NS):
+    def body(x, norm, w, ids, logits, eps, NT, TM, TN, TK, GRID, NS, vals=None):
         B, H = x.shape
         V = w.shape[0]
         P = GRID if GRID else mt.target().clusters
@@ -111,7 +116,7 @@ def _head_body(logits_out: bool, folded: bool):
                 mt.store(pidx[m0:m0 + TM, j:j + 1], first)
             mt.fence()
             mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
-            _reduce_phase(pmax, pidx, ids, B, NT, P, blk)
+            _reduce_phase(pmax, pidx, ids, B, NT, P, blk, vals)
     return body
 
 
@@ -133,6 +138,17 @@ def lm_head_argmax_logits(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.
                           TK: mt.const = 256, GRID: mt.const = 0):
     """lm_head_argmax that also writes the fp32 logits."""
     _head_body(True, False)(x, g, w, ids, logits, eps, NT, TM, TN, TK, GRID, 0)
+
+
+@mt.kernel
+def lm_head_argmax_max(x: mt.Tensor["B", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+                       w: mt.Tensor["V", "H", mt.bf16], ids: mt.Out["B", mt.i32],
+                       vals: mt.Out["B", mt.f32], eps: mt.Scalar[mt.f32], NT: mt.const,
+                       TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256,
+                       GRID: mt.const = 0):
+    """lm_head_argmax that also writes each row's largest logit (fp32): what a head split
+    over the vocabulary needs to combine its shards (tp.py's dist_argmax)."""
+    _head_body(False, False)(x, g, w, ids, None, eps, NT, TM, TN, TK, GRID, 0, vals)
 
 
 @mt.kernel

@@ -171,9 +171,12 @@ def load_hf_model(directory, mcfg: ModelConfig | None = None, device="cpu") -> M
     return mw
 
 
-def random_model_weights(mcfg: ModelConfig, seed: int = 0, device="cpu") -> ModelWeights:
+def random_model_weights(mcfg: ModelConfig, seed: int = 0, device="cpu",
+                         each_layer=None) -> ModelWeights:
     """Random bf16 weights of the model's shapes, drawn on `device` (fast on a GPU):
-    projections N(0, 1/in), norms 1 + 0.1 N(0, 1), embedding N(0, 1)."""
+    projections N(0, 1/in), norms 1 + 0.1 N(0, 1), embedding N(0, 1). each_layer: a
+    function applied to each layer's weights as soon as they are drawn (tp.py keeps a
+    rank's share of them; the draws are the same)."""
     dev = torch.device(device)
     g = torch.Generator(device=dev).manual_seed(int(seed))
 
@@ -188,9 +191,10 @@ def random_model_weights(mcfg: ModelConfig, seed: int = 0, device="cpu") -> Mode
     c = mcfg.layer
     layers = []
     for _ in range(mcfg.num_layers):
-        layers.append(LayerWeights(**{
+        w = LayerWeights(**{
             n: rnd(s, 0.1, 1.0) if len(s) == 1 else rnd(s, 1 / math.sqrt(s[1]))
-            for n, s in expected_shapes(c).items()}))
+            for n, s in expected_shapes(c).items()})
+        layers.append(w if each_layer is None else each_layer(w))
     embed = rnd((mcfg.vocab_size, c.hidden_size), 1.0)
     lm = embed if mcfg.tie_word_embeddings else rnd((mcfg.vocab_size, c.hidden_size),
                                                       1 / math.sqrt(c.hidden_size))
@@ -265,23 +269,32 @@ class Qwen3Model:
         self.weights = weights
         self._graphs: dict[tuple, tuple] = {}
         self.kernel_times: dict[str, float] = {}
+        self.timelines: list | None = None
 
     # ------------------------------------------------------------------ kernels
 
     def _run(self, name, kern, *args, **consts):
         res = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
-                         tune=self.tune, **consts)
+                         tune=self.tune, timeline=self.timelines is not None or None, **consts)
         self.kernel_times[name] = self.kernel_times.get(name, 0.0) + res.run_s
+        if self.timelines is not None:
+            self.timelines.append(res.timeline)
         return res
 
+    def _trace(self, timelines: list | None) -> None:
+        """Record the NPU timing model's timeline of every launch into `timelines` (sim;
+        None: stop)."""
+        self.timelines = timelines
+        for layer in self.decode_layers:
+            layer.timelines = timelines
+
     def _head_consts(self, b: int) -> dict:
-        c = self.cfg
+        """The LM head's tiles for b rows: 128-wide vocabulary tiles (NT of them)."""
         tn = 128
         consts = dict(NT=-(-self.mcfg.vocab_size // tn), TM=16 if b <= 16 else 32, TN=tn,
                       TK=256)
         if self.target == "cuda":  # one block per item (a syncall is a launch boundary)
             consts["GRID"] = -(-b // consts["TM"]) * consts["NT"]
-        del c
         return consts
 
     def head(self, x, ids, logits=None, x_ssq=None):
@@ -383,13 +396,20 @@ class Qwen3Model:
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids=None,
-                 block_size: int = 16, return_logits: bool = False, on_token=None
-                 ) -> GenerateResult:
+                 block_size: int = 16, return_logits: bool = False, on_token=None,
+                 timeline: str | None = None) -> GenerateResult:
         """Greedy generation for a batch of prompts of any lengths.
 
         Each prompt gets up to max_new_tokens new ids; a sequence stops after producing an
         EOS id (eos_ids; default the config's) and frees its cache blocks while the others
-        go on. on_token(total_new_tokens, seconds): called after every step (progress)."""
+        go on. on_token(total_new_tokens, seconds): called after every step (progress).
+        timeline (sim): write the NPU timing model's trace of the first decode step (every
+        launch in sequence, docs/timeline.md) to this file; its estimated time is
+        GenerateResult.times["estimated_step_us"]."""
+        if timeline is not None and self.target != "sim":
+            raise mt.ArgumentError(f"generate: timeline= runs the NPU timing model of the "
+                                   f"simulator; the target is {self.target!r}",
+                                   fix="generate with target='sim', or drop timeline=")
         V = self.mcfg.vocab_size
         if not prompts or any(len(p) == 0 for p in prompts):
             raise mt.ArgumentError("generate: every prompt needs at least one token")
@@ -407,6 +427,7 @@ class Qwen3Model:
         cap = [len(p) + max_new_tokens for p in prompts]
         MB = max(-(-n // block_size) for n in cap)
         nblocks = 1 + sum(-(-n // block_size) for n in cap)
+        self._graphs.clear()  # they hold the previous call's cache
         kc, vc = self.alloc_cache(nblocks, block_size, dev)
         pool = BlockPool(nblocks)
         blocks = [[pool.take() for _ in range(-(-len(p) // block_size))] for p in prompts]
@@ -444,8 +465,18 @@ class Qwen3Model:
                     blocks[b].append(pool.take())
             ids = torch.tensor([res.tokens[b][-1] for b in active], dtype=torch.int32)
             sl = torch.tensor([lens[b] + 1 for b in active], dtype=torch.int32)
-            out, lgt = self._decode_step(ids.to(dev), sl.to(dev), kc, vc, table(active),
-                                         return_logits)
+            tls = [] if timeline is not None and res.decode_steps == 0 else None
+            if tls is not None:
+                self._trace(tls)
+            try:
+                out, lgt = self._decode_step(ids.to(dev), sl.to(dev), kc, vc, table(active),
+                                             return_logits)
+            finally:
+                if tls is not None:
+                    self._trace(None)
+            if tls:
+                mt.write_trace(tls, timeline)
+                step_us = round(sum(t.makespan_us for t in tls), 2)
             nxt = out.tolist()
             res.decode_steps += 1
             still = []
@@ -465,6 +496,8 @@ class Qwen3Model:
                 on_token(total, time.perf_counter() - t0)
         res.decode_s = time.perf_counter() - t1
         res.times = dict(self.kernel_times)
+        if timeline is not None and res.decode_steps:
+            res.times["estimated_step_us"] = step_us
         return res
 
 

@@ -26,7 +26,8 @@ from .config import Qwen3Config
 from .paged import gather_kv
 from .weights import LayerWeights
 
-__all__ = ["decode_layer_ref", "prefill_layer_ref", "chunked_prefill_ref", "rope_cos_sin",
+__all__ = ["decode_layer_ref", "prefill_layer_ref", "chunked_prefill_ref", "generate_ref",
+           "rope_cos_sin",
            "rmsnorm", "apply_rope", "linear_f32"]
 
 _BF16 = torch.bfloat16
@@ -230,3 +231,43 @@ def prefill_layer_ref(cfg: Qwen3Config, w: LayerWeights, x: torch.Tensor, cu_q: 
     o = chunked_prefill_ref(qkv, cu_q, ctx_lens, w.q_norm, w.k_norm, k_cache, v_cache,
                             block_table, heads, cfg.rms_norm_eps, cfg.rope_theta)
     return _attn_out_mlp(cfg, w, o.reshape(T, heads * D).to(_BF16), xf)
+
+
+@torch.no_grad()
+def generate_ref(mcfg, weights, prompts: list[list[int]], max_new_tokens: int,
+                 block_size: int = 16) -> tuple[list[list[int]], list[list[torch.Tensor]]]:
+    """Greedy tokens and fp32 logits per new token of a whole Qwen3 model (``ModelConfig``,
+    ``ModelWeights`` of model.py), one prompt at a time: prefill_layer_ref over the prompt,
+    then decode_layer_ref per token, the final RMSNorm rounded to bf16 and the LM head in
+    fp32, argmax. No EOS (every prompt gets max_new_tokens)."""
+    cfg = mcfg.layer
+    toks, logits = [], []
+    for p in prompts:
+        n = len(p) + max_new_tokens
+        nb = math.ceil(n / block_size)
+        shape = (nb + 1, block_size, cfg.num_key_value_heads, cfg.head_dim)
+        caches = [(torch.zeros(shape, dtype=_BF16), torch.zeros(shape, dtype=_BF16))
+                  for _ in range(mcfg.num_layers)]
+        table = torch.arange(1, nb + 1, dtype=torch.int32)[None]
+
+        def head(h):
+            hn = rmsnorm(h, weights.norm, cfg.rms_norm_eps).to(_BF16)
+            return linear_f32(hn, weights.lm_head)[-1]
+
+        x = weights.embed[torch.tensor(p)]
+        cu = torch.tensor([0, len(p)], dtype=torch.int32)
+        for w, (kc, vc) in zip(weights.layers, caches):
+            x = prefill_layer_ref(cfg, w, x, cu, torch.zeros(1, dtype=torch.int32), kc, vc,
+                                  table)
+        lg = [head(x)]
+        out = [int(lg[-1].argmax())]
+        while len(out) < max_new_tokens:
+            x = weights.embed[torch.tensor(out[-1:])]
+            sl = torch.tensor([len(p) + len(out)], dtype=torch.int32)
+            for w, (kc, vc) in zip(weights.layers, caches):
+                x = decode_layer_ref(cfg, w, x, kc, vc, table, sl)
+            lg.append(head(x))
+            out.append(int(lg[-1].argmax()))
+        toks.append(out)
+        logits.append(lg)
+    return toks, logits

@@ -183,12 +183,14 @@ extern "C" __global__ __aicore__ void gemm_bias_act(uint64_t fftsAddr, GM_ADDR x
                 CrossCoreSetFlag<2, PIPE_FIX>(0);
             }
             CrossCoreWaitFlag(1);
+            CrossCoreWaitFlag(1);
         }
         if ASCEND_IS_AIV {
             const int64_t lane47 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 16896);
             pipe.Destroy();
+            CrossCoreSetFlag<2, PIPE_MTE3>(1);
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
             for (int64_t i48 = blk16; i48 < v14; i48 += v3) {
                 const int64_t v49 = (lane47 * v1);
