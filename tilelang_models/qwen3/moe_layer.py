@@ -12,6 +12,7 @@ PrefillLayer's attention (QKV, chunked_kv_write, chunked_attention, O projection
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -55,7 +56,10 @@ class MoeDecodeLayer:
         """tiles: constants overriding the defaults, per kernel (DecodeLayer's names for
         the attention half, MoeBlock's "router", "sort", "gate_up", "down")."""
         self.cfg, self.w = cfg, w
-        self.attn = DecodeLayer(cfg.attn, w.attn, target=target, compile_cfg=compile_cfg,
+        # the dense MLP never runs: its width only sizes DecodeLayer's unused MLP buffer
+        # and NPU tile search, so give it the expert width
+        attn_cfg = dataclasses.replace(cfg.attn, intermediate_size=cfg.moe_intermediate_size)
+        self.attn = DecodeLayer(attn_cfg, w.attn, target=target, compile_cfg=compile_cfg,
                                 progress=False, tiles=tiles, norm_stats=False)
         self.target = self.attn.target
         self.moe = _block(cfg, w, self.target, compile_cfg, tiles)
