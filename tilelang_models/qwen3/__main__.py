@@ -35,6 +35,7 @@ import mixtile as mt
 from tilelang_models.qwen3 import tp_cli
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
+from tilelang_models.qwen3.moe_cli import run_moe, wants_moe
 from tilelang_models.qwen3.paged import make_paged_cache
 from tilelang_models.qwen3.reference import decode_layer_ref
 from tilelang_models.qwen3.weights import load_hf_layer, random_weights
@@ -70,7 +71,8 @@ def _emit_ascendc(cfg, w, a) -> dict:
 def run(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m tilelang_models.qwen3",
                                  description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="tiny", help="tiny, 0.6b, 8b, 14b or a config.json")
+    ap.add_argument("--config", default="tiny", help="tiny, 0.6b, 8b, 14b, the MoE presets "
+                    "tiny-moe, 30b-a3b, 235b-a22b, or a config.json")
     ap.add_argument("--target", default="sim", choices=(*mt.BACKENDS, "auto"))
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--seq", type=int, default=100, help="the longest sequence in the batch")
@@ -88,9 +90,15 @@ def run(argv=None) -> dict:
                     help="write the NPU timing model's trace of the step (target sim)")
     ap.add_argument("--tp", type=int, default=1,
                     help="tensor-parallel ranks (under torchrun --nproc-per-node N; docs/tp.md)")
+    ap.add_argument("--fp8", action="store_true",
+                    help="MoE presets: random experts quantised to e4m3 in 128x128 blocks")
     a = ap.parse_args(argv)
     if a.timeline and a.tp > 1:
         ap.error("--timeline traces one device's step: run it without --tp")
+    if wants_moe(a):  # a Qwen3-MoE preset or checkpoint layer (docs/moe.md)
+        if a.timeline or a.tp > 1:
+            ap.error("a Qwen3-MoE layer runs on one device, without --timeline or --tp")
+        return run_moe(a)
     cfg = get_config(a.hf_dir or a.config)
     tp = tp_cli.start(a, cfg)  # None: one device
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)

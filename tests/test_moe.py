@@ -1,0 +1,305 @@
+"""The Qwen3-MoE kernels on the simulator against torch: the router (top-k ties), the
+counting sort and its row-tile map (experts with no rows, one row, most rows), the whole
+sparse block in bf16 and block-scaled FP8, the decode layer and the layer CLI."""
+import json
+
+import pytest
+import torch
+
+import mixtile as mt
+from tilelang_models.qwen3 import moe_kernels as K
+from tilelang_models.qwen3.moe import MoeBlock, MoeWeights, random_moe_weights
+from tilelang_models.qwen3.moe_reference import (
+    dequantize_blocks,
+    moe_ref,
+    quantize_blocks,
+    quantize_rows,
+    route_ref,
+    routing_error,
+    scaled_mm_ref,
+)
+from tilelang_models.qwen3.reference import rmsnorm
+
+
+def _router(x, g, wr, k, norm_in=True, norm_topk=True, te=None):
+    T, H = x.shape
+    E = wr.shape[0]
+    h3 = torch.empty(T, H, dtype=torch.bfloat16)
+    ids, wts = torch.empty(T, k, dtype=torch.int32), torch.empty(T, k)
+    mt.run_jit(K.moe_router, x, g, wr, h3, ids, wts, 1e-6, NE=E, TOPK=k, NORM_IN=norm_in,
+               NORM_TOPK=norm_topk, TE=te or -(-E // 16) * 16, TK=128)
+    return h3, ids, wts
+
+
+def _check_routing(ids, wts, x, wr, k, norm_topk=True):
+    """ids must be the reference's top-k (ties: lowest index first) except where a logit's
+    bf16 rounding flipped with the fp32 summation order (routing_error about one bf16 ulp);
+    the weights where they agree are the reference's."""
+    want_ids, want_w = route_ref(x, wr, k, norm_topk)
+    assert routing_error(ids, x, wr) <= 1e-2
+    same = (ids == want_ids).all(-1)
+    assert same.float().mean() >= 0.9, f"{int((~same).sum())} of {len(same)} rows differ"
+    torch.testing.assert_close(wts[same], want_w[same], rtol=1e-2, atol=1e-7)
+    exact = ((wts - want_w).abs() <= 1e-6 * want_w + 1e-7).all(-1)
+    assert exact.float().mean() >= 0.9  # a flipped logit moves its row's weights by ~0.4%
+
+
+@pytest.mark.parametrize("T,E,k", [(1, 20, 4), (7, 10, 3), (64, 128, 8)])
+def test_router_against_torch(T, E, k, gen):
+    H = 256
+    x = torch.randn(T, H, generator=gen).bfloat16()
+    g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
+    wr = (torch.randn(E, H, generator=gen) / 16).bfloat16()
+    h3, ids, wts = _router(x, g, wr, k)
+    xf = x.float()
+    want_h3 = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6) * g.float()).bfloat16()
+    torch.testing.assert_close(h3, want_h3, rtol=8e-3, atol=0)  # one bf16 ulp at most
+    _check_routing(ids, wts, h3, wr, k)
+    assert torch.allclose(wts.sum(-1), torch.ones(T))
+
+
+def test_router_ties_take_the_lowest_expert_index(gen):
+    """Duplicated router rows give equal logits (small integers and multiples of 1/64:
+    every dot product exact, so kernel and reference see the same values): the kernel
+    takes the lowest index first, as torch.sort(stable=True); torch.topk leaves ties in
+    no defined order, but its values are the same."""
+    T, H, k = 9, 128, 4
+    base = torch.randint(-8, 9, (6, H), generator=gen) / 64
+    wr = base[torch.tensor([3, 0, 3, 1, 2, 0, 4, 5, 3, 1, 5, 2, 0, 4, 1, 2])].bfloat16()
+    x = torch.randint(-2, 3, (T, H), generator=gen).bfloat16()
+    _, ids, wts = _router(x, torch.ones(H).bfloat16(), wr, k, norm_in=False, norm_topk=False)
+    want_ids, want_w = route_ref(x, wr, k, norm_topk_prob=False)
+    assert torch.equal(ids, want_ids)
+    torch.testing.assert_close(wts, want_w, rtol=1e-6, atol=1e-7)
+    p = torch.softmax((x.float() @ wr.float().T).bfloat16().float(), -1)
+    assert torch.equal(torch.gather(p, 1, ids.long()), torch.topk(p, k).values)
+    assert (want_w[:, :-1] == want_w[:, 1:]).any(), "the data should hold ties"
+    for t in range(T):  # within a tie the indices ascend
+        for j in range(k - 1):
+            if want_w[t, j] == want_w[t, j + 1]:
+                assert ids[t, j] < ids[t, j + 1]
+
+
+def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16):
+    T, k = ids.shape
+    N = T * k
+    MT = K.tile_slots(N, E, tm)
+    i32 = dict(dtype=torch.int32)
+    o = [torch.empty(N, **i32), torch.empty(N, 1), torch.empty(MT, **i32),
+         torch.empty(MT, **i32), torch.empty(MT, **i32), torch.empty(1, **i32),
+         torch.empty(N, x.shape[1], dtype=torch.bfloat16)]
+    mt.run_jit(K.moe_sort, ids.reshape(-1), wts.reshape(-1), x, *o, NE=E, TOPK=k, TM=tm,
+               TB=tb, TJ=tj, TE=te or -(-E // 16) * 16)
+    return o
+
+
+def _tiles_ref(ids, E, tm):
+    cnt = torch.bincount(ids.reshape(-1).long(), minlength=E)
+    off = torch.cumsum(cnt, 0) - cnt
+    return [(e, int(off[e]) + j * tm, min(tm, int(cnt[e]) - j * tm))
+            for e in range(E) for j in range(-(-int(cnt[e]) // tm))]
+
+
+@pytest.mark.parametrize("T,E,k,busy,tb", [(1, 12, 4, None, 16), (7, 10, 3, 2, 1),
+                                           (64, 20, 4, 7, 16), (300, 36, 2, 0, 64)])
+def test_counting_sort_and_tile_map(T, E, k, busy, tb, gen):
+    """Experts with no rows (E > T * k at T = 1), one row, and most rows (`busy` is every
+    token's first choice); blocks of 1, 16 or 64 entries."""
+    ids = torch.stack([torch.randperm(E, generator=gen)[:k] for _ in range(T)])
+    if busy is not None:  # put `busy` first in every row, keeping the row's ids distinct
+        for t in range(T):
+            row = ids[t].tolist()
+            row = [busy] + [e for e in row if e != busy][:k - 1]
+            ids[t] = torch.tensor(row)
+    ids = ids.int()
+    wts = torch.rand(T, k, generator=gen)
+    x = torch.randn(T, 160, generator=gen).bfloat16()
+    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E, tb=tb)
+    order = torch.sort(ids.reshape(-1).long(), stable=True).indices
+    want_pos = torch.empty_like(order)
+    want_pos[order] = torch.arange(len(order))
+    assert torch.equal(pos.long(), want_pos)
+    assert torch.equal(xs, x[order // k])
+    assert torch.equal(sw.view(-1), wts.reshape(-1)[order])
+    tiles = _tiles_ref(ids, E, 16)
+    assert int(nt[0]) == len(tiles)
+    got = list(zip(te.tolist(), tr.tolist(), tn.tolist()))[:len(tiles)]
+    assert got == tiles
+    counts = torch.bincount(ids.reshape(-1).long(), minlength=E)
+    assert (counts == 0).any() or T > 1
+    if busy is not None:
+        assert counts[busy] == T
+
+
+def _block_inputs(T, E, H, gen, busy=None):
+    x = torch.randn(T, H, generator=gen)
+    w = random_moe_weights(E, H, 256, seed=int(torch.randint(1 << 30, (1,), generator=gen)))
+    if busy is not None:  # a shared direction in x that router row `busy` follows
+        d = torch.randn(H, generator=gen)
+        x = x + 2 * d
+        w.router[busy] = (d / d.norm() * 3).bfloat16()
+    return x.bfloat16(), torch.randn(T, H, generator=gen).bfloat16(), w
+
+
+@pytest.mark.parametrize("T,E,k,busy", [(1, 16, 4, None), (7, 10, 3, None), (64, 12, 2, 5),
+                                        (1000, 16, 2, None)])
+def test_moe_block_bf16_against_torch(T, E, k, busy, gen):
+    H = 256
+    x, res, w = _block_inputs(T, E, H, gen, busy)
+    blk = MoeBlock(w, k)
+    assert blk(x[:0], res=res[:0]).shape == (0, H)
+    out = blk(x, res=res)
+    ids, wts = blk.routing(T)
+    _check_routing(ids, wts, x, w.router, k)
+    want = moe_ref(x, w.router, w.gate, w.up, w.down, k, res=res, routing=(ids, wts))
+    torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+    if busy is not None:
+        assert (ids == busy).any(-1).float().mean() > 0.9  # most tokens on one expert
+
+
+def test_quantize_helpers_round_trip(gen):
+    w = torch.randn(3, 200, 300, generator=gen)
+    q, s = quantize_blocks(w)
+    assert q.dtype == torch.float8_e4m3fn and s.shape == (3, 2, 3)
+    assert ((dequantize_blocks(q, s) - w).abs() <= w.abs() / 16 + s.repeat_interleave(
+        128, -2).repeat_interleave(128, -1)[..., :200, :300] / 2).all()
+    a = torch.randn(5, 256, generator=gen)
+    aq, a_s = quantize_rows(a)
+    assert aq.float().abs().max() <= 448 and a_s.shape == (5, 2)
+
+
+@pytest.mark.parametrize("T", [1, 7, 40])
+def test_moe_block_fp8_against_torch(T, gen):
+    """The block-scaled FP8 path against a torch implementation of the same arithmetic
+    (only the fp32 summation order differs), and against bf16 within FP8's error."""
+    E, H, k = 8, 256, 3
+    x, res, wb = _block_inputs(T, E, H, gen)
+    w = wb.quantized()
+    blk = MoeBlock(w, k)
+    out = blk(x, res=res)
+    route = blk.routing(T)
+    _check_routing(*route, x, w.router, k)
+    want = moe_ref(x, w.router, w.gate, w.up, w.down, k, res=res, scales=w.scales(),
+                   routing=route)
+    torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+    bf = moe_ref(x, wb.router, wb.gate, wb.up, wb.down, k, routing=route).float()
+    fp8 = (out.float() - res.float())
+    err = (fp8 - bf).norm() / bf.norm()
+    assert err < 0.1, f"FP8 vs bf16 relative error {err}"
+
+
+def test_fp8_scaled_mm_reference_matches_dequantised_product(gen):
+    """The reference's K-block product equals the product of the dequantised operands."""
+    a, w = torch.randn(6, 384, generator=gen), torch.randn(130, 384, generator=gen)
+    (aq, a_s), (wq, ws) = quantize_rows(a), quantize_blocks(w)
+    deq_a = (aq.float().view(6, 3, 128) * a_s[..., None]).view(6, 384)
+    torch.testing.assert_close(scaled_mm_ref(aq, a_s, wq, ws),
+                               deq_a @ dequantize_blocks(wq, ws).T, rtol=1e-5, atol=1e-4)
+
+
+def test_moe_user_errors_name_the_line_and_the_fix(gen):
+    x = torch.randn(3, 128, generator=gen).bfloat16()
+    with pytest.raises(mt.ArgumentError, match=r"moe_kernels.py:\d+: moe_router: TE=16 < "
+                                               r"NE=20.*\n.*fix: pass TE >= 20"):
+        _router(x, x[0], torch.randn(20, 128).bfloat16(), 2, te=16)
+    w = random_moe_weights(4, 128, 128, fp8=True)
+    with pytest.raises(mt.ArgumentError, match="TN=96 does not divide the 128-row"):
+        MoeBlock(w, 2, tiles={"down": {"TN": 96}})(x)
+    with pytest.raises(ValueError, match=r"16384 tokens x top 8 .* at most 16383"):
+        MoeBlock(random_moe_weights(128, 128, 128), 8)(torch.zeros(16384, 128).bfloat16())
+    with pytest.raises(ValueError, match=r"TM differs between .*give the same TM"):
+        MoeBlock(w, 2, tiles={"gate_up": {"TM": 32}})(x)
+    with pytest.raises(ValueError, match=r"MoeWeights.s_gate: expected torch.float32"):
+        MoeBlock(MoeWeights(w.router, w.gate, w.up, w.down, None, w.s_up, w.s_down), 2)
+
+
+# ---------------------------------------------------------------- the decode layer and CLI
+
+
+def test_moe_decode_layer_against_the_reference(gen):
+    from tilelang_models.qwen3.moe_config import get_moe_config
+    from tilelang_models.qwen3.moe_layer import MoeDecodeLayer, moe_decode_layer_ref
+    from tilelang_models.qwen3.moe_weights import random_moe_layer
+    from tilelang_models.qwen3.paged import make_paged_cache
+
+    cfg = get_moe_config("tiny-moe")
+    for fp8 in (False, True):
+        w = random_moe_layer(cfg, int(torch.randint(1 << 30, (1,), generator=gen)), fp8=fp8)
+        k, v, bt, sl = make_paged_cache(cfg.attn, [33, 1, 17], 16, 3)
+        x = torch.randn(3, cfg.attn.hidden_size, generator=gen).bfloat16()
+        kr, vr = k.clone(), v.clone()
+        layer = MoeDecodeLayer(cfg, w, progress=False)
+        out = layer(x, k, v, bt, sl)
+        want, h2_ref = moe_decode_layer_ref(cfg, w, x, kr, vr, bt, sl, h2=layer.h2(3),
+                                            routing=layer.moe.routing(3))
+        h3 = rmsnorm(layer.h2(3), w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps)
+        assert routing_error(layer.moe.routing(3)[0], h3.bfloat16(), w.moe.router) <= 1e-2
+        for got, ref in ((out, want), (layer.h2(3), h2_ref), (k, kr), (v, vr)):
+            err = float((got.float() - ref.float()).abs().max() / ref.float().abs().max())
+            assert err <= 2e-2, (fp8, err)
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+def test_layer_cli_takes_a_qwen3_moe_checkpoint(fp8, tmp_path, capsys):
+    import numpy as np
+
+    from tilelang_models.qwen3.__main__ import main
+    from tilelang_models.qwen3.moe_config import get_moe_config
+    from tilelang_models.qwen3.moe_weights import (
+        load_hf_moe_layer,
+        random_moe_layer,
+        save_hf_moe_checkpoint,
+    )
+
+    cfg = get_moe_config("tiny-moe")
+    w = random_moe_layer(cfg, 1)
+    ck = tmp_path / "ckpt"
+    save_hf_moe_checkpoint(ck, cfg, {2: w}, fp8=fp8)
+    got = load_hf_moe_layer(ck, 2)
+    assert got.moe.fp8 == fp8
+    if not fp8:
+        assert torch.equal(got.moe.gate, w.moe.gate) and torch.equal(got.moe.down, w.moe.down)
+    else:  # the checkpoint's scales are used as they are (w = q * scale_inv)
+        q, s = quantize_blocks(w.moe.up)
+        assert torch.equal(got.moe.up.float(), q.float()) and torch.equal(got.moe.s_up, s)
+    save = tmp_path / "step.npz"
+    assert main(["--hf-dir", str(ck), "--layer", "2", "--batch", "2", "--seq", "20",
+                 "--seed", "4", "--save", str(save)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["passed"] and res["config"] == "ckpt" and res["batch"] == 2
+    assert set(res) == {"config", "target", "batch", "seq", "max_abs_err", "rel_err",
+                        "passed", "compile_s", "run_s"}
+    z = np.load(save)
+    assert sorted(z.files) == ["block_table", "k_cache", "out", "seq_lens", "v_cache", "x"]
+    assert z["out"].shape == (2, cfg.attn.hidden_size)
+    with pytest.raises(KeyError, match="layer 0 tensor"):
+        main(["--hf-dir", str(ck), "--layer", "0"])
+
+
+@pytest.mark.parametrize("new,ctx", [([5, 1, 37], [0, 20, 9]), ([70], [0])])
+def test_moe_prefill_layer_against_the_reference(new, ctx, gen):
+    """PrefillLayer's attention (chunked, paged) then the sparse block, over packed new
+    tokens (a decode step among prefills included)."""
+    from tilelang_models.qwen3.moe_config import get_moe_config
+    from tilelang_models.qwen3.moe_layer import MoePrefillLayer, moe_prefill_layer_ref
+    from tilelang_models.qwen3.moe_weights import random_moe_layer
+    from tilelang_models.qwen3.paged import make_paged_cache
+
+    cfg = get_moe_config("tiny-moe")
+    w = random_moe_layer(cfg, int(torch.randint(1 << 30, (1,), generator=gen)))
+    lens = [c + n for c, n in zip(ctx, new)]
+    k, v, bt, _ = make_paged_cache(cfg.attn, lens, 16, 2, cached=ctx)
+    x = torch.randn(sum(new), cfg.attn.hidden_size, generator=gen).bfloat16()
+    cu = torch.tensor([0, *torch.tensor(new).cumsum(0).tolist()], dtype=torch.int32)
+    cl = torch.tensor(ctx, dtype=torch.int32)
+    kr, vr = k.clone(), v.clone()
+    layer = MoePrefillLayer(cfg, w)
+    out = layer(x, cu, cl, k, v, bt)
+    T = sum(new)
+    want, h2_ref = moe_prefill_layer_ref(cfg, w, x, cu, cl, kr, vr, bt, h2=layer.h2,
+                                         routing=layer.moe.routing(T))
+    h3 = rmsnorm(layer.h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
+    assert routing_error(layer.moe.routing(T)[0], h3, w.moe.router) <= 1e-2
+    for got, ref in ((out, want), (layer.h2, h2_ref), (k, kr), (v, vr)):
+        err = float((got.float() - ref.float()).abs().max() / ref.float().abs().max())
+        assert err <= 2e-2, err

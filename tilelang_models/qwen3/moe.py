@@ -1,0 +1,249 @@
+"""The Qwen3-MoE sparse block as four mixtile launches (kernels: moe_kernels.py).
+
+    block = MoeBlock(weights, top_k=8, target="sim")
+    out = block(h, res=h2, norm=(g, eps))   # out = res + moe(rmsnorm(h) * g)
+    out = block(x)                          # out = moe(x): x already normed, no residual
+
+Launches: moe_router (RMSNorm, gate GEMM, softmax, top-k, renormalisation) ->
+moe_sort (counting sort of the (token, slot) entries by expert, the row-tile map, the
+activations gathered in expert order, quantised when FP8) -> moe_gate_up (grouped,
+SiLU(gate) * up fused) -> moe_down (grouped, routing weight fused; a syncall; the sum
+back to token order onto the residual). The weights are bf16, or e4m3 with 128x128
+block scales (MoeWeights.fp8): the same launches, the FP8 kernels' K loops scale each
+128-wide block's product.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+import mixtile as mt
+from tilelang_models.qwen3 import moe_kernels as K
+from tilelang_models.qwen3.moe_reference import quantize_blocks
+
+__all__ = ["MoeWeights", "MoeBlock", "random_moe_weights"]
+
+
+@dataclass
+class MoeWeights:
+    """Stacked expert weights of one sparse block, Hugging Face orientation
+    ([out, in]): router [E, H] bf16; gate / up [E, I, H]; down [E, H, I]; bf16, or
+    float8_e4m3fn with s_gate / s_up [E, cdiv(I, 128), cdiv(H, 128)] and
+    s_down [E, cdiv(H, 128), cdiv(I, 128)] fp32 (`weight_scale_inv`: w = q * s)."""
+
+    router: torch.Tensor
+    gate: torch.Tensor
+    up: torch.Tensor
+    down: torch.Tensor
+    s_gate: torch.Tensor | None = None
+    s_up: torch.Tensor | None = None
+    s_down: torch.Tensor | None = None
+
+    @property
+    def fp8(self) -> bool:
+        return self.gate.dtype == torch.float8_e4m3fn
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(experts, hidden, intermediate)."""
+        E, I, H = self.gate.shape
+        return E, H, I
+
+    def scales(self):
+        """(s_gate, s_up, s_down) or None for bf16."""
+        return (self.s_gate, self.s_up, self.s_down) if self.fp8 else None
+
+    def to(self, device) -> MoeWeights:
+        return MoeWeights(*(None if t is None else t.to(device) for t in
+                            (self.router, self.gate, self.up, self.down, self.s_gate,
+                             self.s_up, self.s_down)))
+
+    def quantized(self) -> MoeWeights:
+        """These bf16 weights as an FP8 checkpoint stores them (128x128 blocks)."""
+        (g, sg), (u, su), (d, sd) = (quantize_blocks(w) for w in (self.gate, self.up,
+                                                                   self.down))
+        return MoeWeights(self.router, g, u, d, sg, su, sd)
+
+    def check(self) -> None:
+        """ValueError naming the first tensor whose shape or dtype does not fit."""
+        E, H, I = self.shape
+        nb = lambda n: -(-n // 128)  # noqa: E731
+        want = {"router": ((E, H), (torch.bfloat16,)), "gate": ((E, I, H), None),
+                "up": ((E, I, H), None), "down": ((E, H, I), None)}
+        wdt = (torch.float8_e4m3fn,) if self.fp8 else (torch.bfloat16,)
+        if self.fp8:
+            want.update(s_gate=((E, nb(I), nb(H)), (torch.float32,)),
+                        s_up=((E, nb(I), nb(H)), (torch.float32,)),
+                        s_down=((E, nb(H), nb(I)), (torch.float32,)))
+        for name, (shape, dts) in want.items():
+            t = getattr(self, name)
+            if t is None or tuple(t.shape) != shape or t.dtype not in (dts or wdt):
+                got = "None" if t is None else f"{t.dtype} {list(t.shape)}"
+                raise ValueError(f"MoeWeights.{name}: expected {(dts or wdt)[0]} "
+                                 f"{list(shape)}, got {got}")
+        if self.fp8 and (H % 128 or I % 128):
+            raise ValueError(f"MoeWeights: FP8 needs hidden ({H}) and intermediate ({I}) "
+                             f"sizes that are multiples of 128 (the activation groups)")
+
+
+def random_moe_weights(E: int, H: int, I: int, seed: int = 0, fp8: bool = False
+                       ) -> MoeWeights:
+    """Random bf16 weights keeping activations O(1) (N(0, 1/in) per projection; the
+    router N(0, 1/H)); fp8: the same weights quantised in 128x128 blocks."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: (torch.randn(*s, generator=g) / s[-1] ** 0.5).bfloat16()  # noqa: E731
+    w = MoeWeights(r(E, H), r(E, I, H), r(E, I, H), r(E, H, I))
+    return w.quantized() if fp8 else w
+
+
+class MoeBlock:
+    """The sparse MLP block of a Qwen3-MoE layer on one target (buffers kept per token
+    count). tiles: constants overriding the defaults per kernel ("router", "sort",
+    "gate_up", "down")."""
+
+    def __init__(self, w: MoeWeights, top_k: int, norm_topk_prob: bool = True,
+                 target: str = "sim", compile_cfg: dict | None = None,
+                 tiles: dict | None = None) -> None:
+        w.check()
+        self.w, self.top_k, self.norm_topk_prob = w, top_k, norm_topk_prob
+        self.E, self.H, self.I = w.shape
+        if not 1 <= top_k <= self.E:
+            raise ValueError(f"MoeBlock: top_k {top_k} outside 1..{self.E} experts")
+        self.backend = mt.get_backend(target)
+        self.target = self.backend.name
+        self.compile_cfg = dict(compile_cfg or {})
+        self.tiles = dict(tiles or {})
+        self.te = max(16, -(-self.E // 16) * 16)
+        self._bufs: dict[int, dict] = {}
+        self.per_kernel: dict[str, float] = {}
+
+    def consts(self, T: int) -> dict[str, dict]:
+        """Constants of each launch for T tokens. On CUDA the row tile follows the rows
+        per expert (T * top_k / E on average) and decode takes narrow N tiles (more
+        blocks streaming weights); elsewhere cube-sized tiles. Not tuned on a GPU yet:
+        benchmarks/moe_gpu.py --tiles overrides them."""
+        tm, tb = 16, 64
+        gu, dn = dict(TN=128, TK=256), dict(TN=128, TK=256)
+        if self.target == "cuda":
+            avg = T * self.top_k / self.E
+            tm = 16 if avg <= 16 else 32 if avg <= 48 else 64
+            if avg <= 16:  # decode: the dense layer's best GPU tiles at batch <= 8
+                gu, dn = dict(TN=32, TK=128), dict(TN=64, TK=256)
+            else:
+                tk = {32: 128, 64: 64}[tm]
+                gu, dn = dict(TN=128, TK=tk), dict(TN=128, TK=tk)
+            # one work item per block where the tile map allows (more blocks than SMs
+            # hide latency; the blocks past the live items do nothing); a power of two,
+            # so that few token counts make a new kernel variant
+            slots = K.tile_slots(T * self.top_k, self.E, tm)
+            sms = mt.get_target(self.compile_cfg.get("arch") or "gpu").clusters
+            for d, n in ((gu, self.I), (dn, self.H)):
+                items = slots * -(-n // d["TN"])
+                d["GRID"] = min(1 << (items - 1).bit_length(), 8 * sms)
+            # moe_sort copies a block's rows one after another: at decode one entry per
+            # block, all in parallel
+            tb = 1 if T * self.top_k <= 512 else 64
+        gu = dict(gu, TM=tm)
+        dn = dict(dn, TM=tm, TC=512, TOPK=self.top_k)
+        if self.w.fp8:  # the K step is the 128 group
+            del gu["TK"], dn["TK"]
+        c = {"router": dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
+                            TM=16, TE=self.te, TK=256),
+             "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te, TB=tb),
+             "gate_up": gu, "down": dn}
+        if self.w.fp8:
+            c["sort"]["GT"] = self.H // 128
+        for k, v in self.tiles.items():
+            if k not in c:
+                raise ValueError(f"MoeBlock tiles: unknown kernel {k!r} (one of {list(c)})")
+            c[k] = {**c[k], **v}
+        tms = {k: c[k]["TM"] for k in ("sort", "gate_up", "down")}
+        if len(set(tms.values())) > 1:  # the tile map's row tiles are the GEMMs' row tiles
+            raise ValueError(f"MoeBlock tiles: TM differs between {tms}; moe_sort's row "
+                             f"tiles are the grouped GEMMs' (give the same TM to all three)")
+        return c
+
+    def _buffers(self, T: int, device) -> dict:
+        if T not in self._bufs:
+            E, H, I, k = self.E, self.H, self.I, self.top_k
+            N = T * k
+            if N * self.te >= 1 << 24:  # moe_sort's keys e * N + i are exact f32 ints
+                raise ValueError(f"MoeBlock: {T} tokens x top {k} = {N} entries with "
+                                 f"{self.te} expert slots pass 2^24 (moe_sort's f32 keys); "
+                                 f"split the tokens into calls of at most "
+                                 f"{((1 << 24) - 1) // (self.te * k)}")
+            mt_ = K.tile_slots(N, E, self.consts(T)["sort"]["TM"])
+            i32 = dict(dtype=torch.int32, device=device)
+            f32 = dict(dtype=torch.float32, device=device)
+            bf = dict(dtype=torch.bfloat16, device=device)
+            b = {"h3": torch.empty(T, H, **bf), "ids": torch.empty(T, k, **i32),
+                 "wts": torch.empty(T, k, **f32), "pos": torch.empty(N, **i32),
+                 "sw": torch.empty(N, 1, **f32), "tile_e": torch.empty(mt_, **i32),
+                 "tile_r0": torch.empty(mt_, **i32), "tile_n": torch.empty(mt_, **i32),
+                 "ntiles": torch.empty(1, **i32), "out": torch.empty(T, H, **bf),
+                 "zeros": torch.zeros(T, H, **bf), "ones": torch.ones(H, **bf)}
+            if self.w.fp8:
+                f8 = dict(dtype=torch.float8_e4m3fn, device=device)
+                b.update(xs=torch.empty(N, H, **f8), xss=torch.empty(N, H // 128, **f32),
+                         act=torch.empty(N, I, **bf))
+            else:
+                b.update(xs=torch.empty(N, H, **bf), act=torch.empty(N, I, **bf))
+            self._bufs[T] = b
+        return self._bufs[T]
+
+    def steps(self, x, res=None, norm=None) -> list[tuple]:
+        """(name, kernel, args, constants) of each launch, in order."""
+        T, H = x.shape
+        w, b, c = self.w, self._buffers(T, x.device), self.consts(T)
+        g, eps = norm if norm is not None else (b["ones"], 0.0)
+        res = b["zeros"] if res is None else res
+        h = b["h3"] if norm is not None else x
+        mtile = (b["tile_e"], b["tile_r0"], b["tile_n"], b["ntiles"])
+        route = ("router", K.moe_router, (x, g, w.router, b["h3"], b["ids"], b["wts"],
+                                          float(eps)),
+                 dict(c["router"], NORM_IN=norm is not None))
+        sort_in = (b["ids"].view(-1), b["wts"].view(-1))
+        head = (b["pos"], b["sw"]) + mtile
+        if w.fp8:
+            nb = H // 128
+            sort = ("sort", K.moe_sort_fp8, sort_in + (h.view(T, nb, 128),) + head
+                    + (b["xs"].view(-1, nb, 128), b["xss"].view(-1, nb, 1)), c["sort"])
+            gu = ("gate_up", K.moe_gate_up_fp8, (b["xs"], b["xss"], w.gate, w.up, w.s_gate,
+                                                 w.s_up) + mtile + (b["act"],), c["gate_up"])
+            dn = ("down", K.moe_down_fp8, (b["act"], w.down, w.s_down, b["sw"])
+                  + mtile + (b["pos"], res, b["out"]), c["down"])
+        else:
+            sort = ("sort", K.moe_sort, sort_in + (h,) + head + (b["xs"],), c["sort"])
+            gu = ("gate_up", K.moe_gate_up, (b["xs"], w.gate, w.up) + mtile + (b["act"],),
+                  c["gate_up"])
+            dn = ("down", K.moe_down, (b["act"], w.down, b["sw"]) + mtile
+                  + (b["pos"], res, b["out"]), c["down"])
+        return [route, sort, gu, dn]
+
+    def compile(self, T: int) -> float:
+        """Compile every launch for T tokens (cached); returns the seconds it took."""
+        t0 = time.perf_counter()
+        x = torch.empty(T, self.H, dtype=torch.bfloat16, device=self.w.router.device)
+        for _, kern, _, consts in self.steps(x):
+            mt.compile(kern, self.compile_cfg, target=self.target, **consts)
+        return time.perf_counter() - t0
+
+    def routing(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids [T, top_k] int32, weights [T, top_k] fp32) of the last call with T tokens."""
+        b = self._bufs[T]
+        return b["ids"], b["wts"]
+
+    def __call__(self, x: torch.Tensor, res: torch.Tensor | None = None,
+                 norm: tuple | None = None) -> torch.Tensor:
+        """out = res + moe(rmsnorm(x) * g) with norm = (g, eps), or res + moe(x) without
+        (res defaults to zeros). Returns a buffer reused by the next call of this size."""
+        self.per_kernel = {}
+        if x.shape[0] == 0:  # no tokens: nothing to route
+            return torch.empty_like(x) if res is None else res.clone()
+        for name, kern, args, consts in self.steps(x, res, norm):
+            r = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
+                           **consts)
+            self.per_kernel[name] = r.run_s
+        return self._bufs[x.shape[0]]["out"]

@@ -1,0 +1,418 @@
+"""The kernels of a Qwen3-MoE sparse MLP block, in mixtile (see docs/moe.md).
+
+    x ─ moe_router ─> h3 (normed x), ids [T, TOPK], wts [T, TOPK]   (MIX: norm + gate on AIC,
+         │                                                            softmax + top-k on AIV)
+         └ moe_sort ─> pos [T*TOPK] (each (token, slot) entry's row in expert order),
+                       the row-tile map (tile_e, tile_r0, tile_n, ntiles),
+                       xs: h3's rows in expert order (fp8 + 1x128 scales when FP8), sw
+      moe_gate_up (grouped, MIX) ─> act [N, I] = silu(xs @ Wg[e]^T) * (xs @ Wu[e]^T)
+      moe_down    (grouped, MIX) ─> ys [N, H] = sw * (act @ Wd[e]^T); syncall;
+                                   out[t] = res[t] + sum_j ys[pos[t, j]]   (token order)
+
+N = T * TOPK rows. A row tile holds rows of one expert only (`tile_n` <= TM of them):
+the grouped GEMMs loop over the tiles that exist, so an expert without tokens costs
+nothing. FP8 (the *_fp8 kernels: the same bodies, the K loop of _mm_fp8): e4m3 weights with one f32
+scale per 128x128 block (Hugging Face `weight_scale_inv`, multiplied), activations
+quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448) in the kernel that
+reads them (moe_sort for xs; moe_down_fp8 for act, bf16 from moe_gate_up_fp8, in its K
+loop); each K step's product is scaled by a_scale (per row) * w_scale (per block) on the
+vector lanes.
+"""
+import sys
+
+import mixtile as mt
+from mixtile.errors import Loc
+
+FP8_MAX = 448.0  # the largest finite e4m3fn value
+QGROUP = 128  # activation group / weight block edge of the FP8 format
+AMAX_EPS = 1e-10  # a group of zeros gets scale AMAX_EPS / 448, not 0
+
+
+def _const_error(msg: str, fix: str) -> mt.ArgumentError:
+    """An ArgumentError located at the kernel's line that checks a constant (the first
+    caller whose name has no leading underscore: the kernel, not a helper)."""
+    f = sys._getframe(1)
+    while f.f_back is not None and f.f_code.co_name.startswith("_"):
+        f = f.f_back
+    return mt.ArgumentError(msg, loc=Loc(f.f_code.co_filename, f.f_lineno), fix=fix)
+
+
+def _inv_rms(x, m0, H, eps, TM, TK):
+    """rsqrt(mean(x[m0:m0+TM, :H]^2) + eps), (TM, 1)."""
+    ss = mt.zeros((TM, 1))
+    for k0 in mt.range(0, H, TK):
+        xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32)
+        ss = ss + mt.row_sum(xt * xt)
+    return mt.rsqrt(ss / mt.to_float(H) + eps)
+
+
+@mt.kernel
+def moe_router(x: mt.Tensor["T", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
+               wr: mt.Tensor["E", "H", mt.bf16], h3: mt.Out["T", "H", mt.bf16],
+               ids: mt.Out["T", "KT", mt.i32], wts: mt.Out["T", "KT", mt.f32],
+               eps: mt.Scalar[mt.f32], NE: mt.const, TOPK: mt.const,
+               NORM_IN: mt.const = True, NORM_TOPK: mt.const = True,
+               TM: mt.const = 16, TE: mt.const = 128, TK: mt.const = 256):
+    """Router of T tokens over NE experts: h3 = rmsnorm(x) * g (NORM_IN; else x as is),
+    logits = bf16(h3 @ wr^T), p = softmax(logits) (fp32), the TOPK largest p per token
+    (ties: the lowest expert index first) as ids (descending p) and wts (p, divided by
+    their sum when NORM_TOPK). TE >= NE: the experts in one N tile (padded columns masked).
+    """
+    T, H = x.shape
+    if TE < NE:
+        raise _const_error(f"moe_router: TE={TE} < NE={NE}: the experts must fit one N tile",
+                           f"pass TE >= {NE} (a multiple of 16)")
+    for blk in mt.spmd(mt.cdiv(T, TM)):
+        m0 = blk * TM
+        if NORM_IN:
+            inv = _inv_rms(x, m0, H, eps, TM, TK)
+        acc = mt.zeros((TM, TE))
+        for k0 in mt.range(0, H, TK):
+            xt = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+            if NORM_IN:
+                xt = (xt.astype(mt.f32) * inv
+                      * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(x.dtype)
+                mt.store(h3[m0:m0 + TM, k0:k0 + TK], xt)
+            acc = mt.matmul(xt, mt.load(wr[0:TE, k0:k0 + TK]), acc=acc, b_trans=True)
+        cols = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+        # logits rounded to x.dtype as an nn.Linear in bf16 gives them (the selection agrees)
+        lg = mt.where(cols < float(NE), acc.astype(x.dtype).astype(mt.f32), float("-inf"))
+        p = mt.exp(lg - mt.row_max(lg))
+        p = p / mt.row_sum(p)
+        p = mt.where(cols < float(NE), p, -2.0)  # padded experts are never chosen
+        KP = -(-TOPK // 8) * 8  # slots padded to 32 bytes (the store drops the padding)
+        kc = mt.arange(KP).astype(mt.f32).reshape(1, KP)
+        sel_w = mt.zeros((TM, KP))
+        sel_i = mt.zeros((TM, KP))
+        for j in range(TOPK):  # unrolled: take the largest, then mask it out
+            mx = mt.row_max(p)
+            first = mt.row_min(mt.where(p == mx, cols, float(TE)))  # lowest index of the max
+            slot = mt.relu(1.0 - mt.abs(kc - float(j)))  # one-hot of slot j, (1, KP)
+            sel_w = sel_w + slot * mx
+            sel_i = sel_i + slot * first
+            p = mt.where(cols == first, -1.0, p)
+        if NORM_TOPK:
+            sel_w = sel_w / mt.row_sum(sel_w)
+        mt.store(ids[m0:m0 + TM, 0:KP], sel_i.astype(mt.i32))
+        mt.store(wts[m0:m0 + TM, 0:KP], sel_w)
+
+
+def tile_slots(n_rows: int, n_experts: int, tm: int) -> int:
+    """Length of the row-tile map for n_rows = T * TOPK rows: an upper bound of
+    sum_e cdiv(count_e, tm) (at most one partial tile per expert that has rows)."""
+    return -(-n_rows // tm) + min(n_experts, n_rows)
+
+
+def _once_if(cond_lo, cond_hi):
+    """A loop that runs once when cond_lo < cond_hi (index values), else not at all."""
+    return mt.range(0, mt.smax(0, mt.smin(1, cond_hi - cond_lo)))
+
+
+def _keys(ids, j0, N, NF, TB):
+    """(1, TB) f32 sort keys e * N + j of entries j0.., +huge past the end (never less)."""
+    jj = (mt.arange(TB).astype(mt.f32) + mt.to_float(j0)).reshape(1, TB)
+    ej = mt.load(ids[j0:j0 + TB]).astype(mt.f32).reshape(1, TB)
+    return mt.where(jj < NF, ej * NF + jj, 3e38), ej, jj
+
+
+def _cdiv_tiles(cnt, TM):
+    """cdiv(cnt, TM) of integer-valued f32 counts, as round((cnt + (TM - 1) / 2) / TM):
+    exact, and never a tie (float -> int rounds to nearest)."""
+    return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
+
+
+def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT):
+    """The body of moe_sort (traced inline): copy_row(t, p) moves token t's activation row
+    to expert-order row p."""
+    N = ids.shape[0]
+    MT = tile_e.shape[0]
+    NF = mt.to_float(N)
+    nb = mt.cdiv(N, TB)
+    for blk in mt.spmd(nb + 1):
+        # blocks 0..nb-1: the expert-order row of each of their entries, pos[i] =
+        # #{j : (e_j, j) < (e_i, i)} (a stable counting sort, the blocks in parallel),
+        # then the entry's activation row and routing weight to that row
+        for _ in _once_if(blk, nb):
+            b0 = blk * TB
+            ki = _keys(ids, b0, N, NF, TB)[0].reshape(TB, 1)
+            rank = mt.zeros((TB, 1))
+            for j0 in mt.range(0, N, TJ):
+                kj = _keys(ids, j0, N, NF, TJ)[0]
+                rank = rank + mt.row_sum(mt.where(kj < ki, 1.0, 0.0))
+            mt.store(pos[b0:b0 + TB], rank.reshape(TB).astype(mt.i32))
+            for i in mt.range(b0, mt.smin(b0 + TB, N)):
+                p = pos[i]
+                copy_row(i // TOPK, p)
+                mt.store(sw[p:p + 1, 0:1], mt.load(wts[i:i + 1]).reshape(1, 1))
+        # block nb: rows per expert, their offsets, and the row-tile map
+        for _ in _once_if(nb - 1, blk):
+            ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
+            erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+            cnt = mt.zeros((TE, 1))
+            cnt_r = mt.zeros((1, TE))  # the same counts as a row (no transpose needed)
+            less = mt.zeros((TE, 1))
+            for j0 in mt.range(0, N, TJ):
+                ej, jj = _keys(ids, j0, N, NF, TJ)[1:]
+                ej = mt.where(jj < NF, ej, 1e9)
+                cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
+                less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
+                cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
+            tc = _cdiv_tiles(cnt, TM)
+            toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
+            tend = toff + tc
+            ntot = mt.col_sum(tc)
+            mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
+            for t0 in mt.range(0, MT, TT):
+                tt = (mt.arange(TT).astype(mt.f32) + mt.to_float(t0)).reshape(1, TT)
+                e_t = mt.col_sum(mt.where(tend <= tt, 1.0, 0.0))  # experts ending <= t
+                oh = mt.where(ecol == e_t, 1.0, 0.0)  # (TE, TT)
+                j = tt - mt.col_sum(oh * toff)
+                r0 = mt.col_sum(oh * less) + j * float(TM)
+                n = mt.minimum(mt.col_sum(oh * cnt) - j * float(TM), float(TM))
+                live = tt < ntot
+                for out, v in ((tile_e, e_t), (tile_r0, r0), (tile_n, n)):
+                    mt.store(out[t0:t0 + TT], mt.where(live, v, 0.0).reshape(TT)
+                             .astype(mt.i32))
+
+
+def _check_sort(NE, TE):
+    if TE < NE:
+        raise _const_error(f"moe_sort: TE={TE} < NE={NE}: the experts must fit one tile",
+                           f"pass TE >= {NE}")
+
+
+@mt.kernel
+def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
+             x: mt.Tensor["T", "H", mt.bf16], pos: mt.Out["N", mt.i32],
+             sw: mt.Out["N", 1, mt.f32], tile_e: mt.Out["MT", mt.i32],
+             tile_r0: mt.Out["MT", mt.i32], tile_n: mt.Out["MT", mt.i32],
+             ntiles: mt.Out[1, mt.i32], xs: mt.Out["N", "H", mt.bf16],
+             NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
+             TJ: mt.const = 64,
+             TE: mt.const = 128, TT: mt.const = 64, TH: mt.const = 512):
+    """Group the N = T * TOPK (token, slot) entries by expert (ids, wts: the router's
+    [T, TOPK] outputs, flattened): pos[i] = entry i's row in expert order (ties in token
+    order); xs[pos[i]] = x[i // TOPK], sw[pos[i]] = wts[i]; the row tiles of the grouped
+    GEMMs: tile t (t < ntiles[0]) holds rows tile_r0[t] .. + tile_n[t] (<= TM), all of
+    expert tile_e[t]. tile_* have tile_slots(N, NE, TM) entries. The sort keys are f32
+    (exact while N * TE < 2^24). Each block sorts TB entries (comparing TJ at a time) and
+    copies their rows one after another: a small TB gives more, shorter blocks (decode on
+    a GPU)."""
+    _check_sort(NE, TE)
+    H = x.shape[1]
+
+    def copy_row(t, p):
+        for c0 in mt.range(0, H, TH):
+            mt.store(xs[p:p + 1, c0:c0 + TH], mt.load(x[t:t + 1, c0:c0 + TH]))
+
+    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT)
+
+
+def quantize_group(xg):
+    """Per-row fp8 quantisation of a (rows, 128) f32 tile: (q in e4m3, scale (rows, 1)),
+    x ~ q * scale with scale = max(amax, 1e-10) / 448."""
+    s = mt.maximum(mt.row_max(mt.abs(xg)), AMAX_EPS) / FP8_MAX
+    return (xg / s).astype(mt.f8e4m3), s
+
+
+@mt.kernel
+def moe_sort_fp8(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
+                 x: mt.Tensor["T", "G", 128, mt.bf16], pos: mt.Out["N", mt.i32],
+                 sw: mt.Out["N", 1, mt.f32], tile_e: mt.Out["MT", mt.i32],
+                 tile_r0: mt.Out["MT", mt.i32], tile_n: mt.Out["MT", mt.i32],
+                 ntiles: mt.Out[1, mt.i32], xq: mt.Out["N", "G", 128, mt.f8e4m3],
+                 xqs: mt.Out["N", "G", 1, mt.f32],
+                 NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
+                 TJ: mt.const = 64,
+                 TE: mt.const = 128, TT: mt.const = 64, GT: mt.const = 32):
+    """moe_sort with the rows quantised on the way (dynamic per-token 1x128 groups): x is
+    the [T, H] activation viewed [T, H / 128, 128]; xq[p] = the e4m3 row, xqs[p] its
+    H / 128 scales (GT >= H / 128 groups per tile)."""
+    _check_sort(NE, TE)
+
+    def copy_row(t, p):
+        q, s = quantize_group(mt.load(x[t, 0:GT, 0:QGROUP]).astype(mt.f32))
+        mt.store(xq[p, 0:GT, 0:QGROUP], q)
+        mt.store(xqs[p, 0:GT, 0:1], s)
+
+    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT)
+
+
+# ---------------------------------------------------------------- grouped GEMMs
+
+
+def _grid(GRID):
+    """The persistent launch's blocks: GRID, or the target's clusters (GRID = 0)."""
+    return GRID if GRID else mt.target().clusters
+
+
+def _items(ntiles, gn, GRID):
+    """(blk, t, n0 index) over the live row tiles x gn N tiles, persistent: the work list
+    holds only the tiles moe_sort made, so experts without rows cost nothing."""
+    P = _grid(GRID)
+    for blk in mt.spmd(P):
+        for it in mt.range(blk, ntiles[0] * gn, P):
+            yield it // gn, it % gn
+
+
+def _mm_bf16(xs, w, e, r0, n, n0, K, TM, TN, TK):
+    """acc[TM, TN] = xs[r0:r0+n] @ w[e, n0:n0+TN]^T on the cube, accumulated in L0C."""
+    acc = mt.zeros((TM, TN))
+    for k0 in mt.range(0, K, TK):
+        a = mt.load(xs[r0:r0 + TM, k0:k0 + TK], rows=n)
+        acc = mt.matmul(a, mt.load(w[e, n0:n0 + TN, k0:k0 + TK]), acc=acc, b_trans=True)
+    return acc
+
+
+def _mm_fp8(x, xqs, w, ws, e, r0, n, n0, K, TM, TN):
+    """The block-scaled e4m3 product: for each 128-wide K block kb the cube's
+    q[rows, kb] @ w[e, n0:, kb]^T (f32), then on the vector lanes
+    acc += that * scale[rows, kb] * ws[e, n0 // 128, kb]. x is e4m3 with its scales xqs,
+    or (xqs None) bf16 rows quantised here per token and 128-group (dynamic)."""
+    acc = mt.zeros((TM, TN))
+    for kb in mt.range(0, mt.cdiv(K, QGROUP)):
+        k0 = kb * QGROUP
+        if xqs is None:
+            a, sa = quantize_group(
+                mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n).astype(mt.f32))
+        else:
+            a = mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n)
+            sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
+        part = mt.matmul(a, mt.load(w[e, n0:n0 + TN, k0:k0 + QGROUP]), b_trans=True)
+        acc = acc + part * (sa * ws[e, n0 // QGROUP, kb])
+    return acc
+
+
+def _check_fp8_tiles(TN, what):
+    if QGROUP % TN:
+        raise _const_error(f"{what}: TN={TN} does not divide the 128-row weight-scale "
+                           f"block", "pass TN = 128, 64, 32 or 16")
+
+
+@mt.kernel
+def moe_gate_up(xs: mt.Tensor["N", "H", mt.bf16], wg: mt.Tensor["E", "I", "H", mt.bf16],
+                wu: mt.Tensor["E", "I", "H", mt.bf16], tile_e: mt.Tensor["MT", mt.i32],
+                tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
+                ntiles: mt.Tensor[1, mt.i32], act: mt.Out["N", "I", mt.bf16],
+                TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256,
+                GRID: mt.const = 0):
+    """Grouped gate/up projection with the SwiGLU fused: for each row tile t of expert
+    e = tile_e[t], act[rows] = silu(xs[rows] @ wg[e]^T) * (xs[rows] @ wu[e]^T) (bf16).
+    One persistent launch (GRID blocks; 0: the clusters) over (row tile, N tile) items."""
+    H = xs.shape[1]
+    I = wg.shape[1]
+    for t, j in _items(ntiles, mt.cdiv(I, TN), GRID):
+        e, r0, n, n0 = tile_e[t], tile_r0[t], tile_n[t], j * TN
+        g = _mm_bf16(xs, wg, e, r0, n, n0, H, TM, TN, TK)
+        u = _mm_bf16(xs, wu, e, r0, n, n0, H, TM, TN, TK)
+        mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype), rows=n)
+
+
+@mt.kernel
+def moe_gate_up_fp8(xq: mt.Tensor["N", "H", mt.f8e4m3], xqs: mt.Tensor["N", "HB", mt.f32],
+                    wg: mt.Tensor["E", "I", "H", mt.f8e4m3],
+                    wu: mt.Tensor["E", "I", "H", mt.f8e4m3],
+                    sg: mt.Tensor["E", "IB", "HB", mt.f32],
+                    su: mt.Tensor["E", "IB", "HB", mt.f32], tile_e: mt.Tensor["MT", mt.i32],
+                    tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
+                    ntiles: mt.Tensor[1, mt.i32], act: mt.Out["N", "I", mt.bf16],
+                    TM: mt.const = 16, TN: mt.const = 128, GRID: mt.const = 0):
+    """moe_gate_up on e4m3 operands with 128x128 weight-block scales (sg, su) and
+    per-token 1x128 activation scales (xqs); act = bf16(silu(g) * u), which moe_down_fp8
+    quantises per token in 1x128 groups as it reads it (so TN is free: any divisor of
+    128, the weight-scale block)."""
+    _check_fp8_tiles(TN, "moe_gate_up_fp8")
+    H = xq.shape[1]
+    I = wg.shape[1]
+    for t, j in _items(ntiles, mt.cdiv(I, TN), GRID):
+        e, r0, n, n0 = tile_e[t], tile_r0[t], tile_n[t], j * TN
+        g = _mm_fp8(xq, xqs, wg, sg, e, r0, n, n0, H, TM, TN)
+        u = _mm_fp8(xq, xqs, wu, su, e, r0, n, n0, H, TM, TN)
+        mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype), rows=n)
+
+
+def _combine(blk, ys, pos, res, out, TOPK, TC, P):
+    """Phase 2 of moe_down: out[t] = res[t] + sum_j ys[pos[t * TOPK + j]] over the slots
+    in order (deterministic), (token, TC columns) items over both lanes of every block."""
+    T, H = out.shape
+    gc = mt.cdiv(H, TC)
+    with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+        for it in mt.range(lane * P + blk, T * gc, P * 2):
+            t = it // gc
+            c0 = it % gc * TC
+            acc = mt.load(res[t:t + 1, c0:c0 + TC]).astype(mt.f32)
+            for j in range(TOPK):
+                p = pos[t * TOPK + j]
+                acc = acc + mt.load(ys[p:p + 1, c0:c0 + TC])
+            mt.store(out[t:t + 1, c0:c0 + TC], acc.astype(out.dtype))
+
+
+def _down_kernel(fp8: bool):
+    """moe_down (bf16) or moe_down_fp8: the same two phases, the K loop chosen here."""
+
+    def body(a, a_s, wd, wds, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out, TOPK,
+             TM, TN, TK, TC, GRID):
+        N, I = a.shape
+        H = wd.shape[1]
+        P = _grid(GRID)
+        gn = mt.cdiv(H, TN)
+        ys = mt.workspace((N, H), mt.f32, "moe_ys")
+        for blk in mt.spmd(P):
+            # ---- phase 1: ys[rows] = sw[rows] * (a[rows] @ wd[e]^T), in expert order
+            for it in mt.range(blk, ntiles[0] * gn, P):
+                t = it // gn
+                n0 = it % gn * TN
+                e, r0, n = tile_e[t], tile_r0[t], tile_n[t]
+                if fp8:
+                    acc = _mm_fp8(a, a_s, wd, wds, e, r0, n, n0, I, TM, TN)
+                else:
+                    acc = _mm_bf16(a, wd, e, r0, n, n0, I, TM, TN, TK)
+                wr = mt.load(sw[r0:r0 + TM, 0:1], rows=n)
+                mt.store(ys[r0:r0 + TM, n0:n0 + TN], acc * wr, rows=n)
+            # ---- phase 2: back to token order, each token's rows summed in slot order
+            mt.fence()
+            mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
+            _combine(blk, ys, pos, res, out, TOPK, TC, P)
+
+    return body
+
+
+_down_bf16 = _down_kernel(False)
+_down_fp8 = _down_kernel(True)
+
+
+@mt.kernel
+def moe_down(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.bf16],
+             sw: mt.Tensor["N", 1, mt.f32], tile_e: mt.Tensor["MT", mt.i32],
+             tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
+             ntiles: mt.Tensor[1, mt.i32], pos: mt.Tensor["N", mt.i32],
+             res: mt.Tensor["T", "H", mt.bf16], out: mt.Out["T", "H", mt.bf16],
+             TOPK: mt.const, TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256,
+             TC: mt.const = 512, GRID: mt.const = 0):
+    """Grouped down projection with the routing weight and the return to token order
+    fused: phase 1 writes ys[rows] = sw[rows] * (act[rows] @ wd[e]^T) (f32, expert order,
+    a workspace); after a syncall phase 2 sums each token's TOPK rows in slot order onto
+    the residual: out[t] = bf16(res[t] + sum_j ys[pos[t * TOPK + j]]) (deterministic: no
+    atomics, the same bits on every run and backend order)."""
+    _down_bf16(act, None, wd, None, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out,
+               TOPK, TM, TN, TK, TC, GRID)
+
+
+@mt.kernel
+def moe_down_fp8(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.f8e4m3],
+                 sd: mt.Tensor["E", "HB", "IB", mt.f32],
+                 sw: mt.Tensor["N", 1, mt.f32], tile_e: mt.Tensor["MT", mt.i32],
+                 tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
+                 ntiles: mt.Tensor[1, mt.i32], pos: mt.Tensor["N", mt.i32],
+                 res: mt.Tensor["T", "H", mt.bf16], out: mt.Out["T", "H", mt.bf16],
+                 TOPK: mt.const, TM: mt.const = 16, TN: mt.const = 128,
+                 TC: mt.const = 512, GRID: mt.const = 0):
+    """moe_down on e4m3 weights with 128x128 block scales sd: each K block of act (bf16,
+    from moe_gate_up_fp8) is quantised per token in its 1x128 group as it is read (the
+    dynamic activation quantisation, fused), the scales applied per K block."""
+    _check_fp8_tiles(TN, "moe_down_fp8")
+    _down_fp8(act, None, wd, sd, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out, TOPK,
+              TM, TN, QGROUP, TC, GRID)
