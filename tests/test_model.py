@@ -197,6 +197,25 @@ def test_generate_cli_json(tmp_path, capsys):
     assert line["tokens"] == want
 
 
+def test_generate_cli_prompt_text(tmp_path, capsys):
+    """--prompt TEXT: the checkpoint's tokenizer (a word-level one written here) encodes
+    the prompts and decodes the new tokens into "text"."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tr = pytest.importorskip("transformers")
+    from tilelang_models.qwen3 import generate as G
+    d = _hf_checkpoint(tmp_path, False, 2)
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(
+        {f"w{i}": i for i in range(512)}, unk_token="w0"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    tr.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="w0").save_pretrained(d)
+    assert G.main(["--hf-dir", str(d), "--prompt", "w5 w17 w300;w8", "--max-new-tokens",
+                   "3", "--no-progress"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    want, _ = _hf_generate(d, [[5, 17, 300], [8]], 3)
+    assert line["tokens"] == want
+    assert line["text"] == [" ".join(f"w{i}" for i in t) for t in want]
+
+
 def test_generate_errors():
     mcfg = get_model_config("tiny", num_layers=1)
     model = Qwen3Model(mcfg, random_model_weights(mcfg, 0))
