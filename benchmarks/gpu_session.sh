@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# One device call: the GPU tests (Triton backend, runtime, registry coverage), the Qwen3
-# CLI on cuda with its golden check, the Qwen3 layer vs the reference on the GPU, the host
-# time per launch, then the decode-layer benchmark (NO_BENCH=1: not; STEPS=1: also the
-# per-step profile and a kernel trace). Logs go to $OUT.
+# One device call: the GPU tests (Triton backend, runtime, registry coverage, the model,
+# prefill, MoE), the Qwen3 CLI on cuda with its golden check, the Qwen3 layer vs the
+# reference on the GPU, the host time per launch, then the decode-layer benchmark
+# (NO_BENCH=1: not; STEPS=1: also the per-step profile and a kernel trace; MOE=1: the MoE
+# benchmark; MODEL=1: the whole-model benchmark at 0.6B, minutes of tuning per batch
+# size). Logs go to $OUT.
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 python3 -c 'import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())'
-GPU_TESTS=${GPU_TESTS:-"tests/test_triton.py tests/test_runtime.py tests/test_registry.py tests/test_op_coverage.py"}
+GPU_TESTS=${GPU_TESTS:-"tests/test_triton.py tests/test_runtime.py tests/test_registry.py tests/test_op_coverage.py tests/test_model.py tests/test_prefill.py tests/test_chunked_prefill.py tests/test_moe_backends.py"}
 python3 -m pytest -q $GPU_TESTS 2>&1 | tee $OUT/gpu_tests.log | tail -15
 for cfg in "--config tiny" "--config 14b --batch 8 --seq 4096 --block-size 128"; do
     timeout 300 python3 -m tilelang_models.qwen3 $cfg --target cuda 2>&1 | tail -1 | tee -a $OUT/cli.log
@@ -40,3 +42,5 @@ timeout 120 python3 benchmarks/host_overhead.py 2>&1 | tee $OUT/host_overhead.lo
 [ -n "${NO_BENCH:-}" ] || timeout 420 python3 benchmarks/decode_layer_gpu.py "$@" 2>&1 | tee $OUT/bench.log | tail -12
 # STEPS=1: each step's time in the layer's own launch sequence too (batch 1, 8, 32)
 [ -z "${STEPS:-}" ] || timeout 300 python3 benchmarks/gpu_tile_sweep.py --what steps,trace 2>&1 | tee $OUT/steps.log | grep -v Warn | cut -c1-400
+[ -z "${MOE:-}" ] || timeout 400 python3 benchmarks/moe_gpu.py --config 30b-a3b --tokens 1,8,32 2>&1 | tee $OUT/moe.log | grep -v -i warn | tail -12
+[ -z "${MODEL:-}" ] || timeout 400 python3 benchmarks/model_gpu.py --configs 0.6b --batches 1,8,32 2>&1 | tee $OUT/model.log | grep -v -i warn | tail -8
