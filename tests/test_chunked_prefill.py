@@ -107,12 +107,14 @@ def test_chunked_attention_is_a_mixed_kernel():
     assert ck.kernel.core is mt.CoreType.MIX
 
 
-def test_chunked_prefill_through_triton(gen):
+@pytest.mark.parametrize("bs,new,ctx", [(16, [1, 5, 37], [0, 3, 40]),
+                                         (128, [5, 70, 2], [13, 0, 127])])  # 32-row steps
+def test_chunked_prefill_through_triton(gen, bs, new, ctx):
     """Triton's interpreter on f16 (its bf16 dot is wrong), against the reference."""
     pytest.importorskip("triton")
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    hq, kvh, d, bs = 4, 2, 64, 16
-    args = _case([1, 5, 37], [0, 3, 40], hq, kvh, d, bs, gen, dtype=torch.float16)
+    hq, kvh, d = 4, 2, 64
+    args = _case(new, ctx, hq, kvh, d, bs, gen, dtype=torch.float16)
     want, kc, _ = _want(args, hq)
     got = [a.clone().to(dev) for a in args]
     _run(got, hq, kvh, d, bs, f16=True, target="cuda")
