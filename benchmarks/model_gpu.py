@@ -36,10 +36,13 @@ from tilelang_models.qwen3.model import (  # noqa: E402
 )
 
 
-def torch_model(mcfg, model):
-    """The reference decode step over the model's own (folded) weights and caches:
-    weights are arguments, so torch.compile compiles the layer once for all layers."""
-    c = mcfg.layer
+def torch_parts(c):
+    """The plain-torch pieces of a decode layer of shapes c (a Qwen3Config), weights as
+    arguments: rms(v, g); attn_half(x, res, ...) = o_proj(attention(qkv(rms(x)))) + res
+    (the new token's k and v written into the paged caches); mlp_half(h2, res, ...) =
+    down(silu(gate) * up of rms(h2)) + res. One layer is
+    mlp_half(attn_half(x, x, ...), h2, ...); tensor parallelism passes a zero res on all
+    ranks but one and all-reduces between them (tp_gpu.py)."""
     hq, kvh, d = c.num_attention_heads, c.num_key_value_heads, c.head_dim
     eps = c.rms_norm_eps
     inv = 1.0 / (c.rope_theta ** (torch.arange(0, d, 2, device="cuda").float() / d))
@@ -53,7 +56,7 @@ def torch_model(mcfg, model):
         cs, sn = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
         return v * cs + torch.cat([-v[..., d // 2:], v[..., :d // 2]], -1) * sn
 
-    def layer(x, kc, vc, bt, sl, gin, wqkv, qn, kn, wo, gpost, wg, wu, wd):
+    def attn_half(x, res, kc, vc, bt, sl, gin, wqkv, qn, kn, wo):
         b = x.shape[0]
         qkv = F.linear(rms(x, gin).bfloat16(), wqkv)
         q = qkv[:, :hq * d].view(b, hq, d)
@@ -73,10 +76,24 @@ def torch_model(mcfg, model):
             q[:, :, None, :], kk.transpose(1, 2), vv.transpose(1, 2),
             attn_mask=mask[:, None, None, :], enable_gqa=True)
         o = att[:, :, 0, :].reshape(b, hq * d)
-        h2 = (F.linear(o, wo).float() + x.float()).bfloat16()
+        return (F.linear(o, wo).float() + res.float()).bfloat16()
+
+    def mlp_half(h2, res, gpost, wg, wu, wd):
         h3 = rms(h2, gpost).bfloat16()
         a = F.silu(F.linear(h3, wg).float()) * F.linear(h3, wu).float()
-        return (F.linear(a.bfloat16(), wd).float() + h2.float()).bfloat16()
+        return (F.linear(a.bfloat16(), wd).float() + res.float()).bfloat16()
+
+    return rms, attn_half, mlp_half
+
+
+def torch_model(mcfg, model):
+    """The reference decode step over the model's own (folded) weights and caches:
+    weights are arguments, so torch.compile compiles the layer once for all layers."""
+    rms, attn_half, mlp_half = torch_parts(mcfg.layer)
+
+    def layer(x, kc, vc, bt, sl, gin, wqkv, qn, kn, wo, gpost, wg, wu, wd):
+        h2 = attn_half(x, x, kc, vc, bt, sl, gin, wqkv, qn, kn, wo)
+        return mlp_half(h2, h2, gpost, wg, wu, wd)
 
     def head(x, g, w):
         return F.linear(rms(x, g).bfloat16(), w).float().argmax(-1)

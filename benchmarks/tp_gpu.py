@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decode_layer_gpu import _ms, copy_bandwidth  # noqa: E402
+from model_gpu import torch_parts  # noqa: E402
 
 from tilelang_models.qwen3.config import Qwen3Config  # noqa: E402
 from tilelang_models.qwen3.model import (  # noqa: E402
@@ -139,46 +140,7 @@ def torch_tp_step(model: TPQwen3Model, kc, vc, compiled: bool):
     """The reference decode step of this rank, the same weights and caches as the model:
     each layer's attention half and MLP half in PyTorch, the all-reduces between them."""
     tp = model.tp
-    c = model.cfg  # the rank's shapes
-    hq, kvh, d = c.num_attention_heads, c.num_key_value_heads, c.head_dim
-    eps = c.rms_norm_eps
-    inv = 1.0 / (c.rope_theta ** (torch.arange(0, d, 2, device="cuda").float() / d))
-
-    def rms(v, g):
-        vf = v.float()
-        return vf * torch.rsqrt(vf.pow(2).mean(-1, keepdim=True) + eps) * g.float()
-
-    def rope(v, pos):
-        ang = pos[:, None, None].float() * inv
-        cs, sn = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
-        return v * cs + torch.cat([-v[..., d // 2:], v[..., :d // 2]], -1) * sn
-
-    def attn_half(x, res, kc, vc, bt, sl, gin, wqkv, qn, kn, wo):
-        b = x.shape[0]
-        qkv = F.linear(rms(x, gin).bfloat16(), wqkv)
-        q = qkv[:, :hq * d].view(b, hq, d)
-        k = qkv[:, hq * d:(hq + kvh) * d].view(b, kvh, d)
-        v = qkv[:, (hq + kvh) * d:].view(b, kvh, d)
-        pos = (sl - 1).long()
-        q = rope(rms(q, qn), pos).bfloat16()
-        k = rope(rms(k, kn), pos).bfloat16()
-        bs = kc.shape[1]
-        blk = bt.long().gather(1, (pos // bs)[:, None])[:, 0]
-        kc[blk, pos % bs] = k
-        vc[blk, pos % bs] = v
-        kk = kc[bt.long()].flatten(1, 2)
-        vv = vc[bt.long()].flatten(1, 2)
-        mask = torch.arange(kk.shape[1], device="cuda")[None, :] < sl[:, None]
-        att = F.scaled_dot_product_attention(
-            q[:, :, None, :], kk.transpose(1, 2), vv.transpose(1, 2),
-            attn_mask=mask[:, None, None, :], enable_gqa=True)
-        o = att[:, :, 0, :].reshape(b, hq * d)
-        return (F.linear(o, wo).float() + res.float()).bfloat16()
-
-    def mlp_half(h2, res, gpost, wg, wu, wd):
-        h3 = rms(h2, gpost).bfloat16()
-        a = F.silu(F.linear(h3, wg).float()) * F.linear(h3, wu).float()
-        return (F.linear(a.bfloat16(), wd).float() + res.float()).bfloat16()
+    rms, attn_half, mlp_half = torch_parts(model.cfg)  # the rank's shapes
 
     def head(x, g, w):
         lg = F.linear(rms(x, g).bfloat16(), w).float()

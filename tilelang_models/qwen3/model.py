@@ -144,9 +144,11 @@ class ModelWeights:
             w.check(c)
 
 
-def load_hf_model(directory, mcfg: ModelConfig | None = None, device="cpu") -> ModelWeights:
+def load_hf_model(directory, mcfg: ModelConfig | None = None, device="cpu",
+                  each_layer=None) -> ModelWeights:
     """Every tensor of a Hugging Face Qwen3 checkpoint (single file or sharded), as bf16
-    on `device`, layer by layer."""
+    on `device`, layer by layer. each_layer: a function applied to each layer's weights
+    as read (on the CPU), before they move to `device` (tp.py keeps a rank's share)."""
     directory = os.fspath(directory)
     mcfg = mcfg or get_model_config(directory)
     where = _weight_files(directory)
@@ -163,11 +165,14 @@ def load_hf_model(directory, mcfg: ModelConfig | None = None, device="cpu") -> M
     layers = []
     for i in range(mcfg.num_layers):
         w = load_hf_layer(directory, i, mcfg.layer)
+        if each_layer is not None:
+            w = each_layer(w)
         layers.append(LayerWeights(**{k: t.to(device) for k, t in w.items()}))
     embed = bf["model.embed_tokens.weight"]
     lm = embed if mcfg.tie_word_embeddings else bf["lm_head.weight"]
     mw = ModelWeights(embed, layers, bf["model.norm.weight"], lm)
-    mw.check(mcfg)
+    if each_layer is None:
+        mw.check(mcfg)
     return mw
 
 

@@ -46,15 +46,11 @@ from tilelang_models.qwen3.model import (
     ModelConfig,
     ModelWeights,
     Qwen3Model,
+    load_hf_model,
     random_model_weights,
 )
 from tilelang_models.qwen3.prefill_layer import PrefillLayer
-from tilelang_models.qwen3.weights import (
-    LayerWeights,
-    _weight_files,
-    load_hf_layer,
-    load_safetensors,
-)
+from tilelang_models.qwen3.weights import LayerWeights
 
 __all__ = ["TPGroup", "init_tp", "tp_config", "vocab_range", "shard_layer",
            "shard_model_weights", "load_hf_model_tp", "random_model_weights_tp",
@@ -231,26 +227,10 @@ def random_model_weights_tp(mcfg: ModelConfig, tp: TPGroup, seed: int = 0,
 def load_hf_model_tp(directory, mcfg: ModelConfig, tp: TPGroup, device="cpu") -> ModelWeights:
     """A rank's share of a Hugging Face Qwen3 checkpoint, read one layer at a time (each
     layer read whole on the CPU, its share kept on `device`)."""
-    directory = os.fspath(directory)
-    where = _weight_files(directory)
-    names = ["model.embed_tokens.weight", "model.norm.weight"]
-    if not mcfg.tie_word_embeddings:
-        names.append("lm_head.weight")
-    missing = [n for n in names if n not in where]
-    if missing:
-        raise ValueError(f"{directory}: tensor(s) not in the checkpoint: {missing}")
-    got = {}
-    for n in names:
-        got.update(load_safetensors(where[n], [n]))
-    bf = {n: t.to(device=device, dtype=torch.bfloat16) for n, t in got.items()}
-    layers = []
-    for i in range(mcfg.num_layers):
-        w = shard_layer(load_hf_layer(directory, i, mcfg.layer), mcfg.layer, tp.rank, tp.size)
-        layers.append(LayerWeights(**{k: t.to(device) for k, t in w.items()}))
-    embed = bf["model.embed_tokens.weight"]
-    lm = embed if mcfg.tie_word_embeddings else bf["lm_head.weight"]
+    w = load_hf_model(directory, mcfg, device, each_layer=lambda lw: shard_layer(
+        lw, mcfg.layer, tp.rank, tp.size))
     start, n = vocab_range(mcfg.vocab_size, tp.rank, tp.size)
-    return ModelWeights(embed, layers, bf["model.norm.weight"], _rows(lm, start, n))
+    return ModelWeights(w.embed, w.layers, w.norm, _rows(w.lm_head, start, n))
 
 
 def dist_argmax(vals: torch.Tensor, idx: torch.Tensor, start: int, tp: TPGroup
