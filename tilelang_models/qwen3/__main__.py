@@ -26,13 +26,13 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import mixtile as mt
 from tilelang_models.qwen3 import tp_cli
+from tilelang_models.qwen3.cli_util import emit_ascendc, err
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
 from tilelang_models.qwen3.moe_cli import run_moe, wants_moe
@@ -42,30 +42,6 @@ from tilelang_models.qwen3.weights import load_hf_layer, random_weights
 
 # bf16 storage at every step: errors of 1-2 bf16 ulps of the largest values pass
 RTOL, ATOL_REL = 2e-2, 2e-2
-
-
-def _err(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
-    g, w = got.float(), want.float()
-    abs_err = float((g - w).abs().max()) if g.numel() else 0.0
-    scale = float(w.abs().max()) if w.numel() else 1.0
-    return abs_err, abs_err / max(scale, 1e-12)
-
-
-def _emit_ascendc(cfg, w, a) -> dict:
-    out = Path(a.emit_ascendc)
-    out.mkdir(parents=True, exist_ok=True)
-    layer = DecodeLayer(cfg, w, target="sim", compile_cfg=dict(arch=a.arch), progress=False)
-    files = []
-    for i, (kern, consts) in enumerate(layer.kernels(a.batch, a.block_size)):
-        ak = mt.compile(kern, dict(arch=a.arch), target="npu", **consts).ascendc
-        path = out / f"{i}_{ak.name}.cpp"
-        path.write_text(ak.source)
-        files.append({"file": str(path), "kernel_type": ak.kernel_type,
-                      "tiling": [f.name for f in ak.tiling]})
-        print(f"{path}: {ak.kernel_type}, {len(ak.source.splitlines())} lines")
-    summary = {"config": a.config, "arch": a.arch, "batch": a.batch, "kernels": files}
-    print(json.dumps(summary))
-    return summary
 
 
 def run(argv=None) -> dict:
@@ -103,7 +79,8 @@ def run(argv=None) -> dict:
     tp = tp_cli.start(a, cfg)  # None: one device
     w = load_hf_layer(a.hf_dir, a.layer, cfg) if a.hf_dir else random_weights(cfg, a.seed)
     if a.emit_ascendc:
-        return _emit_ascendc(cfg, w, a)
+        return emit_ascendc(a.config, DecodeLayer(cfg, w, target="sim", compile_cfg=dict(
+            arch=a.arch), progress=False), a)
     backend = mt.get_backend(a.target)  # "auto" resolved
     backend.require()
     dev = backend.device()
@@ -133,7 +110,7 @@ def run(argv=None) -> dict:
     out = layer(x, k_cache, v_cache, block_table, seq_lens).cpu()  # waits for the device
     run_s = time.perf_counter() - t0 - compile_s
     k_cache, v_cache = k_cache.cpu(), v_cache.cpu()
-    errs = [_err(out, want), _err(k_cache, k_ref), _err(v_cache, v_ref)]
+    errs = [err(out, want), err(k_cache, k_ref), err(v_cache, v_ref)]
     max_abs = max(e[0] for e in errs)
     rel = max(e[1] for e in errs)
     passed = rel <= RTOL and bool(torch.isfinite(out.float()).all())
@@ -158,7 +135,7 @@ def run(argv=None) -> dict:
 
 def main(argv=None) -> int:
     res = run(argv)
-    if "kernels" in res:  # --emit-ascendc: _emit_ascendc printed its summary
+    if "kernels" in res:  # --emit-ascendc: emit_ascendc printed its summary
         return 0
     if tp_cli.rank() == 0:
         print(json.dumps(res))

@@ -3,14 +3,13 @@ a MoE preset or a checkpoint whose config.json names qwen3_moe): the same flags,
 JSON line and --save fields as the dense layer, with MoeDecodeLayer and its reference."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import mixtile as mt
+from tilelang_models.qwen3.cli_util import emit_ascendc, err
 from tilelang_models.qwen3.moe_config import get_moe_config
 from tilelang_models.qwen3.moe_layer import MoeDecodeLayer, moe_decode_layer_ref
 from tilelang_models.qwen3.moe_reference import routing_error
@@ -24,29 +23,6 @@ RTOL = 2e-2
 ROUTE_TOL = 1e-2  # routing_error: a wrong expert is O(1)
 
 
-def _err(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
-    g, w = got.float(), want.float()
-    abs_err = float((g - w).abs().max()) if g.numel() else 0.0
-    scale = float(w.abs().max()) if w.numel() else 1.0
-    return abs_err, abs_err / max(scale, 1e-12)
-
-
-def _emit_ascendc(cfg, layer, a) -> dict:
-    out = Path(a.emit_ascendc)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i, (kern, consts) in enumerate(layer.kernels(a.batch, a.block_size)):
-        ak = mt.compile(kern, dict(arch=a.arch), target="npu", **consts).ascendc
-        path = out / f"{i}_{ak.name}.cpp"
-        path.write_text(ak.source)
-        files.append({"file": str(path), "kernel_type": ak.kernel_type,
-                      "tiling": [f.name for f in ak.tiling]})
-        print(f"{path}: {ak.kernel_type}, {len(ak.source.splitlines())} lines")
-    summary = {"config": cfg.name, "arch": a.arch, "batch": a.batch, "kernels": files}
-    print(json.dumps(summary))
-    return summary
-
-
 def run_moe(a) -> dict:
     """Run one decode step of a Qwen3-MoE layer for the parsed CLI arguments `a`."""
     cfg = get_moe_config(a.hf_dir or a.config)
@@ -57,7 +33,7 @@ def run_moe(a) -> dict:
     if a.emit_ascendc:
         layer = MoeDecodeLayer(cfg, w, target="sim", progress=False,
                                compile_cfg=dict(arch=a.arch or "a2"))
-        return _emit_ascendc(cfg, layer, a)
+        return emit_ascendc(cfg.name, layer, a)
     backend = mt.get_backend(a.target)
     backend.require()
     dev = backend.device()
@@ -88,7 +64,7 @@ def run_moe(a) -> dict:
                                         routing=(ids, wts))
     h3 = rmsnorm(h2, w.attn.post_attention_layernorm, cfg.attn.rms_norm_eps).bfloat16()
     route_err = routing_error(ids, h3, w.moe.router.cpu())
-    errs = [_err(out, want), _err(h2, h2_ref), _err(k_cache, k_ref), _err(v_cache, v_ref)]
+    errs = [err(out, want), err(h2, h2_ref), err(k_cache, k_ref), err(v_cache, v_ref)]
     max_abs = max(e[0] for e in errs)
     rel = max(e[1] for e in errs)
     # near-ties decided the other way cost about one bf16 ulp of a probability
