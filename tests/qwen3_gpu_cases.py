@@ -66,7 +66,13 @@ def qwen3_cases(f16: bool = False):
     ]
 
 
-def compile_for_hopper() -> None:
+PTR = {"bf16": "*bf16", "f16": "*fp16", "f32": "*fp32", "i32": "*i32",
+       "f8e4m3": "*fp8e4nv"}
+
+
+def ptx_for_hopper(name: str, ck, tmp: str) -> None:
+    """Compile each launch of the compiled kernel ck's generated Triton source for sm_90
+    with Triton's compiler (no GPU needed); prints "<name> <launch> ptx ok" per launch."""
     import importlib.util
 
     import triton
@@ -76,32 +82,34 @@ def compile_for_hopper() -> None:
     from mixtile.codegen.triton import generate
     from mixtile.ir.types import TensorType
 
-    ptr = {"bf16": "*bf16", "f16": "*fp16", "f32": "*fp32", "i32": "*i32"}
+    src, launches = generate(ck.kernel)
+    path = os.path.join(tmp, f"mt_hopper_{name}.py")
+    with open(path, "w") as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location(f"mt_hopper_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sig = {}
+    for p in ck.kernel.params:
+        t = p.value.type
+        if isinstance(t, TensorType):
+            sig[p.name] = PTR[t.dtype.short]
+            for d in range(len(t.shape)):
+                sig[f"{p.name}_d{d}"] = sig[f"{p.name}_s{d}"] = "i32"
+        else:
+            sig[p.name] = "fp32" if t.dtype.is_float else "i32"
+    for la in launches:
+        k = triton.compile(ASTSource(getattr(mod, la["fn"]), sig, {}),
+                           target=GPUTarget("cuda", 90, 32),
+                           options={"num_warps": 4, "num_stages": 3})
+        assert ".entry" in k.asm["ptx"], (name, la["fn"])
+        print(name, la["fn"], "ptx ok", flush=True)
+
+
+def compile_for_hopper() -> None:
     tmp = tempfile.mkdtemp()
     for name, kern, _args, consts in qwen3_cases():
-        ck = mt.compile(kern, target="cuda", **consts)
-        src, launches = generate(ck.kernel)
-        path = os.path.join(tmp, f"mt_hopper_{name}.py")
-        with open(path, "w") as f:
-            f.write(src)
-        spec = importlib.util.spec_from_file_location(f"mt_hopper_{name}", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        sig = {}
-        for p in ck.kernel.params:
-            t = p.value.type
-            if isinstance(t, TensorType):
-                sig[p.name] = ptr[t.dtype.short]
-                for d in range(len(t.shape)):
-                    sig[f"{p.name}_d{d}"] = sig[f"{p.name}_s{d}"] = "i32"
-            else:
-                sig[p.name] = "fp32" if t.dtype.is_float else "i32"
-        for la in launches:
-            k = triton.compile(ASTSource(getattr(mod, la["fn"]), sig, {}),
-                               target=GPUTarget("cuda", 90, 32),
-                               options={"num_warps": 4, "num_stages": 3})
-            assert ".entry" in k.asm["ptx"], (name, la["fn"])
-            print(name, la["fn"], "ptx ok", flush=True)
+        ptx_for_hopper(name, mt.compile(kern, target="cuda", **consts), tmp)
 
 
 if __name__ == "__main__":

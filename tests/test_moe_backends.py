@@ -162,17 +162,10 @@ def test_moe_kernels_compile_for_hopper_without_a_gpu():
 def compile_for_hopper() -> None:
     """Compile each launch of the MoE kernels (bf16, fp8, decode and wide tiles) for
     sm_90 with Triton's compiler; prints one "ptx ok" line per launch."""
-    import importlib.util
     import tempfile
 
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from qwen3_gpu_cases import ptx_for_hopper
 
-    from mixtile.codegen.triton import generate
-    from mixtile.ir.types import TensorType
-
-    ptr = {"bf16": "*bf16", "f16": "*fp16", "f32": "*fp32", "i32": "*i32",
-           "f8e4m3": "*fp8e4nv"}
     cases = [(K.moe_router, dict(NE=128, TOPK=8, TE=128)),
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128)),
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128, TB=1)),
@@ -183,29 +176,7 @@ def compile_for_hopper() -> None:
              (K.moe_down_fp8, dict(TOPK=8, TM=16, TN=64))]
     tmp = tempfile.mkdtemp()
     for kern, consts in cases:
-        ck = mt.compile(kern, target="cuda", **consts)
-        src, launches = generate(ck.kernel)
-        path = os.path.join(tmp, f"mt_hopper_{kern.name}.py")
-        with open(path, "w") as f:
-            f.write(src)
-        spec = importlib.util.spec_from_file_location(f"mt_hopper_{kern.name}", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        sig = {}
-        for p in ck.kernel.params:
-            t = p.value.type
-            if isinstance(t, TensorType):
-                sig[p.name] = ptr[t.dtype.short]
-                for d in range(len(t.shape)):
-                    sig[f"{p.name}_d{d}"] = sig[f"{p.name}_s{d}"] = "i32"
-            else:
-                sig[p.name] = "fp32" if t.dtype.is_float else "i32"
-        for la in launches:
-            k = triton.compile(ASTSource(getattr(mod, la["fn"]), sig, {}),
-                               target=GPUTarget("cuda", 90, 32),
-                               options={"num_warps": 4, "num_stages": 3})
-            assert ".entry" in k.asm["ptx"], (kern.name, la["fn"])
-            print(kern.name, la["fn"], "ptx ok", flush=True)
+        ptx_for_hopper(kern.name, mt.compile(kern, target="cuda", **consts), tmp)
 
 
 # ---------------------------------------------------------------- Ascend C (CPU model)
