@@ -50,9 +50,27 @@ def _clone(args, dtype_map=None):
     return out
 
 
+def _e4m3_steps(x, y):
+    """|x - y| in e4m3 steps at the larger magnitude (2^(exponent - 3), subnormal 2^-9)."""
+    m = torch.maximum(x.abs(), y.abs()).clamp_min(2.0 ** -6)
+    step = torch.exp2(torch.floor(torch.log2(m)) - 3)
+    return (x - y).abs() / step
+
+
 def _agree(kern, name, a, b, rtol):
     for x, y, pname in zip(a, b, kern.order):
         if not isinstance(x, torch.Tensor):
+            continue
+        if x.dtype == torch.float8_e4m3fn:
+            # x / scale rounded to e4m3 on both sides (the Triton backend divides with
+            # div_rn, IEEE as numpy; with Triton's `/`, div.full.f32, 32 of 448 moved on
+            # an H100): one step at a rounding boundary, on few elements, is the most a
+            # one-ulp difference upstream can make
+            x, y = x.float().cpu(), y.float().cpu()
+            steps = _e4m3_steps(x, y)
+            assert float(steps.max()) <= 1.0, f"{name}.{pname}: {float(steps.max())} e4m3 steps"
+            frac = float((steps > 0).float().mean())
+            assert frac <= 0.01, f"{name}.{pname}: {frac:.2%} of the e4m3 values differ"
             continue
         x, y = x.float().cpu(), y.float().cpu()
         scale = max(float(x.abs().max()), 1e-6) if x.numel() else 1.0

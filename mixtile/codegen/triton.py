@@ -114,18 +114,21 @@ def _pshape(t: TileType) -> tuple[int, ...]:
     return tuple(pad(d) for d in t.shape)
 
 
-# expression rules: op -> format string over the operand expressions
+# expression rules: op -> format string over the operand expressions. Division rounds as
+# IEEE does (div_rn), as the simulator's numpy does: Triton's `/` on f32 is div.full.f32
+# (within 2 ulp), which moves a quotient across an e4m3 rounding boundary in quantisation.
 EXPR = {
     EXP: "tl.exp({0})", EXP2: "tl.exp2({0})", LOG: "tl.log({0})", SQRT: "tl.sqrt({0})",
     RSQRT: "tl.rsqrt({0})",
-    RECIPROCAL: "(1.0 / {0})", ABS: "tl.abs({0})", NEG: "(-{0})",
+    RECIPROCAL: "tl.math.div_rn(1.0, {0})", ABS: "tl.abs({0})", NEG: "(-{0})",
     TANH: "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", SIN: "tl.sin({0})", COS: "tl.cos({0})",
     RELU: "tl.maximum({0}, 0.0)", SIGMOID: "tl.sigmoid({0})", SILU: "({0} * tl.sigmoid({0}))",
     GELU_TANH: "(0.5 * {0} * (1.0 + (2.0 * tl.sigmoid(2.0 * 0.7978845608028654 * "
                "({0} + 0.044715 * {0} * {0} * {0})) - 1.0)))",
     GELU_ERF: "(0.5 * {0} * (1.0 + tl.math.erf({0} * 0.7071067811865476)))",
     SOFTPLUS: "(tl.maximum({0}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs({0}))))",
-    ADD: "({0} + {1})", SUB: "({0} - {1})", MUL: "({0} * {1})", DIV: "({0} / {1})",
+    ADD: "({0} + {1})", SUB: "({0} - {1})", MUL: "({0} * {1})",
+    DIV: "tl.math.div_rn({0}, {1})",
     MAXIMUM: "tl.maximum({0}, {1})", MINIMUM: "tl.minimum({0}, {1})", LT: "({0} < {1})",
     LE: "({0} <= {1})", GT: "({0} > {1})", GE: "({0} >= {1})", EQ: "({0} == {1})",
     NE: "({0} != {1})", SELECT: "tl.where({0}, {1}, {2})",
