@@ -11,8 +11,9 @@ replay (Qwen3Model's own) and as the reference's (one function per layer, compil
 and called for every layer, the whole step captured in a CUDA graph). Floor: the bytes a
 step must read (every layer's weights, the LM head, the KV cache of every sequence) over
 the measured device copy bandwidth. --prefill N also times the prefill of one N-token
-prompt (Qwen3Model.prefill: the prefill layers, then the LM head on the last token)
-against the reference's eager prefill (cuBLAS GEMMs, SDPA causal attention).
+prompt (Qwen3Model.prefill: the prefill layers, then the LM head on the last token: the
+time to the first token) against the reference's prefill (cuBLAS GEMMs, SDPA causal
+attention), eager and under torch.compile; `--batches ""` times the prefill alone.
 Prints a table and one JSON line.
 """
 from __future__ import annotations
@@ -173,16 +174,18 @@ def bench_config(name, batches, ctx, bs, compile_ref, prefill, bw_list):
     res = {"config": name, "layers": mcfg.num_layers, "weights_GB": w_bytes / 1e9,
            "setup_s": round(setup_s, 1), "rows": rows}
     if prefill:
-        res["prefill"] = bench_prefill(model, mcfg, prefill, bs, ws, layer_ref, head_ref)
+        res["prefill"] = bench_prefill(model, mcfg, prefill, bs, ws, layer_ref, head_ref,
+                                       compile_ref)
         print(f"{name} prefill {json.dumps(res['prefill'])}", file=sys.stderr, flush=True)
     del model
     torch.cuda.empty_cache()
     return res
 
 
-def bench_prefill(model, mcfg, n, bs, ws, layer_ref, head_ref):
+def bench_prefill(model, mcfg, n, bs, ws, layer_ref, head_ref, compile_ref):
     """One n-token prompt: mixtile's prefill (kernels compiled and tuned by a first call)
-    against an eager torch prefill (cuBLAS, SDPA causal) of the same weights."""
+    against the torch prefill (cuBLAS GEMMs, SDPA causal) of the same weights, eager and
+    under torch.compile: the time to the first token of an n-token prompt."""
     c = mcfg.layer
     nb = -(-n // bs)
     kc, vc = model.alloc_cache(1 + nb, bs, "cuda")
@@ -208,31 +211,50 @@ def bench_prefill(model, mcfg, n, bs, ws, layer_ref, head_ref):
     def rope(v):
         return v * cs + torch.cat([-v[..., d // 2:], v[..., :d // 2]], -1) * sn
 
-    def ref():
-        x = F.embedding(ids.long(), model.embed)
-        for gin, wqkv, qn, kn, wo, gpost, wg, wu, wd in ws:
-            qkv = F.linear(rms(x, gin).bfloat16(), wqkv)
-            q = rope(rms(qkv[:, :hq * d].view(n, hq, d), qn)).bfloat16()
-            k = rope(rms(qkv[:, hq * d:(hq + kvh) * d].view(n, kvh, d), kn)).bfloat16()
-            v = qkv[:, (hq + kvh) * d:].view(n, kvh, d)
-            o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1),
-                                               v.transpose(0, 1), is_causal=True,
-                                               enable_gqa=True)
-            h2 = (F.linear(o.transpose(0, 1).reshape(n, hq * d), wo).float()
-                  + x.float()).bfloat16()
-            h3 = rms(h2, gpost).bfloat16()
-            a = F.silu(F.linear(h3, wg).float()) * F.linear(h3, wu).float()
-            x = (F.linear(a.bfloat16(), wd).float() + h2.float()).bfloat16()
-        return head_ref(x[-1:], model.final_norm, model.lm_head)
+    def layer(x, gin, wqkv, qn, kn, wo, gpost, wg, wu, wd):
+        qkv = F.linear(rms(x, gin).bfloat16(), wqkv)
+        q = rope(rms(qkv[:, :hq * d].view(n, hq, d), qn)).bfloat16()
+        k = rope(rms(qkv[:, hq * d:(hq + kvh) * d].view(n, kvh, d), kn)).bfloat16()
+        v = qkv[:, (hq + kvh) * d:].view(n, kvh, d)
+        o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1),
+                                           v.transpose(0, 1), is_causal=True,
+                                           enable_gqa=True)
+        h2 = (F.linear(o.transpose(0, 1).reshape(n, hq * d), wo).float()
+              + x.float()).bfloat16()
+        h3 = rms(h2, gpost).bfloat16()
+        a = F.silu(F.linear(h3, wg).float()) * F.linear(h3, wu).float()
+        return (F.linear(a.bfloat16(), wd).float() + h2.float()).bfloat16()
 
+    def ref_with(layer_fn):
+        def ref():
+            x = F.embedding(ids.long(), model.embed)
+            for w in ws:
+                x = layer_fn(x, *w)
+            return head_ref(x[-1:], model.final_norm, model.lm_head)
+        return ref
+
+    ref = ref_with(layer)
     want = ref()
     ref_ms = _ms(ref, reps=5)
+    out = {}
+    if compile_ref:  # the layer compiled once (weights are arguments) for all layers
+        try:
+            t0 = time.time()
+            refc = ref_with(torch.compile(layer))
+            refc()
+            out["torch_compile_first_s"] = round(time.time() - t0, 1)
+            out["torch_compile_ms"] = _ms(refc, reps=5)
+        except Exception as e:  # noqa: BLE001  (reported, not fatal)
+            out["torch_compile_error"] = str(e)[:200]
     L, H, I = mcfg.num_layers, c.hidden_size, c.intermediate_size
     flops = 2 * n * L * (H * (hq + 2 * kvh) * d + hq * d * H + 3 * H * I) \
         + 2 * L * hq * d * n * n  # causal QK^T + PV: half of 4 n^2 d per head
-    return {"tokens": n, "mixtile_ms": ms, "torch_eager_ms": ref_ms,
-            "first_call_s": round(first_s, 1), "next_id_equal": bool(first[0] == want[0]),
-            "mixtile_TFLOPS": flops / ms / 1e9, "torch_TFLOPS": flops / ref_ms / 1e9}
+    out.update({"tokens": n, "mixtile_ms": ms, "torch_eager_ms": ref_ms,
+                "first_call_s": round(first_s, 1), "next_id_equal": bool(first[0] == want[0]),
+                "mixtile_TFLOPS": flops / ms / 1e9, "torch_TFLOPS": flops / ref_ms / 1e9})
+    if "torch_compile_ms" in out:
+        out["torch_compile_TFLOPS"] = flops / out["torch_compile_ms"] / 1e9
+    return out
 
 
 def main() -> None:
@@ -244,7 +266,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--prefill", type=int, default=0)
     a = ap.parse_args()
-    batches = [int(v) for v in a.batches.split(",")]
+    batches = [int(v) for v in a.batches.split(",") if v]  # "": prefill only
     bws = [copy_bandwidth()]
     out = []
     for name in a.configs.split(","):
@@ -266,7 +288,9 @@ def main() -> None:
             p = res["prefill"]
             print(f"{res['config']:>6} prefill {p['tokens']}: mixtile {p['mixtile_ms']:.1f} ms "
                   f"({p['mixtile_TFLOPS']:.0f} TFLOPS), torch eager {p['torch_eager_ms']:.1f} "
-                  f"ms ({p['torch_TFLOPS']:.0f})")
+                  f"ms ({p['torch_TFLOPS']:.0f}), torch.compile "
+                  f"{p.get('torch_compile_ms', float('nan')):.1f} ms "
+                  f"({p.get('torch_compile_TFLOPS', float('nan')):.0f})")
     print(json.dumps({"bench": "model_gpu", "device": torch.cuda.get_device_name(),
                       "ctx": a.ctx, "copy_GBps": bw / 1e9, "results": out},
                      default=lambda v: round(v, 4) if isinstance(v, float) else v))
