@@ -386,16 +386,17 @@ def test_arange_positions_follow_the_lane_split(gen, tm, tn, lr, arch):
 
 @pytest.mark.parametrize("m,n,k", [(70, 200, 300), (33, 130, 128), (16, 64, 1000)])
 def test_gemm_residual_pingpong_k_loop(gen, tmp_path, m, n, k):
-    """PP=1 (mainloop_pingpong): the same result as the plain K loop, with an odd number
-    of K steps (a zero-padded last pair), a single step, and ragged M / N; through the
-    emitted Ascend C on the CPU model too."""
+    """The K loop unrolled by PingPong: the same bits as the loop as written
+    (pingpong=False), with an odd number of K steps (the last guard runs no trip), a
+    single step, and ragged M / N; through the emitted Ascend C on the CPU model too."""
     import shutil
     x, w, _ = _inputs(gen, m, n, k)
     res = torch.randn(m, n, generator=gen).bfloat16()
     outs = []
-    for pp in (0, 1):
+    for pp in (False, True):
         y = torch.zeros(m, n).bfloat16()
-        mt.run_jit(X.gemm_residual, x, w, res, y, TM=32, TN=64, TK=64, PP=pp)
+        mt.run_jit(X.gemm_residual, x, w, res, y, compile_cfg=dict(pingpong=pp),
+                   TM=32, TN=64, TK=64)
         outs.append(y)
     want = (_mm(x, w) + res.float()).bfloat16()
     assert torch.equal(outs[0], outs[1])
@@ -404,6 +405,6 @@ def test_gemm_residual_pingpong_k_loop(gen, tmp_path, m, n, k):
         from test_ascendc_cpu import run_cpu
         for arch in ("a2", "a5"):
             got = run_cpu(X.gemm_residual, [x, w, res, torch.zeros(m, n).bfloat16()],
-                          tmp_path / arch, arch=arch, TM=32, TN=64, TK=64, PP=1)
+                          tmp_path / arch, arch=arch, TM=32, TN=64, TK=64)
             # the CPU model accumulates in its own order: within a bf16 step
             assert torch.allclose(got[3].float(), outs[1].float(), atol=1e-2, rtol=1e-2)

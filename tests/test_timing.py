@@ -65,12 +65,13 @@ def test_large_gemm_is_cube_bound_at_flops_over_peak():
 
 
 def test_serialised_gemm_is_not_cube_bound():
-    """The library GEMM's K loop reuses one L1 and one L0 buffer per operand (PlanMemory
-    packs them), so each load waits for the previous step's move and the cube idles."""
+    """The library GEMM's K loop as written (pingpong=False) reuses one L1 and one L0
+    buffer per operand (PlanMemory packs them), so each load waits for the previous
+    step's move and the cube idles (tests/test_pingpong.py: the default)."""
     from tilelang_models.kernels.gemm import gemm
 
     m, n, k = 768, 1024, 4096
-    ck = mt.compile(gemm, TM=128, TN=256, TK=64)
+    ck = mt.compile(gemm, dict(pingpong=False), TM=128, TN=256, TK=64)
     x, w = np.zeros((m, k), np.float32), np.zeros((n, k), np.float32)
     tl = simulate(ck.kernel, {"x": x, "w": w}, "a2", timing=True).timeline
     assert tl.makespan_cycles > 1.5 * 2 * m * n * k / PEAK_FLOP_PER_CYCLE
@@ -379,20 +380,3 @@ def test_layer_cli_writes_one_trace_of_the_five_kernels(tmp_path, capsys):
     assert out["estimated_us"] == pytest.approx(sum(k["makespan_us"] for k in kernels),
                                                 abs=0.05)
     assert out["estimated_us"] == pytest.approx(trace["otherData"]["makespan_us"], abs=0.05)
-
-
-@pytest.mark.parametrize("arch", ["a2", "a5"])
-def test_pingpong_k_loop_keeps_the_cube_busier(arch):
-    """gemm_residual with PP=1 (mainloop_pingpong: two K steps' tiles live, so PlanMemory
-    gives them separate L1 / L0 buffers) against the same kernel with one K step in
-    flight: the cube waits less and the kernel is estimated faster; same numbers out."""
-    from tilelang_models.kernels.mixed import gemm_residual
-
-    m, n, k = 256, 1024, 2048
-    x, w, r = (np.zeros(s, np.float32) for s in ((m, k), (n, k), (m, n)))
-    tl = {}
-    for pp in (0, 1):
-        ck = mt.compile(gemm_residual, dict(arch=arch), TM=64, TN=128, TK=128, PP=pp)
-        tl[pp] = simulate(ck.kernel, {"x": x, "w": w, "res": r}, arch, timing=True).timeline
-    assert tl[1].makespan_cycles < 0.9 * tl[0].makespan_cycles
-    assert tl[1].utilisation()["AIC.M"] > 1.1 * tl[0].utilisation()["AIC.M"]

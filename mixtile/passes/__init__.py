@@ -14,6 +14,7 @@ from mixtile.passes.manager import (  # noqa: F401
     as_pass,
     compiler_pass,
 )
+from mixtile.passes.ping_pong import PingPong  # noqa: F401
 from mixtile.passes.plan_memory import PlanMemory  # noqa: F401
 from mixtile.passes.simplify import Simplify  # noqa: F401
 from mixtile.passes.verify import verify  # noqa: F401

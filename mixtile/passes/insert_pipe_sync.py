@@ -13,7 +13,9 @@ the set of pipes it is ordered before. A sync src->dst orders every earlier acce
 pipe src before pipe dst. A loop body is analysed with the state at loop entry merged
 with the state at the end of one trip, so a hazard between the end of one iteration
 and the start of the next (e.g. MTE2 reloading an L1 tile MTE1 still reads) gets its
-sync too. `fence` and `syncall` order everything (PipeBarrier<PIPE_ALL>).
+sync too; PingPong's guard loop (the second half of an unrolled loop) runs zero or one
+trip, so its body is analysed once. `fence` and `syncall` order everything
+(PipeBarrier<PIPE_ALL>).
 
 Runs after PlanMemory, in the Ascend C pipeline only (the simulator runs a core's ops
 in order and treats pipe_sync as a no-op).
@@ -195,6 +197,11 @@ class _Inserter:
             k = (arg.type.space, addr, addr + self.target.tile_bytes(arg.type))
             self.carried[arg] = k
             self.carried[res] = k
+        if op.attrs.get("pingpong") == "guard":  # PingPong's second half: 0 or 1 trip
+            entry = st.copy()
+            self.block(body, st, insert)
+            st.merge(entry)
+            return
         trial = st.copy()
         self.block(body, trial, insert=False)  # one trip: what the next trip starts with
         st.merge(trial)

@@ -16,6 +16,12 @@ first-fit (by start; if that overflows, by size) among the buffers live at the s
 - A result may take the buffer of an operand whose last use is that op (same space and
   byte size; elementwise-like ops and the matmul accumulator, not transpose/broadcast).
 
+- PingPong's unrolled loops: the tiles the first half defines live until the guard loop
+  (the second half) ends, so the halves get their own buffers: all of them ("all"),
+  else the moved ones (MTE2 / MTE1 results, "moves") where all do not fit, else the
+  loaded ones (MTE2: GM -> L1 / UB, "loads"), else none (the plan as without PingPong);
+  the guard's attrs["held"] says which.
+
 Output: op.attrs["addr"] on each op producing an on-chip tile, `for` ops get
 attrs["addrs"] (one per carried value, None for scalars), kernel.attrs["mem_peak"] =
 {MemSpace: bytes} (the highest byte used over all launches). A space whose live tiles
@@ -32,12 +38,15 @@ from mixtile.ir.ops import (
     YIELD,
 )
 from mixtile.ir.registry import OpKind
-from mixtile.ir.types import MemSpace, TileType
+from mixtile.ir.types import MemSpace, Pipe, TileType
 from mixtile.passes.manager import PassContext, compiler_pass
 from mixtile.target import Target
 
 S = MemSpace
 PLANNED = (S.L1, S.L0A, S.L0B, S.L0C, S.UB, S.BT)
+# PingPong holds, most first: every tile of a half, the moved ones (GM -> L1 / UB and
+# L1 -> L0A / L0B), the loaded ones (GM -> L1 / UB)
+_HOLD_PIPES = {"all": tuple(Pipe), "moves": (Pipe.MTE2, Pipe.MTE1), "loads": (Pipe.MTE2,)}
 _FIX = "use smaller tile sizes (e.g. TM/TN/TK) or keep fewer tiles live"
 
 
@@ -93,8 +102,9 @@ def _in_place_ok(op: Op, x: Value, y: Value) -> bool:
 class _Region:
     """The plan of one launch (or of the kernel body outside launches)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, hold: str | None = None) -> None:
         self.t = target
+        self.hold = hold  # ping-pong: "all" / "moves" tiles before a guard loop, or None
         self.reserved: dict[MemSpace, int] = {}
         self.n = 0
         self.at: dict[Op, int] = {}
@@ -163,6 +173,35 @@ class _Region:
                 tag = ("arg", f, v.index - 1) if f.opdef is FOR else ("arg", f, -1)
             self.buf[v] = _Buf(t.space, _Member(d, max(d, last.get(v, d)), v, tag), seq)
             seq += 1
+
+    def holds(self) -> list[tuple[Value, int]]:
+        """PingPong's unrolled loops: (tile, position) pairs. The tiles the first half
+        defines (those of _HOLD_PIPES[self.hold]) hold their buffers
+        until its guard loop (the second half) ends, and the second half's until its
+        yield, so that the two halves, and the tiles within a half, get buffers of
+        their own. Carried values are left alone (the accumulator stays one buffer)."""
+        out = []
+        for g in self.order:
+            if g.opdef is not FOR or g.attrs.get("pingpong") != "guard":
+                continue
+            inner = g.regions[0]
+            halves = ((g.parent.ops[:g.parent.ops.index(g)], self.end[g], set(g.operands)),
+                      (inner.ops[:-1], self.at[inner.ops[-1]], set(inner.ops[-1].operands)))
+            for ops, until, carried in halves:
+                for op in ops:
+                    if op.opdef.pipe_of(op) not in _HOLD_PIPES[self.hold]:
+                        continue
+                    out.extend((v, until) for v in op.results
+                               if v in self.buf and v not in carried)
+        return out
+
+    def hold_buffers(self) -> None:
+        """Extend each held tile's buffer (after coalescing: a result written in place
+        over a held tile shares its hold) to its position."""
+        for v, until in self.holds():
+            b = self.buf[v]
+            if not b.groups:  # a loop's carried buffer lives across the loop anyway
+                b.members.append(_Member(until, until, None, ("hold",)))
 
     # ------------------------------------------------------------ coalescing
 
@@ -314,6 +353,8 @@ class _Region:
             if isinstance(owner, Op) and not owner.regions:
                 owner.attrs["addr"] = b.addr
         for op in self.order:
+            if op.opdef is FOR and op.attrs.get("pingpong") == "guard":
+                op.attrs["held"] = self.hold
             if op.opdef is FOR:
                 op.attrs["addrs"] = [self.buf[self.group[(op, i)]].addr
                                      if (op, i) in self.group else None
@@ -344,16 +385,28 @@ def plan_block(blk: Block, target: Target, skip_spmd: bool = False,
                reserved: dict | None = None) -> dict[MemSpace, int]:
     """Plan the tiles of one block (a launch body); returns its peak bytes per space.
     `reserved` bytes per space (on-chip rings of mixed kernels) sit at the top of it."""
-    r = _Region(target)
-    r.reserved = reserved or {}
-    r.linearize(blk, (), skip_spmd)
-    r.intervals()
-    if not r.buf:
-        return {}
-    r.coalesce()
-    peaks = r.place()
-    r.write()
-    return peaks
+    guards = any(op.opdef is FOR and op.attrs.get("pingpong") == "guard"
+                 for op in blk.walk())
+    levels = tuple(_HOLD_PIPES) + (None,) if guards else (None,)
+    for hold in levels:
+        r = _Region(target, hold)
+        r.reserved = reserved or {}
+        r.linearize(blk, (), skip_spmd)
+        r.intervals()
+        if not r.buf:
+            return {}
+        r.coalesce()
+        if hold:
+            r.hold_buffers()
+        try:
+            peaks = r.place()
+        except CapacityError:
+            if hold is None:
+                raise
+            continue  # ping-pong buffers do not fit: hold fewer tiles
+        r.write()
+        return peaks
+    raise AssertionError("unreachable")
 
 
 @compiler_pass("PlanMemory")

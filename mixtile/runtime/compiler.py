@@ -53,6 +53,9 @@ _DEFAULTS = {
     # mixed kernels: GM ring slots per cube<->vector crossing and cluster (2: the cube
     # fills one slot while the vector lanes read the other; 1: strictly alternating)
     "pipeline_depth": 2,
+    # NPU pipelines: loops that load on-chip tiles unrolled by two so that PlanMemory gives
+    # the halves their own buffers (passes/ping_pong.py); False: every loop as written
+    "pingpong": True,
     # whose pass pipeline to run, a backend name (default: the target's own); the
     # simulator also runs "npu"'s, to check that the Ascend C lowering keeps the results
     "pipeline": None,

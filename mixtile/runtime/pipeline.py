@@ -11,6 +11,7 @@ from mixtile.passes import (
     InferSpaces,
     InsertPipeSync,
     LegalizePaths,
+    PingPong,
     PlanMemory,
     Simplify,
 )
@@ -28,6 +29,7 @@ def default_pipeline() -> list:
         ExpandMixedKernel,  # cube + vector launch -> per-core programs, flags, lane split
         DCE,
         ClassifyCores,  # AIC-only or AIV-only launch
+        PingPong,  # loops that load tiles unrolled by two: ping-pong buffers
         PlanMemory,  # addresses by liveness; capacity check per space
     ]
 

@@ -91,23 +91,3 @@ def gemm_splitk(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16]
         k_hi = mt.smin(k_lo + kchunk, K)
         acc = mainloop(x, w, m0, n0, k_lo, k_hi, TM, TN, TK)
         mt.atomic_add(y[m0:m0 + TM, n0:n0 + TN], acc)
-
-
-def mainloop_pingpong(x, w, m0, n0, k_lo, k_hi, TM, TN, TK):
-    """mainloop with the K loop unrolled by two: each iteration loads the tiles of two K
-    steps before multiplying either, so the second pair (its own L1 / L0 buffers: both
-    pairs are live at once, and PlanMemory places them apart where they fit) streams in
-    while the cube multiplies the first, and the next iteration's first pair while it
-    multiplies the second (ping-pong buffers, written out: on the NPU the cube otherwise
-    waits for every load). An odd number of K steps ends with a zero-padded pair at k_hi
-    (its product adds 0)."""
-    acc = mt.zeros((TM, TN), mt.f32)
-    for k0 in mt.range(k_lo, k_hi, 2 * TK):
-        a0 = mt.load(x[m0:m0 + TM, k0:k0 + TK])
-        b0 = mt.load(w[n0:n0 + TN, k0:k0 + TK])
-        k1 = mt.smin(k0 + TK, k_hi)
-        a1 = mt.load(x[m0:m0 + TM, k1:k1 + TK])
-        b1 = mt.load(w[n0:n0 + TN, k1:k1 + TK])
-        acc = mt.matmul(a0, b0, acc=acc, b_trans=True)
-        acc = mt.matmul(a1, b1, acc=acc, b_trans=True)
-    return acc

@@ -4,7 +4,7 @@ an AIV program, moves the accumulator through a per-cluster GM slot with flags, 
 halves the epilogue's rows between the two AIV lanes (UP_DOWN). Row tiles TM must be even.
 """
 import mixtile as mt
-from tilelang_models.kernels.gemm import blocks, mainloop, mainloop_pingpong
+from tilelang_models.kernels.gemm import blocks, mainloop
 
 
 def _epilogue_kernel(act):
@@ -32,14 +32,12 @@ gemm_bias_gelu_erf = _epilogue_kernel(mt.gelu_erf)
 @mt.kernel
 def gemm_residual(x: mt.Tensor["M", "K", mt.bf16], w: mt.Tensor["N", "K", mt.bf16],
                   res: mt.Tensor["M", "N", mt.bf16], y: mt.Out["M", "N", mt.bf16],
-                  TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128,
-                  PP: mt.const = 0):
-    """y = x @ w^T + res (a residual add: a second GM input on the vector side).
-    PP: the K loop as mainloop_pingpong (two K steps' tiles in flight)."""
+                  TM: mt.const = 32, TN: mt.const = 128, TK: mt.const = 128):
+    """y = x @ w^T + res (a residual add: a second GM input on the vector side)."""
     M, K = x.shape
     N = w.shape[0]
     for m0, n0 in blocks(M, N, TM, TN):
-        acc = (mainloop_pingpong if PP else mainloop)(x, w, m0, n0, 0, K, TM, TN, TK)
+        acc = mainloop(x, w, m0, n0, 0, K, TM, TN, TK)
         r = mt.load(res[m0:m0 + TM, n0:n0 + TN]).astype(mt.f32)
         mt.store(y[m0:m0 + TM, n0:n0 + TN], (acc + r).astype(mt.bf16))
 

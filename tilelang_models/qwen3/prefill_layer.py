@@ -31,10 +31,9 @@ from tilelang_models.qwen3.weights import LayerWeights
 
 # GEMM tiles at M = prompt tokens. On the cube: TM x TK and TN x TK bf16 operands in
 # L0A / L0B (64 KiB each) and a TM x TN fp32 accumulator in L0C (two for the MLP's gate and
-# up); the O and down projections with two K steps' operands in flight (gemm_residual PP,
-# 32 KiB of L0A and 64 KiB of L0B: the NPU timing model's estimate of a 1024-token
-# Qwen3-14B O projection 454 -> 384 us on a2, 600 -> 503 us on a5). On a GPU: 64 x 128
-# output tiles, K steps of 64 (Triton pipelines the loads).
+# up); the compiler's PingPong pass gives two K steps' operands their own buffers where
+# they fit (docs/timeline.md). On a GPU: 64 x 128 output tiles, K steps of 64 (Triton
+# pipelines the loads).
 NPU_TILES = dict(TM=64, TN=128, TK=128)
 GPU_TILES = dict(TM=64, TN=128, TK=64)
 ATTN_TM = 64  # query rows per attention block
@@ -61,8 +60,6 @@ class PrefillLayer:
     def gemm_tiles(self) -> dict[str, dict]:
         base = GPU_TILES if self.target == "cuda" else NPU_TILES
         t = {k: dict(base) for k in ("qkv", "o_proj", "mlp_up", "down")}
-        if self.target != "cuda":  # the cube's K loop with two steps in flight
-            t["o_proj"]["PP"] = t["down"]["PP"] = 1
         return {k: {**v, **self.tiles.get(k, {})} for k, v in t.items()}
 
     def attention_consts(self, block_size: int) -> dict:

@@ -70,11 +70,11 @@ extern "C" __global__ __aicore__ void gemm_bias_act(uint64_t fftsAddr, GM_ADDR x
     if (blk16 < v15) {
         if ASCEND_IS_AIC {
             TBuf<TPosition::A1> l1Buf;
-            pipe.InitBuffer(l1Buf, 32768);
+            pipe.InitBuffer(l1Buf, 81920);
             TBuf<TPosition::A2> l0aBuf;
-            pipe.InitBuffer(l0aBuf, 8192);
+            pipe.InitBuffer(l0aBuf, 16384);
             TBuf<TPosition::B2> l0bBuf;
-            pipe.InitBuffer(l0bBuf, 32768);
+            pipe.InitBuffer(l0bBuf, 65536);
             TBuf<TPosition::CO1> l0cBuf;
             pipe.InitBuffer(l0cBuf, 16384);
             pipe.Destroy();
@@ -85,98 +85,151 @@ extern "C" __global__ __aicore__ void gemm_bias_act(uint64_t fftsAddr, GM_ADDR x
                 const int64_t v21 = (v20 * v5);
                 LocalTensor<float> t22 = l0cBuf.GetWithOffset<float>(4096, 0);
                 bool zero23 = true;  // t22 starts at zero
-                LocalTensor<float> c24 = l0cBuf.GetWithOffset<float>(4096, 0);
-                for (int64_t i25 = v7; i25 < w_d1; i25 += v5) {
+                const int64_t v24 = 256;
+                LocalTensor<float> c25 = l0cBuf.GetWithOffset<float>(4096, 0);
+                for (int64_t i26 = v7; i26 < w_d1; i26 += v24) {
                     SetFlag<HardEvent::MTE1_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE1_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t26 = l1Buf.GetWithOffset<bfloat16_t>(4096, 0);
+                    LocalTensor<bfloat16_t> t27 = l1Buf.GetWithOffset<bfloat16_t>(4096, 0);
                     {
-                        const int64_t nr27 = Clamp0(x_d0 - v19, 32);
-                        const int64_t nc28 = Clamp0(x_d1 - i25, 128);
-                        if (nr27 < 32 || nc28 < 128) {  // edge tile: zeros outside the region
+                        const int64_t nr28 = Clamp0(x_d0 - v19, 32);
+                        const int64_t nc29 = Clamp0(x_d1 - i26, 128);
+                        if (nr28 < 32 || nc29 < 128) {  // edge tile: zeros outside the region
                             PipeBarrier<PIPE_ALL>();
-                            InitConstValue(t26, InitConstValueParams<bfloat16_t>(1, 256, 0, static_cast<bfloat16_t>(0.0f)));
+                            InitConstValue(t27, InitConstValueParams<bfloat16_t>(1, 256, 0, static_cast<bfloat16_t>(0.0f)));
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr27 > 0 && nc28 > 0) {
-                            DataCopy(t26, xGm[v19 * x_s0 + i25 * x_s1], Nd2NzParams(1, nr27, nc28, 0, x_s0, 32, 1, 0));
+                        if (nr28 > 0 && nc29 > 0) {
+                            DataCopy(t27, xGm[v19 * x_s0 + i26 * x_s1], Nd2NzParams(1, nr28, nc29, 0, x_s0, 32, 1, 0));
                         }
                     }
                     SetFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
                     SetFlag<HardEvent::M_MTE1>(EVENT_ID0);
                     WaitFlag<HardEvent::M_MTE1>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t29 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 0);
+                    LocalTensor<bfloat16_t> t30 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 0);
                     for (int64_t i = 0; i < 2; ++i) {
-                        LoadData(t29[i * 2048], t26[i * 256], LoadData2DParams(0, 8, 2, 0, 0, false, 0));
+                        LoadData(t30[i * 2048], t27[i * 256], LoadData2DParams(0, 8, 2, 0, 0, false, 0));
                     }
-                    SetFlag<HardEvent::MTE1_MTE2>(EVENT_ID0);
-                    WaitFlag<HardEvent::MTE1_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t30 = l1Buf.GetWithOffset<bfloat16_t>(16384, 0);
+                    LocalTensor<bfloat16_t> t31 = l1Buf.GetWithOffset<bfloat16_t>(16384, 8192);
                     {
-                        const int64_t nr31 = Clamp0(w_d0 - v21, 128);
-                        const int64_t nc32 = Clamp0(w_d1 - i25, 128);
-                        if (nr31 < 128 || nc32 < 128) {  // edge tile: zeros outside the region
+                        const int64_t nr32 = Clamp0(w_d0 - v21, 128);
+                        const int64_t nc33 = Clamp0(w_d1 - i26, 128);
+                        if (nr32 < 128 || nc33 < 128) {  // edge tile: zeros outside the region
                             PipeBarrier<PIPE_ALL>();
-                            InitConstValue(t30, InitConstValueParams<bfloat16_t>(1, 1024, 0, static_cast<bfloat16_t>(0.0f)));
+                            InitConstValue(t31, InitConstValueParams<bfloat16_t>(1, 1024, 0, static_cast<bfloat16_t>(0.0f)));
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr31 > 0 && nc32 > 0) {
-                            DataCopy(t30, wGm[v21 * w_s0 + i25 * w_s1], Nd2NzParams(1, nr31, nc32, 0, w_s0, 128, 1, 0));
+                        if (nr32 > 0 && nc33 > 0) {
+                            DataCopy(t31, wGm[v21 * w_s0 + i26 * w_s1], Nd2NzParams(1, nr32, nc33, 0, w_s0, 128, 1, 0));
                         }
                     }
                     SetFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t33 = l0bBuf.GetWithOffset<bfloat16_t>(16384, 0);
+                    LocalTensor<bfloat16_t> t34 = l0bBuf.GetWithOffset<bfloat16_t>(16384, 0);
                     for (int64_t i = 0; i < 8; ++i) {
-                        LoadData(t33[i * 2048], t30[i * 2048], LoadData2DParams(0, 8, 1, 0, 0, false, 0));
+                        LoadData(t34[i * 2048], t31[i * 2048], LoadData2DParams(0, 8, 1, 0, 0, false, 0));
                     }
                     SetFlag<HardEvent::MTE1_M>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE1_M>(EVENT_ID0);
-                    LocalTensor<float> t34 = l0cBuf.GetWithOffset<float>(4096, 0);
-                    MmadParams mm35;
-                    mm35.m = 32;
-                    mm35.n = 128;
-                    mm35.k = 128;
-                    mm35.cmatrixInitVal = zero23;  // the first step starts from zero
-                    Mmad(t34, t29, t33, mm35);
+                    LocalTensor<float> t35 = l0cBuf.GetWithOffset<float>(4096, 0);
+                    MmadParams mm36;
+                    mm36.m = 32;
+                    mm36.n = 128;
+                    mm36.k = 128;
+                    mm36.cmatrixInitVal = zero23;  // the first step starts from zero
+                    Mmad(t35, t30, t34, mm36);
                     zero23 = false;
+                    const int64_t v37 = (i26 + v5);
+                    const int64_t v38 = (i26 + v24);
+                    const int64_t v39 = Min(v38, w_d1);
+                    LocalTensor<float> c40 = l0cBuf.GetWithOffset<float>(4096, 0);
+                    for (int64_t i41 = v37; i41 < v39; i41 += v5) {
+                        LocalTensor<bfloat16_t> t42 = l1Buf.GetWithOffset<bfloat16_t>(4096, 40960);
+                        {
+                            const int64_t nr43 = Clamp0(x_d0 - v19, 32);
+                            const int64_t nc44 = Clamp0(x_d1 - i41, 128);
+                            if (nr43 < 32 || nc44 < 128) {  // edge tile: zeros outside the region
+                                PipeBarrier<PIPE_ALL>();
+                                InitConstValue(t42, InitConstValueParams<bfloat16_t>(1, 256, 0, static_cast<bfloat16_t>(0.0f)));
+                                PipeBarrier<PIPE_ALL>();
+                            }
+                            if (nr43 > 0 && nc44 > 0) {
+                                DataCopy(t42, xGm[v19 * x_s0 + i41 * x_s1], Nd2NzParams(1, nr43, nc44, 0, x_s0, 32, 1, 0));
+                            }
+                        }
+                        SetFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
+                        WaitFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
+                        LocalTensor<bfloat16_t> t45 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 8192);
+                        for (int64_t i = 0; i < 2; ++i) {
+                            LoadData(t45[i * 2048], t42[i * 256], LoadData2DParams(0, 8, 2, 0, 0, false, 0));
+                        }
+                        LocalTensor<bfloat16_t> t46 = l1Buf.GetWithOffset<bfloat16_t>(16384, 49152);
+                        {
+                            const int64_t nr47 = Clamp0(w_d0 - v21, 128);
+                            const int64_t nc48 = Clamp0(w_d1 - i41, 128);
+                            if (nr47 < 128 || nc48 < 128) {  // edge tile: zeros outside the region
+                                PipeBarrier<PIPE_ALL>();
+                                InitConstValue(t46, InitConstValueParams<bfloat16_t>(1, 1024, 0, static_cast<bfloat16_t>(0.0f)));
+                                PipeBarrier<PIPE_ALL>();
+                            }
+                            if (nr47 > 0 && nc48 > 0) {
+                                DataCopy(t46, wGm[v21 * w_s0 + i41 * w_s1], Nd2NzParams(1, nr47, nc48, 0, w_s0, 128, 1, 0));
+                            }
+                        }
+                        SetFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
+                        WaitFlag<HardEvent::MTE2_MTE1>(EVENT_ID0);
+                        LocalTensor<bfloat16_t> t49 = l0bBuf.GetWithOffset<bfloat16_t>(16384, 32768);
+                        for (int64_t i = 0; i < 8; ++i) {
+                            LoadData(t49[i * 2048], t46[i * 2048], LoadData2DParams(0, 8, 1, 0, 0, false, 0));
+                        }
+                        SetFlag<HardEvent::MTE1_M>(EVENT_ID0);
+                        WaitFlag<HardEvent::MTE1_M>(EVENT_ID0);
+                        LocalTensor<float> t50 = l0cBuf.GetWithOffset<float>(4096, 0);
+                        MmadParams mm51;
+                        mm51.m = 32;
+                        mm51.n = 128;
+                        mm51.k = 128;
+                        mm51.cmatrixInitVal = zero23;  // the first step starts from zero
+                        Mmad(t50, t45, t49, mm51);
+                        zero23 = false;
+                    }
                 }
-                const int64_t v36 = (i17 - blk16);
-                const int64_t v37 = FloorDiv(v36, v3);
-                const int64_t v38 = FloorMod(v37, v2);
-                const int64_t v39 = (blk16 * v2);
-                const int64_t v40 = (v39 + v38);
+                const int64_t v52 = (i17 - blk16);
+                const int64_t v53 = FloorDiv(v52, v3);
+                const int64_t v54 = FloorMod(v53, v2);
+                const int64_t v55 = (blk16 * v2);
+                const int64_t v56 = (v55 + v54);
                 CrossCoreWaitFlag(1);
                 SetFlag<HardEvent::M_FIX>(EVENT_ID0);
                 WaitFlag<HardEvent::M_FIX>(EVENT_ID0);
                 {
                     if (zero23) {  // the K loop ran no step: the accumulator is zero
                         PipeBarrier<PIPE_ALL>();
-                        LocalTensor<bfloat16_t> zop41 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 0);
-                        InitConstValue(zop41, InitConstValueParams<bfloat16_t>(1, 16, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
-                        LocalTensor<bfloat16_t> zop42 = l0bBuf.GetWithOffset<bfloat16_t>(16384, 0);
-                        InitConstValue(zop42, InitConstValueParams<bfloat16_t>(1, 64, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
+                        LocalTensor<bfloat16_t> zop57 = l0aBuf.GetWithOffset<bfloat16_t>(4096, 0);
+                        InitConstValue(zop57, InitConstValueParams<bfloat16_t>(1, 16, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
+                        LocalTensor<bfloat16_t> zop58 = l0bBuf.GetWithOffset<bfloat16_t>(16384, 0);
+                        InitConstValue(zop58, InitConstValueParams<bfloat16_t>(1, 64, 0, static_cast<bfloat16_t>(0.0f)));  // 512-byte blocks in L0
                         PipeBarrier<PIPE_ALL>();
-                        MmadParams mm43;
-                        mm43.m = 32;
-                        mm43.n = 128;
-                        mm43.k = 128;
-                        mm43.cmatrixInitVal = true;
-                        Mmad(c24, zop41, zop42, mm43);
+                        MmadParams mm59;
+                        mm59.m = 32;
+                        mm59.n = 128;
+                        mm59.k = 128;
+                        mm59.cmatrixInitVal = true;
+                        Mmad(c25, zop57, zop58, mm59);
                         PipeBarrier<PIPE_ALL>();
                     }
-                    const int64_t nr44 = (v40 < 48) ? Clamp0(32 - v4, 32) : 0;
-                    const int64_t nc45 = Clamp0(128 - v4, 128);
-                    FixpipeParamsV220 fp46;  // L0C (NZ) -> GM rows, converted on the way
-                    fp46.nSize = nc45;
-                    fp46.mSize = nr44;
-                    fp46.srcStride = 32;
-                    fp46.dstStride = ws0_s1;
-                    fp46.reluEn = false;
-                    fp46.quantPre = QuantMode_t::NoQuant;
-                    if (nr44 > 0 && nc45 > 0) {
-                        Fixpipe<float, float, CFG_ROW_MAJOR>(ws0Gm[v40 * ws0_s0 + v4 * ws0_s1 + v4 * ws0_s2], c24, fp46);
+                    const int64_t nr60 = (v56 < 48) ? Clamp0(32 - v4, 32) : 0;
+                    const int64_t nc61 = Clamp0(128 - v4, 128);
+                    FixpipeParamsV220 fp62;  // L0C (NZ) -> GM rows, converted on the way
+                    fp62.nSize = nc61;
+                    fp62.mSize = nr60;
+                    fp62.srcStride = 32;
+                    fp62.dstStride = ws0_s1;
+                    fp62.reluEn = false;
+                    fp62.quantPre = QuantMode_t::NoQuant;
+                    if (nr60 > 0 && nc61 > 0) {
+                        Fixpipe<float, float, CFG_ROW_MAJOR>(ws0Gm[v56 * ws0_s0 + v4 * ws0_s1 + v4 * ws0_s2], c25, fp62);
                     }
                 }
                 PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done
@@ -186,77 +239,77 @@ extern "C" __global__ __aicore__ void gemm_bias_act(uint64_t fftsAddr, GM_ADDR x
             CrossCoreWaitFlag(1);
         }
         if ASCEND_IS_AIV {
-            const int64_t lane47 = GetSubBlockIdx();
+            const int64_t lane63 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
             pipe.InitBuffer(ubBuf, 16896);
             pipe.Destroy();
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
             CrossCoreSetFlag<2, PIPE_MTE3>(1);
-            for (int64_t i48 = blk16; i48 < v14; i48 += v3) {
-                const int64_t v49 = (lane47 * v1);
-                const int64_t v50 = FloorDiv(i48, v11);
-                const int64_t v51 = (v50 * v6);
-                const int64_t v52 = FloorMod(i48, v11);
-                const int64_t v53 = (v52 * v5);
-                const int64_t v54 = (i48 - blk16);
-                const int64_t v55 = FloorDiv(v54, v3);
-                const int64_t v56 = FloorMod(v55, v2);
-                const int64_t v57 = (blk16 * v2);
-                const int64_t v58 = (v57 + v56);
+            for (int64_t i64 = blk16; i64 < v14; i64 += v3) {
+                const int64_t v65 = (lane63 * v1);
+                const int64_t v66 = FloorDiv(i64, v11);
+                const int64_t v67 = (v66 * v6);
+                const int64_t v68 = FloorMod(i64, v11);
+                const int64_t v69 = (v68 * v5);
+                const int64_t v70 = (i64 - blk16);
+                const int64_t v71 = FloorDiv(v70, v3);
+                const int64_t v72 = FloorMod(v71, v2);
+                const int64_t v73 = (blk16 * v2);
+                const int64_t v74 = (v73 + v72);
                 CrossCoreWaitFlag(0);
-                const int64_t v59 = (v4 + v49);
-                const int64_t v60 = 32;
-                const int64_t v61 = Min(v59, v60);
+                const int64_t v75 = (v4 + v65);
+                const int64_t v76 = 32;
+                const int64_t v77 = Min(v75, v76);
                 SetFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE3_MTE2>(EVENT_ID0);
-                LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(2048, 0);
+                LocalTensor<float> t78 = ubBuf.GetWithOffset<float>(2048, 0);
                 {
-                    const int64_t nr63 = (v58 < 48) ? Clamp0(32 - v61, 16) : 0;
-                    const int64_t nc64 = Clamp0(128 - v4, 128);
-                    if (nr63 < 16 || nc64 < 128) {  // edge tile: fill with the pad value first
+                    const int64_t nr79 = (v74 < 48) ? Clamp0(32 - v77, 16) : 0;
+                    const int64_t nc80 = Clamp0(128 - v4, 128);
+                    if (nr79 < 16 || nc80 < 128) {  // edge tile: fill with the pad value first
                         PipeBarrier<PIPE_ALL>();
-                        Duplicate(t62, 0.0f, 2048);
+                        Duplicate(t78, 0.0f, 2048);
                         PipeBarrier<PIPE_ALL>();
                     }
-                    if (nr63 > 0 && nc64 > 0) {
-                        DataCopyPad(t62, ws0Gm[v58 * ws0_s0 + v61 * ws0_s1 + v4 * ws0_s2], DataCopyExtParams(nr63, nc64 * 4, (ws0_s1 - nc64) * 4, (512 - (nc64 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc64 * 4 + 31) / 32 * 32 - nc64 * 4) / 4), 0.0f));
+                    if (nr79 > 0 && nc80 > 0) {
+                        DataCopyPad(t78, ws0Gm[v74 * ws0_s0 + v77 * ws0_s1 + v4 * ws0_s2], DataCopyExtParams(nr79, nc80 * 4, (ws0_s1 - nc80) * 4, (512 - (nc80 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc80 * 4 + 31) / 32 * 32 - nc80 * 4) / 4), 0.0f));
                     }
                 }
                 CrossCoreSetFlag<2, PIPE_MTE2>(1);
-                LocalTensor<float> t65 = ubBuf.GetWithOffset<float>(128, 8192);
+                LocalTensor<float> t81 = ubBuf.GetWithOffset<float>(128, 8192);
                 {
-                    const int64_t nr66 = 1;
-                    const int64_t nc67 = Clamp0(bias_d0 - v53, 128);
-                    if (nr66 < 1 || nc67 < 128) {  // edge tile: fill with the pad value first
+                    const int64_t nr82 = 1;
+                    const int64_t nc83 = Clamp0(bias_d0 - v69, 128);
+                    if (nr82 < 1 || nc83 < 128) {  // edge tile: fill with the pad value first
                         PipeBarrier<PIPE_ALL>();
-                        Duplicate(t65, 0.0f, 128);
+                        Duplicate(t81, 0.0f, 128);
                         PipeBarrier<PIPE_ALL>();
                     }
-                    if (nr66 > 0 && nc67 > 0) {
-                        DataCopyPad(t65, biasGm[v53 * bias_s0], DataCopyExtParams(nr66, nc67 * 4, 0, (512 - (nc67 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc67 * 4 + 31) / 32 * 32 - nc67 * 4) / 4), 0.0f));
+                    if (nr82 > 0 && nc83 > 0) {
+                        DataCopyPad(t81, biasGm[v69 * bias_s0], DataCopyExtParams(nr82, nc83 * 4, 0, (512 - (nc83 * 4 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<float>(true, 0, static_cast<uint8_t>(((nc83 * 4 + 31) / 32 * 32 - nc83 * 4) / 4), 0.0f));
                     }
                 }
                 SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                 WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                LocalTensor<float> t68 = ubBuf.GetWithOffset<float>(2048, 0);
+                LocalTensor<float> t84 = ubBuf.GetWithOffset<float>(2048, 0);
                 for (int64_t r = 0; r < 16; ++r) {
-                    Add(t68[r * 128], t62[r * 128], t65, 128);
+                    Add(t84[r * 128], t78[r * 128], t81, 128);
                 }
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t69 = ubBuf.GetWithOffset<float>(2048, 8192);
-                Silu(t69, t68, 2048);
+                LocalTensor<float> t85 = ubBuf.GetWithOffset<float>(2048, 8192);
+                Silu(t85, t84, 2048);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<bfloat16_t> t70 = ubBuf.GetWithOffset<bfloat16_t>(2048, 0);
-                Cast(t70, t69, RoundMode::CAST_RINT, 2048);
-                const int64_t v71 = (v51 + v49);
-                const int64_t v72 = Min(v71, y_d0);
+                LocalTensor<bfloat16_t> t86 = ubBuf.GetWithOffset<bfloat16_t>(2048, 0);
+                Cast(t86, t85, RoundMode::CAST_RINT, 2048);
+                const int64_t v87 = (v67 + v65);
+                const int64_t v88 = Min(v87, y_d0);
                 SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                 {
-                    const int64_t nr73 = Clamp0(y_d0 - v72, 16);
-                    const int64_t nc74 = Clamp0(y_d1 - v53, 128);
-                    if (nr73 > 0 && nc74 > 0) {
-                        DataCopyPad(yGm[v72 * y_s0 + v53 * y_s1], t70, DataCopyExtParams(nr73, nc74 * 2, (256 - (nc74 * 2 + 31) / 32 * 32) / 32, (y_s0 - nc74) * 2, 0));
+                    const int64_t nr89 = Clamp0(y_d0 - v88, 16);
+                    const int64_t nc90 = Clamp0(y_d1 - v69, 128);
+                    if (nr89 > 0 && nc90 > 0) {
+                        DataCopyPad(yGm[v88 * y_s0 + v69 * y_s1], t86, DataCopyExtParams(nr89, nc90 * 2, (256 - (nc90 * 2 + 31) / 32 * 32) / 32, (y_s0 - nc90) * 2, 0));
                     }
                 }
             }

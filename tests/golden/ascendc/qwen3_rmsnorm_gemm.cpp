@@ -192,7 +192,7 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(uint64_t fftsAddr, GM_ADDR x,
         if ASCEND_IS_AIV {
             const int64_t lane48 = GetSubBlockIdx();
             TBuf<TPosition::VECCALC> ubBuf;
-            pipe.InitBuffer(ubBuf, 20544);
+            pipe.InitBuffer(ubBuf, 32896);
             pipe.Destroy();
             for (int64_t i49 = blk17; i49 < v15; i49 += v3) {
                 const int64_t v50 = (lane48 * v1);
@@ -200,132 +200,177 @@ extern "C" __global__ __aicore__ void rmsnorm_gemm(uint64_t fftsAddr, GM_ADDR x,
                 const int64_t v52 = (v51 * v6);
                 LocalTensor<float> t53 = ubBuf.GetWithOffset<float>(8, 0);
                 Duplicate(t53, static_cast<float>(0.0f), 8);
-                LocalTensor<float> c54 = ubBuf.GetWithOffset<float>(8, 0);
-                for (int64_t i55 = v8; i55 < w_d1; i55 += v7) {
-                    const int64_t v56 = (v52 + v50);
-                    const int64_t v57 = Min(v56, x_d0);
+                const int64_t v54 = 512;
+                LocalTensor<float> c55 = ubBuf.GetWithOffset<float>(8, 0);
+                for (int64_t i56 = v8; i56 < w_d1; i56 += v54) {
+                    const int64_t v57 = (v52 + v50);
+                    const int64_t v58 = Min(v57, x_d0);
                     SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t58 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
+                    LocalTensor<bfloat16_t> t59 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
                     {
-                        const int64_t nr59 = Clamp0(x_d0 - v57, 8);
-                        const int64_t nc60 = Clamp0(x_d1 - i55, 256);
-                        if (nr59 < 8 || nc60 < 256) {  // edge tile: fill with the pad value first
+                        const int64_t nr60 = Clamp0(x_d0 - v58, 8);
+                        const int64_t nc61 = Clamp0(x_d1 - i56, 256);
+                        if (nr60 < 8 || nc61 < 256) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t58, static_cast<bfloat16_t>(0.0f), 2048);
+                            Duplicate(t59, static_cast<bfloat16_t>(0.0f), 2048);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr59 > 0 && nc60 > 0) {
-                            DataCopyPad(t58, xGm[v57 * x_s0 + i55 * x_s1], DataCopyExtParams(nr59, nc60 * 2, (x_s0 - nc60) * 2, (512 - (nc60 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc60 * 2 + 31) / 32 * 32 - nc60 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                        if (nr60 > 0 && nc61 > 0) {
+                            DataCopyPad(t59, xGm[v58 * x_s0 + i56 * x_s1], DataCopyExtParams(nr60, nc61 * 2, (x_s0 - nc61) * 2, (512 - (nc61 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc61 * 2 + 31) / 32 * 32 - nc61 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t61 = ubBuf.GetWithOffset<float>(2048, 4128);
-                    Cast(t61, t58, RoundMode::CAST_NONE, 2048);
-                    PipeBarrier<PIPE_V>();
                     LocalTensor<float> t62 = ubBuf.GetWithOffset<float>(2048, 4128);
-                    Mul(t62, t61, t61, 2048);
+                    Cast(t62, t59, RoundMode::CAST_NONE, 2048);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t63 = ubBuf.GetWithOffset<float>(8, 32);
+                    LocalTensor<float> t63 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    Mul(t63, t62, t62, 2048);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> acc64 = ubBuf.GetWithOffset<float>(512, 12320);
-                    Adds<float>(acc64, t62, 0.0f, 64, 8, UnaryRepeatParams(1, 1, 8, 32));
+                    LocalTensor<float> t64 = ubBuf.GetWithOffset<float>(8, 12320);
                     PipeBarrier<PIPE_V>();
-                    Add<float>(acc64, acc64, t62[64], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                    LocalTensor<float> acc65 = ubBuf.GetWithOffset<float>(512, 24672);
+                    Adds<float>(acc65, t63, 0.0f, 64, 8, UnaryRepeatParams(1, 1, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    Add<float>(acc64, acc64, t62[128], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                    Add<float>(acc65, acc65, t63[64], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    Add<float>(acc64, acc64, t62[192], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                    Add<float>(acc65, acc65, t63[128], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    WholeReduceSum<float>(t63, acc64, 64, 8, 1, 1, 8);
+                    Add<float>(acc65, acc65, t63[192], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t65 = ubBuf.GetWithOffset<float>(8, 0);
-                    Add(t65, c54, t63, 8);
+                    WholeReduceSum<float>(t64, acc65, 64, 8, 1, 1, 8);
+                    PipeBarrier<PIPE_V>();
+                    LocalTensor<float> t66 = ubBuf.GetWithOffset<float>(8, 0);
+                    Add(t66, c55, t64, 8);
+                    const int64_t v67 = (i56 + v7);
+                    const int64_t v68 = (i56 + v54);
+                    const int64_t v69 = Min(v68, w_d1);
+                    LocalTensor<float> c70 = ubBuf.GetWithOffset<float>(8, 0);
+                    for (int64_t i71 = v67; i71 < v69; i71 += v7) {
+                        const int64_t v72 = (v52 + v50);
+                        const int64_t v73 = Min(v72, x_d0);
+                        LocalTensor<bfloat16_t> t74 = ubBuf.GetWithOffset<bfloat16_t>(2048, 12352);
+                        {
+                            const int64_t nr75 = Clamp0(x_d0 - v73, 8);
+                            const int64_t nc76 = Clamp0(x_d1 - i71, 256);
+                            if (nr75 < 8 || nc76 < 256) {  // edge tile: fill with the pad value first
+                                PipeBarrier<PIPE_ALL>();
+                                Duplicate(t74, static_cast<bfloat16_t>(0.0f), 2048);
+                                PipeBarrier<PIPE_ALL>();
+                            }
+                            if (nr75 > 0 && nc76 > 0) {
+                                DataCopyPad(t74, xGm[v73 * x_s0 + i71 * x_s1], DataCopyExtParams(nr75, nc76 * 2, (x_s0 - nc76) * 2, (512 - (nc76 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc76 * 2 + 31) / 32 * 32 - nc76 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                            }
+                        }
+                        SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
+                        WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
+                        LocalTensor<float> t77 = ubBuf.GetWithOffset<float>(2048, 16448);
+                        Cast(t77, t74, RoundMode::CAST_NONE, 2048);
+                        PipeBarrier<PIPE_V>();
+                        LocalTensor<float> t78 = ubBuf.GetWithOffset<float>(2048, 16448);
+                        Mul(t78, t77, t77, 2048);
+                        PipeBarrier<PIPE_V>();
+                        LocalTensor<float> t79 = ubBuf.GetWithOffset<float>(8, 24640);
+                        PipeBarrier<PIPE_V>();
+                        LocalTensor<float> acc80 = ubBuf.GetWithOffset<float>(512, 24672);
+                        Adds<float>(acc80, t78, 0.0f, 64, 8, UnaryRepeatParams(1, 1, 8, 32));
+                        PipeBarrier<PIPE_V>();
+                        Add<float>(acc80, acc80, t78[64], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                        PipeBarrier<PIPE_V>();
+                        Add<float>(acc80, acc80, t78[128], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                        PipeBarrier<PIPE_V>();
+                        Add<float>(acc80, acc80, t78[192], 64, 8, BinaryRepeatParams(1, 1, 1, 8, 8, 32));
+                        PipeBarrier<PIPE_V>();
+                        WholeReduceSum<float>(t79, acc80, 64, 8, 1, 1, 8);
+                        PipeBarrier<PIPE_V>();
+                        LocalTensor<float> t81 = ubBuf.GetWithOffset<float>(8, 0);
+                        Add(t81, c70, t79, 8);
+                    }
                 }
-                const float v66 = static_cast<float>(w_d1);
+                const float v82 = static_cast<float>(w_d1);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t67 = ubBuf.GetWithOffset<float>(8, 0);
-                Muls(t67, c54, static_cast<float>(1.0f / (static_cast<float>(v66))), 8);
+                LocalTensor<float> t83 = ubBuf.GetWithOffset<float>(8, 0);
+                Muls(t83, c55, static_cast<float>(1.0f / (static_cast<float>(v82))), 8);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t68 = ubBuf.GetWithOffset<float>(8, 0);
-                Adds(t68, t67, static_cast<float>(static_cast<float>(eps)), 8);
+                LocalTensor<float> t84 = ubBuf.GetWithOffset<float>(8, 0);
+                Adds(t84, t83, static_cast<float>(static_cast<float>(eps)), 8);
                 PipeBarrier<PIPE_V>();
-                LocalTensor<float> t69 = ubBuf.GetWithOffset<float>(8, 0);
-                Rsqrt(t69, t68, 8);
-                for (int64_t i70 = v8; i70 < w_d1; i70 += v7) {
-                    const int64_t v71 = (v52 + v50);
-                    const int64_t v72 = Min(v71, x_d0);
+                LocalTensor<float> t85 = ubBuf.GetWithOffset<float>(8, 0);
+                Rsqrt(t85, t84, 8);
+                for (int64_t i86 = v8; i86 < w_d1; i86 += v7) {
+                    const int64_t v87 = (v52 + v50);
+                    const int64_t v88 = Min(v87, x_d0);
                     SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t73 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
+                    LocalTensor<bfloat16_t> t89 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
                     {
-                        const int64_t nr74 = Clamp0(x_d0 - v72, 8);
-                        const int64_t nc75 = Clamp0(x_d1 - i70, 256);
-                        if (nr74 < 8 || nc75 < 256) {  // edge tile: fill with the pad value first
+                        const int64_t nr90 = Clamp0(x_d0 - v88, 8);
+                        const int64_t nc91 = Clamp0(x_d1 - i86, 256);
+                        if (nr90 < 8 || nc91 < 256) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t73, static_cast<bfloat16_t>(0.0f), 2048);
+                            Duplicate(t89, static_cast<bfloat16_t>(0.0f), 2048);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr74 > 0 && nc75 > 0) {
-                            DataCopyPad(t73, xGm[v72 * x_s0 + i70 * x_s1], DataCopyExtParams(nr74, nc75 * 2, (x_s0 - nc75) * 2, (512 - (nc75 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc75 * 2 + 31) / 32 * 32 - nc75 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                        if (nr90 > 0 && nc91 > 0) {
+                            DataCopyPad(t89, xGm[v88 * x_s0 + i86 * x_s1], DataCopyExtParams(nr90, nc91 * 2, (x_s0 - nc91) * 2, (512 - (nc91 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc91 * 2 + 31) / 32 * 32 - nc91 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t76 = ubBuf.GetWithOffset<float>(2048, 4128);
-                    Cast(t76, t73, RoundMode::CAST_NONE, 2048);
+                    LocalTensor<float> t92 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    Cast(t92, t89, RoundMode::CAST_NONE, 2048);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t77 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    LocalTensor<float> t93 = ubBuf.GetWithOffset<float>(2048, 4128);
                     SetFlag<HardEvent::V_S>(EVENT_ID0);
                     WaitFlag<HardEvent::V_S>(EVENT_ID0);
                     for (int64_t r = 0; r < 8; ++r) {
-                        const float s78 = t69.GetValue(r);
-                        Muls(t77[r * 256], t76[r * 256], static_cast<float>(s78), 256);
+                        const float s94 = t85.GetValue(r);
+                        Muls(t93[r * 256], t92[r * 256], static_cast<float>(s94), 256);
                     }
                     SetFlag<HardEvent::V_MTE2>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE2>(EVENT_ID0);
-                    LocalTensor<bfloat16_t> t79 = ubBuf.GetWithOffset<bfloat16_t>(256, 32);
+                    LocalTensor<bfloat16_t> t95 = ubBuf.GetWithOffset<bfloat16_t>(256, 32);
                     {
-                        const int64_t nr80 = 1;
-                        const int64_t nc81 = Clamp0(g_d0 - i70, 256);
-                        if (nr80 < 1 || nc81 < 256) {  // edge tile: fill with the pad value first
+                        const int64_t nr96 = 1;
+                        const int64_t nc97 = Clamp0(g_d0 - i86, 256);
+                        if (nr96 < 1 || nc97 < 256) {  // edge tile: fill with the pad value first
                             PipeBarrier<PIPE_ALL>();
-                            Duplicate(t79, static_cast<bfloat16_t>(0.0f), 256);
+                            Duplicate(t95, static_cast<bfloat16_t>(0.0f), 256);
                             PipeBarrier<PIPE_ALL>();
                         }
-                        if (nr80 > 0 && nc81 > 0) {
-                            DataCopyPad(t79, gGm[i70 * g_s0], DataCopyExtParams(nr80, nc81 * 2, 0, (512 - (nc81 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc81 * 2 + 31) / 32 * 32 - nc81 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
+                        if (nr96 > 0 && nc97 > 0) {
+                            DataCopyPad(t95, gGm[i86 * g_s0], DataCopyExtParams(nr96, nc97 * 2, 0, (512 - (nc97 * 2 + 31) / 32 * 32) / 32, 0), DataCopyPadExtParams<bfloat16_t>(true, 0, static_cast<uint8_t>(((nc97 * 2 + 31) / 32 * 32 - nc97 * 2) / 2), static_cast<bfloat16_t>(0.0f)));
                         }
                     }
                     SetFlag<HardEvent::MTE2_V>(EVENT_ID0);
                     WaitFlag<HardEvent::MTE2_V>(EVENT_ID0);
-                    LocalTensor<float> t82 = ubBuf.GetWithOffset<float>(256, 544);
-                    Cast(t82, t79, RoundMode::CAST_NONE, 256);
+                    LocalTensor<float> t98 = ubBuf.GetWithOffset<float>(256, 544);
+                    Cast(t98, t95, RoundMode::CAST_NONE, 256);
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<float> t83 = ubBuf.GetWithOffset<float>(2048, 4128);
+                    LocalTensor<float> t99 = ubBuf.GetWithOffset<float>(2048, 4128);
                     for (int64_t r = 0; r < 8; ++r) {
-                        Mul(t83[r * 256], t77[r * 256], t82, 256);
+                        Mul(t99[r * 256], t93[r * 256], t98, 256);
                     }
                     PipeBarrier<PIPE_V>();
-                    LocalTensor<bfloat16_t> t84 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
-                    Cast(t84, t83, RoundMode::CAST_RINT, 2048);
-                    const int64_t v85 = (i70 - v8);
-                    const int64_t v86 = FloorDiv(v85, v7);
-                    const int64_t v87 = FloorMod(v86, v2);
-                    const int64_t v88 = (blk17 * v2);
-                    const int64_t v89 = (v88 + v87);
+                    LocalTensor<bfloat16_t> t100 = ubBuf.GetWithOffset<bfloat16_t>(2048, 32);
+                    Cast(t100, t99, RoundMode::CAST_RINT, 2048);
+                    const int64_t v101 = (i86 - v8);
+                    const int64_t v102 = FloorDiv(v101, v7);
+                    const int64_t v103 = FloorMod(v102, v2);
+                    const int64_t v104 = (blk17 * v2);
+                    const int64_t v105 = (v104 + v103);
                     CrossCoreWaitFlag(1);
-                    const int64_t v90 = (v4 + v50);
-                    const int64_t v91 = 16;
-                    const int64_t v92 = Min(v90, v91);
+                    const int64_t v106 = (v4 + v50);
+                    const int64_t v107 = 16;
+                    const int64_t v108 = Min(v106, v107);
                     SetFlag<HardEvent::V_MTE3>(EVENT_ID0);
                     WaitFlag<HardEvent::V_MTE3>(EVENT_ID0);
                     {
-                        const int64_t nr93 = (v89 < 48) ? Clamp0(16 - v92, 8) : 0;
-                        const int64_t nc94 = Clamp0(256 - v4, 256);
-                        if (nr93 > 0 && nc94 > 0) {
-                            DataCopyPad(ws0Gm[v89 * ws0_s0 + v92 * ws0_s1 + v4 * ws0_s2], t84, DataCopyExtParams(nr93, nc94 * 2, (512 - (nc94 * 2 + 31) / 32 * 32) / 32, (ws0_s1 - nc94) * 2, 0));
+                        const int64_t nr109 = (v105 < 48) ? Clamp0(16 - v108, 8) : 0;
+                        const int64_t nc110 = Clamp0(256 - v4, 256);
+                        if (nr109 > 0 && nc110 > 0) {
+                            DataCopyPad(ws0Gm[v105 * ws0_s0 + v108 * ws0_s1 + v4 * ws0_s2], t100, DataCopyExtParams(nr109, nc110 * 2, (512 - (nc110 * 2 + 31) / 32 * 32) / 32, (ws0_s1 - nc110) * 2, 0));
                         }
                     }
                     PipeBarrier<PIPE_ALL>();  // fence: this core's GM writes are done
