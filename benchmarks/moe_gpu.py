@@ -4,6 +4,7 @@ torch._grouped_mm / torch._scaled_grouped_mm, all measured in one run.
 
     python benchmarks/moe_gpu.py [--config 30b-a3b] [--tokens 1,8,32] [--prefill 4096]
     python benchmarks/moe_gpu.py --smoke     # tiny shapes on the CPU (Triton's interpreter)
+    python benchmarks/moe_gpu.py --prefill 4096 --breakdown --sweep   # where decode time goes
 
 Per token count T (random bf16 inputs; the routing the router gives, about T * top_k / E
 rows per expert):
@@ -23,6 +24,16 @@ rows per expert):
   weights + KV cache read + the block's floor bytes).
 --prefill T adds a row at T tokens with TFLOPS (2 * 3 * T * top_k * H * I flops; the block
 alone, no layer column).
+--breakdown: each of the block's four kernels timed alone (replayed from a CUDA graph after
+one whole-block call left valid routing and tile maps), per token count and dtype; the
+chunked moe_sort (above 512 entries) is two launches, timed together.
+--sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
+`tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), each
+timed alone in a CUDA graph; the best per kernel is printed against MoeBlock's default.
+Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
+the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
+--plan prints the shapes, MoeBlock's constants and the sweep's candidates per token count
+and exits (no weights: any --config, on any machine).
 Prints a table and one JSON line; also checks mixtile's output against the torch golden
 (moe_ref, with mixtile's routing) and prints the max error.
 """
@@ -38,6 +49,7 @@ if "--smoke" in sys.argv and not os.environ.get("TRITON_INTERPRET"):
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import mixtile as mt  # noqa: E402
 from tilelang_models.qwen3.moe import MoeBlock, MoeWeights, random_moe_weights  # noqa: E402
 from tilelang_models.qwen3.moe_config import get_moe_config  # noqa: E402
 from tilelang_models.qwen3.moe_layer import MoeDecodeLayer  # noqa: E402
@@ -81,6 +93,145 @@ def _graph_ms(fn) -> float | None:
         for _ in range(GRAPH_STEPS):
             fn()
     return _ms(g.replay) / GRAPH_STEPS
+
+
+def _alone_ms(fn) -> float:
+    """ms per call of fn replayed from a CUDA graph; eager wall clock off CUDA."""
+    return _graph_ms(fn) if CUDA else _ms(fn, reps=10)
+
+
+def _launch(blk: MoeBlock, step):
+    _, kern, args, consts = step
+    return lambda: mt.run_jit(kern, *args, target="cuda", compile_cfg=blk.compile_cfg,
+                              **consts)
+
+
+def breakdown(blk: MoeBlock, x) -> dict:
+    """ms of each kernel of the block alone, after one whole call (routing, tile map and
+    activations valid; every kernel rewrites the same outputs from the same inputs)."""
+    blk(x)
+    return {step[0]: _alone_ms(_launch(blk, step)) for step in blk.steps(x)}
+
+
+def sweep_candidates(T, E, k, fp8, smoke=False) -> dict[str, list[dict]]:
+    """Tile overrides per kernel ({} = MoeBlock's own): decode (up to 16 rows per expert
+    on average) varies the N tile, the K step and the grid (MoeBlock's power of two of the
+    work items, or one block per SM); prefill the row tile, the N tile and the K step."""
+    sms = 1 if smoke else mt.get_target("gpu").clusters
+    decode = T * k / E <= 16
+    if smoke:  # one candidate besides the default (the interpreter is slow)
+        tns, tks, tms = (64,), (128,), ((16,) if decode else (32,))
+    elif decode:
+        tns, tks, tms = (16, 32, 64, 128), (128, 256), (16,)
+    else:
+        tns, tks, tms = (64, 128, 256), (64, 128), (64, 128)
+    out = {}
+    for kern in ("gate_up", "down"):
+        cands = [{}]
+        for tm in tms:
+            for tn in tns:
+                if fp8 and 128 % tn:
+                    continue
+                for tk in ((None,) if fp8 else tks):
+                    c = dict(TM=tm, TN=tn) if tk is None else dict(TM=tm, TN=tn, TK=tk)
+                    cands.append(c)
+        if decode:  # the persistent grid, with MoeBlock's own N tile and K step
+            cands.append(dict(GRID=sms))
+        out[kern] = cands
+    return out
+
+
+def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:
+    """MoeBlock tiles for candidate c of kernel kern (the sort and both GEMMs share TM)."""
+    tm = c.get("TM", blk_tm)
+    other = "down" if kern == "gate_up" else "gate_up"
+    return {"sort": {"TM": tm}, kern: dict(c, TM=tm), other: {"TM": tm}}
+
+
+def sweep(tokens, wb, wf, cfg, budget_s, smoke=False) -> tuple[list, int]:
+    """(results, skipped): ms of moe_gate_up / moe_down alone per candidate tile set."""
+    E, H, _ = wb.shape
+    k = cfg.top_k
+    groups = []
+    for T in tokens:
+        for tag, w in (("bf16", wb), ("fp8", wf)):
+            for kern, cands in sweep_candidates(T, E, k, w.fp8, smoke).items():
+                groups.append([(T, tag, w, kern, c) for c in cands])
+    # round robin over the groups: a spent budget leaves every group its default and its
+    # first candidates
+    todo = [g[j] for j in range(max(map(len, groups))) for g in groups if j < len(g)]
+    t0 = time.perf_counter()
+    res, skipped = [], 0
+    xs, seen = {}, set()
+    for i, (T, tag, w, kern, c) in enumerate(todo):
+        base = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda")
+        blk = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda",
+                       tiles=_sweep_tiles(kern, c, base.consts(T)["sort"]["TM"]))
+        consts = blk.consts(T)[kern]
+        key = (T, tag, kern, tuple(sorted(consts.items())))
+        if key in seen:  # the default again
+            continue
+        seen.add(key)
+        if time.perf_counter() - t0 > budget_s:
+            skipped += 1
+            continue
+        x = xs.setdefault(T, torch.randn(T, H, device=DEV).bfloat16())
+        try:
+            blk(x)
+            step = next(s for s in blk.steps(x) if s[0] == kern)
+            ms, err = _alone_ms(_launch(blk, step)), None
+        except Exception as e:  # noqa: BLE001  (a tile set that does not fit: reported)
+            ms, err = None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+        res.append({"tokens": T, "dtype": tag, "kernel": kern, "default": not c,
+                    "tiles": {n: consts[n] for n in ("TM", "TN", "TK", "GRID") if n in consts},
+                    "ms": ms, **({"error": err} if err else {})})
+        print(f"[sweep {i + 1}/{len(todo)} {time.perf_counter() - t0:5.0f} s] {tag} T={T} "
+              f"{kern} {res[-1]['tiles']}: " + (f"{ms:.4f} ms" if ms else err),
+              file=sys.stderr, flush=True)
+        del blk
+    if skipped:
+        print(f"[sweep] budget of {budget_s:.0f} s spent: {skipped} candidates skipped",
+              file=sys.stderr, flush=True)
+    return res, skipped
+
+
+def sweep_best(res) -> list[dict]:
+    """Per (dtype, tokens, kernel): the fastest candidate and MoeBlock's default."""
+    best = {}
+    for r in res:
+        key = (r["dtype"], r["tokens"], r["kernel"])
+        b = best.setdefault(key, {"dtype": key[0], "tokens": key[1], "kernel": key[2]})
+        if r["default"]:
+            b["default_ms"], b["default_tiles"] = r["ms"], r["tiles"]
+        if r["ms"] and (b.get("best_ms") is None or r["ms"] < b["best_ms"]):
+            b["best_ms"], b["best_tiles"] = r["ms"], r["tiles"]
+    return list(best.values())
+
+
+def plan(cfg, tokens) -> None:
+    """Shapes, MoeBlock's constants and the sweep's candidates per token count (meta
+    tensors: no memory, no GPU)."""
+    E, H, I = cfg.num_experts, cfg.attn.hidden_size, cfg.moe_intermediate_size
+    k = cfg.top_k
+    m = dict(device="meta")
+    bf = lambda *sh: torch.empty(*sh, dtype=torch.bfloat16, **m)  # noqa: E731
+    f8 = lambda *sh: torch.empty(*sh, dtype=torch.float8_e4m3fn, **m)  # noqa: E731
+    f32 = lambda *sh: torch.empty(*sh, dtype=torch.float32, **m)  # noqa: E731
+    nb = lambda n: -(-n // 128)  # noqa: E731
+    wb = MoeWeights(bf(E, H), bf(E, I, H), bf(E, I, H), bf(E, H, I))
+    wf = MoeWeights(bf(E, H), f8(E, I, H), f8(E, I, H), f8(E, H, I), f32(E, nb(I), nb(H)),
+                    f32(E, nb(I), nb(H)), f32(E, nb(H), nb(I)))
+    print(f"{cfg.name}: {E} experts, top {k}, H {H}, I {I}")
+    n = 0
+    for T in tokens:
+        for tag, w in (("bf16", wb), ("fp8", wf)):
+            c = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda").consts(T)
+            cands = sweep_candidates(T, E, k, w.fp8)
+            n += sum(len(v) for v in cands.values())
+            print(f"T {T} {tag}: sort {c['sort']}\n  gate_up {c['gate_up']}\n  down "
+                  f"{c['down']}\n  sweep: " + ", ".join(f"{kn} {len(v)}"
+                                                       for kn, v in cands.items()))
+    print(f"sweep: {n} candidates in all")
 
 
 def copy_bandwidth() -> float:
@@ -208,7 +359,8 @@ def bench_layer(T, cfg, lw, seq, tiles) -> tuple[float | None, int]:
     return ms, attn_bytes + 2 * T * seq * a.num_key_value_heads * a.head_dim * 2
 
 
-def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0) -> dict:
+def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
+                 split=False) -> dict:
     E, H, I = wb.shape
     k = cfg.top_k
     x = torch.randn(T, H, device=DEV).bfloat16()
@@ -226,6 +378,8 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0) -> dict:
         row[f"{tag}_ms"] = _ms(lambda: blk(x))
         row[f"{tag}_graph_ms"] = _graph_ms(lambda: blk(x))
         row[f"{tag}_experts_used"] = int(torch.unique(ids).numel())
+        if split:
+            row[f"{tag}_breakdown_ms"] = breakdown(blk, x)
         if tag == "bf16":
             row["torch_loop_ms"] = _ms(lambda: torch_loop(wb, x, ids, wts))
             parts, err = _try(lambda: grouped_parts(wb, x, ids, wts))
@@ -266,10 +420,26 @@ def main() -> None:
                     help="cached positions per sequence for the layer column (0: no layer)")
     ap.add_argument("--tiles", default=None,
                     help='JSON {"bf16": {"gate_up": {"TN": 64}}, "fp8": {...}}')
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also each kernel of the block alone (CUDA graph) per token count")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also time gate_up / down alone over a small grid of tiles")
+    ap.add_argument("--sweep-tokens", default=None,
+                    help="token counts of the sweep (default: --tokens and 4096)")
+    ap.add_argument("--sweep-budget", type=float, default=270.0,
+                    help="seconds the sweep may take; later candidates are skipped")
+    ap.add_argument("--plan", action="store_true",
+                    help="print shapes, MoeBlock's constants and the sweep candidates; exit")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny shapes on the CPU under Triton's interpreter (checks the "
                          "script; its bf16 dot is wrong there, so rel_err is not meaningful)")
     a = ap.parse_args()
+    tokens = [int(v) for v in a.tokens.split(",")] if not a.smoke else [1, 5]
+    sweep_tokens = ([int(v) for v in a.sweep_tokens.split(",")] if a.sweep_tokens
+                    else [1, 80] if a.smoke else tokens + [4096])
+    if a.plan:
+        plan(get_moe_config(a.config), sorted(set(tokens + sweep_tokens + [a.prefill or 1])))
+        return
     if not CUDA and not a.smoke:
         sys.exit("no CUDA GPU: run with --smoke for the CPU check of this script")
     cfg = get_moe_config("tiny-moe" if a.smoke else a.config)
@@ -279,11 +449,14 @@ def main() -> None:
     wb = wb.to(DEV)
     tiles = json.loads(a.tiles) if a.tiles else {}
     bws = [copy_bandwidth()]
-    tokens = [int(v) for v in a.tokens.split(",")] if not a.smoke else [1, 5]
     seq = 40 if a.smoke else a.seq
-    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq) for T in tokens]
+    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq, split=a.breakdown)
+            for T in tokens]
     if a.prefill:
-        rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True))
+        rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True,
+                                 split=a.breakdown))
+    sweep_res, skipped = (sweep(sweep_tokens, wb, wf, cfg, a.sweep_budget, a.smoke)
+                          if a.sweep else ([], 0))
     bw = max(bws)
     for r in rows:
         for tag in ("bf16", "fp8", "layer"):
@@ -308,11 +481,35 @@ def main() -> None:
             print(f"T {r['tokens']}: MoE decode layer (seq {seq}) {r['layer_ms']:.3f} ms, "
                   f"floor {r['layer_floor_ms']:.3f} ms "
                   f"({r['layer_ms'] / r['layer_floor_ms']:.2f}x)")
+    if a.breakdown:
+        kern = ("router", "sort", "gate_up", "down")
+        print(f"each kernel alone, ms ({'CUDA graph' if CUDA else 'eager, interpreter'}); "
+              f"block: the four in one graph")
+        print(f"{'T':>5} {'dtype':>5} " + " ".join(f"{n:>8}" for n in kern)
+              + f" {'sum':>8} {'block':>8}")
+        for r in rows:
+            for tag in ("bf16", "fp8"):
+                b = r[f"{tag}_breakdown_ms"]
+                blk_ms = r[f"{tag}_graph_ms"] or r[f"{tag}_ms"]
+                print(f"{r['tokens']:>5} {tag:>5} " + " ".join(f"{b[n]:8.4f}" for n in kern)
+                      + f" {sum(b.values()):8.4f} {blk_ms:8.4f}")
+    best = sweep_best(sweep_res)
+    if a.sweep:
+        print(f"sweep: {len(sweep_res)} tile sets timed, {skipped} skipped (budget "
+              f"{a.sweep_budget:.0f} s); best per kernel against MoeBlock's default:")
+        for b in best:
+            d, m = b.get("default_ms"), b.get("best_ms")
+            gain = f"{d / m:5.2f}x" if d and m else "   - "
+            print(f"{b['dtype']:>5} T {b['tokens']:>5} {b['kernel']:>8}: best "
+                  f"{m or float('nan'):.4f} ms {b.get('best_tiles')}  default "
+                  f"{d or float('nan'):.4f} ms {b.get('default_tiles')}  ({gain})")
     print(f"max rel err vs moe_ref: bf16 {max(r['bf16_rel_err'] for r in rows):.3g}, "
           f"fp8 {max(r['fp8_rel_err'] for r in rows):.3g}")
-    print(json.dumps({"bench": "moe_gpu", "device": dev, "config": cfg.name,
-                      "copy_GBps": bw / 1e9, "rows": rows},
-                     default=lambda v: round(v, 4) if isinstance(v, float) else v))
+    out = {"bench": "moe_gpu", "device": dev, "config": cfg.name, "copy_GBps": bw / 1e9,
+           "rows": rows}
+    if a.sweep:
+        out.update(sweep=sweep_res, sweep_best=best, sweep_skipped=skipped)
+    print(json.dumps(out, default=lambda v: round(v, 4) if isinstance(v, float) else v))
 
 
 if __name__ == "__main__":

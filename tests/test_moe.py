@@ -80,7 +80,7 @@ def test_router_ties_take_the_lowest_expert_index(gen):
                 assert ids[t, j] < ids[t, j + 1]
 
 
-def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16):
+def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16, direct=False):
     T, k = ids.shape
     N = T * k
     MT = K.tile_slots(N, E, tm)
@@ -89,7 +89,7 @@ def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16):
          torch.empty(MT, **i32), torch.empty(MT, **i32), torch.empty(1, **i32),
          torch.empty(N, x.shape[1], dtype=torch.bfloat16)]
     mt.run_jit(K.moe_sort, ids.reshape(-1), wts.reshape(-1), x, *o, NE=E, TOPK=k, TM=tm,
-               TB=tb, TJ=tj, TE=te or -(-E // 16) * 16)
+               TB=tb, TJ=tj, TE=te or -(-E // 16) * 16, DIRECT=direct)
     return o
 
 
@@ -100,11 +100,17 @@ def _tiles_ref(ids, E, tm):
             for e in range(E) for j in range(-(-int(cnt[e]) // tm))]
 
 
-@pytest.mark.parametrize("T,E,k,busy,tb", [(1, 12, 4, None, 16), (7, 10, 3, 2, 1),
-                                           (64, 20, 4, 7, 16), (300, 36, 2, 0, 64)])
-def test_counting_sort_and_tile_map(T, E, k, busy, tb, gen):
+@pytest.mark.parametrize("T,E,k,busy,tb,tj,direct", [
+    (1, 12, 4, None, 16, 16, False), (1, 12, 4, None, 1, 16, True),
+    (7, 10, 3, 2, 16, 32, False), (7, 10, 3, 2, 1, 16, True),
+    (64, 20, 4, 7, 16, 16, False), (64, 20, 4, 7, 16, 16, True),
+    (300, 36, 2, 0, 64, 16, True), (1000, 36, 2, 0, 64, 16, False),
+    (512, 128, 8, 5, 16, 16, False)])
+def test_counting_sort_and_tile_map(T, E, k, busy, tb, tj, direct, gen):
     """Experts with no rows (E > T * k at T = 1), one row, and most rows (`busy` is every
-    token's first choice); blocks of 1, 16 or 64 entries."""
+    token's first choice: T tied entries, kept in entry order); the chunked counting sort
+    (chunks of 16 or 64 entries; at 4096 entries several chunks per block, at 7 tokens a
+    chunk that ends past the entries) and DIRECT (blocks of 1, 16 or 64 entries)."""
     ids = torch.stack([torch.randperm(E, generator=gen)[:k] for _ in range(T)])
     if busy is not None:  # put `busy` first in every row, keeping the row's ids distinct
         for t in range(T):
@@ -114,7 +120,7 @@ def test_counting_sort_and_tile_map(T, E, k, busy, tb, gen):
     ids = ids.int()
     wts = torch.rand(T, k, generator=gen)
     x = torch.randn(T, 160, generator=gen).bfloat16()
-    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E, tb=tb)
+    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E, tb=tb, tj=tj, direct=direct)
     order = torch.sort(ids.reshape(-1).long(), stable=True).indices
     want_pos = torch.empty_like(order)
     want_pos[order] = torch.arange(len(order))
@@ -205,8 +211,11 @@ def test_moe_user_errors_name_the_line_and_the_fix(gen):
     w = random_moe_weights(4, 128, 128, fp8=True)
     with pytest.raises(mt.ArgumentError, match="TN=96 does not divide the 128-row"):
         MoeBlock(w, 2, tiles={"down": {"TN": 96}})(x)
-    with pytest.raises(ValueError, match=r"16384 tokens x top 8 .* at most 16383"):
-        MoeBlock(random_moe_weights(128, 128, 128), 8)(torch.zeros(16384, 128).bfloat16())
+    with pytest.raises(ValueError, match=r"131072 tokens x top 128 .* at most 131071"):
+        MoeBlock(random_moe_weights(128, 16, 16), 128)(torch.zeros(131072, 16).bfloat16())
+    with pytest.raises(ValueError, match=r"DIRECT at 131072 entries x 128 expert slots"):
+        MoeBlock(random_moe_weights(128, 16, 16), 8, tiles={"sort": {"DIRECT": True}})(
+            torch.zeros(16384, 16).bfloat16())
     with pytest.raises(ValueError, match=r"TM differs between .*give the same TM"):
         MoeBlock(w, 2, tiles={"gate_up": {"TM": 32}})(x)
     with pytest.raises(ValueError, match=r"MoeWeights.s_gate: expected torch.float32"):

@@ -25,6 +25,9 @@ from tilelang_models.qwen3.moe_reference import quantize_blocks
 
 __all__ = ["MoeWeights", "MoeBlock", "random_moe_weights"]
 
+# up to this many (token, slot) entries moe_sort runs DIRECT (one launch, no barrier)
+SORT_DIRECT_MAX = 512
+
 
 @dataclass
 class MoeWeights:
@@ -125,6 +128,9 @@ class MoeBlock:
         blocks streaming weights); elsewhere cube-sized tiles. Not tuned on a GPU yet:
         benchmarks/moe_gpu.py --tiles overrides them."""
         tm, tb = 16, 64
+        # moe_sort: at decode sizes one launch ranking each entry against all (N^2
+        # compares, no barrier); above, the chunked counting sort (a barrier, O(N))
+        direct = T * self.top_k <= SORT_DIRECT_MAX
         gu, dn = dict(TN=128, TK=256), dict(TN=128, TK=256)
         if self.target == "cuda":
             avg = T * self.top_k / self.E
@@ -144,14 +150,15 @@ class MoeBlock:
                 d["GRID"] = min(1 << (items - 1).bit_length(), 8 * sms)
             # moe_sort copies a block's rows one after another: at decode one entry per
             # block, all in parallel
-            tb = 1 if T * self.top_k <= 512 else 64
+            tb = 1 if direct else 64
         gu = dict(gu, TM=tm)
         dn = dict(dn, TM=tm, TC=512, TOPK=self.top_k)
         if self.w.fp8:  # the K step is the 128 group
             del gu["TK"], dn["TK"]
         c = {"router": dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
                             TM=16, TE=self.te, TK=256),
-             "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te, TB=tb),
+             "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te, TB=tb,
+                          DIRECT=direct),
              "gate_up": gu, "down": dn}
         if self.w.fp8:
             c["sort"]["GT"] = self.H // 128
@@ -169,11 +176,15 @@ class MoeBlock:
         if T not in self._bufs:
             E, H, I, k = self.E, self.H, self.I, self.top_k
             N = T * k
-            if N * self.te >= 1 << 24:  # moe_sort's keys e * N + i are exact f32 ints
-                raise ValueError(f"MoeBlock: {T} tokens x top {k} = {N} entries with "
-                                 f"{self.te} expert slots pass 2^24 (moe_sort's f32 keys); "
-                                 f"split the tokens into calls of at most "
-                                 f"{((1 << 24) - 1) // (self.te * k)}")
+            if N >= 1 << 24:  # moe_sort's counts and rows are exact f32 integers
+                raise ValueError(f"MoeBlock: {T} tokens x top {k} = {N} entries reach "
+                                 f"2^24 (moe_sort counts in f32); split the tokens into "
+                                 f"calls of at most {((1 << 24) - 1) // k}")
+            if self.consts(T)["sort"]["DIRECT"] and N * self.te >= 1 << 24:
+                raise ValueError(f"MoeBlock tiles: moe_sort DIRECT at {N} entries x "
+                                 f"{self.te} expert slots passes 2^24 (its f32 keys "
+                                 f"e * N + i); leave DIRECT to MoeBlock (False above "
+                                 f"{SORT_DIRECT_MAX} entries)")
             mt_ = K.tile_slots(N, E, self.consts(T)["sort"]["TM"])
             i32 = dict(dtype=torch.int32, device=device)
             f32 = dict(dtype=torch.float32, device=device)

@@ -121,18 +121,50 @@ def _cdiv_tiles(cnt, TM):
     return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
 
 
-def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
-          TE, TT):
-    """The body of moe_sort (traced inline): copy_row(t, p) moves token t's activation row
-    to expert-order row p."""
-    N = ids.shape[0]
+def _tile_map(cnt, cnt_r, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT):
+    """The row-tile map from the rows per expert, cnt (TE, 1) and the same as a row cnt_r
+    (1, TE), and the rows of all lower experts, less (TE, 1): expert e's rows start at
+    less[e] and make cdiv(cnt[e], TM) tiles (an exclusive prefix over experts as a masked
+    (TE, TE) row sum); tile t belongs to the expert whose tiles end first after t."""
     MT = tile_e.shape[0]
+    ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
+    erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+    tc = _cdiv_tiles(cnt, TM)
+    toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
+    tend = toff + tc
+    ntot = mt.col_sum(tc)
+    mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
+    for t0 in mt.range(0, MT, TT):
+        tt = (mt.arange(TT).astype(mt.f32) + mt.to_float(t0)).reshape(1, TT)
+        e_t = mt.col_sum(mt.where(tend <= tt, 1.0, 0.0))  # experts ending <= t
+        oh = mt.where(ecol == e_t, 1.0, 0.0)  # (TE, TT)
+        j = tt - mt.col_sum(oh * toff)
+        r0 = mt.col_sum(oh * less) + j * float(TM)
+        n = mt.minimum(mt.col_sum(oh * cnt) - j * float(TM), float(TM))
+        live = tt < ntot
+        for out, v in ((tile_e, e_t), (tile_r0, r0), (tile_n, n)):
+            mt.store(out[t0:t0 + TT], mt.where(live, v, 0.0).reshape(TT).astype(mt.i32))
+
+
+def _move_rows(ids, wts, pos, sw, copy_row, b0, nrow, TOPK):
+    """Entries b0 .. b0 + nrow (pos already stored): each one's activation row and routing
+    weight to its expert-order row, one after another."""
+    for i in mt.range(b0, b0 + nrow):
+        p = pos[i]
+        copy_row(i // TOPK, p)
+        mt.store(sw[p:p + 1, 0:1], mt.load(wts[i:i + 1]).reshape(1, 1))
+
+
+def _sort_direct(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM,
+                 TB, TJ, TE, TT):
+    """One launch, no barrier (decode): each of cdiv(N, TB) blocks ranks its TB entries
+    against all N (keys e * N + i, TJ at a time: O(N * TB) compares per block) and moves
+    their rows; one more block counts the rows per expert (O(N * TE)) and builds the map."""
+    N = ids.shape[0]
     NF = mt.to_float(N)
     nb = mt.cdiv(N, TB)
     for blk in mt.spmd(nb + 1):
-        # blocks 0..nb-1: the expert-order row of each of their entries, pos[i] =
-        # #{j : (e_j, j) < (e_i, i)} (a stable counting sort, the blocks in parallel),
-        # then the entry's activation row and routing weight to that row
+        # blocks 0..nb-1: pos[i] = #{j : (e_j, j) < (e_i, i)}, then the rows
         for _ in _once_if(blk, nb):
             b0 = blk * TB
             ki = _keys(ids, b0, N, NF, TB)[0].reshape(TB, 1)
@@ -141,10 +173,7 @@ def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM
                 kj = _keys(ids, j0, N, NF, TJ)[0]
                 rank = rank + mt.row_sum(mt.where(kj < ki, 1.0, 0.0))
             mt.store(pos[b0:b0 + TB], rank.reshape(TB).astype(mt.i32))
-            for i in mt.range(b0, mt.smin(b0 + TB, N)):
-                p = pos[i]
-                copy_row(i // TOPK, p)
-                mt.store(sw[p:p + 1, 0:1], mt.load(wts[i:i + 1]).reshape(1, 1))
+            _move_rows(ids, wts, pos, sw, copy_row, b0, mt.smin(TB, N - b0), TOPK)
         # block nb: rows per expert, their offsets, and the row-tile map
         for _ in _once_if(nb - 1, blk):
             ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
@@ -158,22 +187,97 @@ def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM
                 cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
                 less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
                 cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
-            tc = _cdiv_tiles(cnt, TM)
-            toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
-            tend = toff + tc
-            ntot = mt.col_sum(tc)
-            mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
-            for t0 in mt.range(0, MT, TT):
-                tt = (mt.arange(TT).astype(mt.f32) + mt.to_float(t0)).reshape(1, TT)
-                e_t = mt.col_sum(mt.where(tend <= tt, 1.0, 0.0))  # experts ending <= t
-                oh = mt.where(ecol == e_t, 1.0, 0.0)  # (TE, TT)
-                j = tt - mt.col_sum(oh * toff)
-                r0 = mt.col_sum(oh * less) + j * float(TM)
-                n = mt.minimum(mt.col_sum(oh * cnt) - j * float(TM), float(TM))
-                live = tt < ntot
-                for out, v in ((tile_e, e_t), (tile_r0, r0), (tile_n, n)):
-                    mt.store(out[t0:t0 + TT], mt.where(live, v, 0.0).reshape(TT)
-                             .astype(mt.i32))
+            _tile_map(cnt, cnt_r, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT)
+
+
+def _chunk(ids, c0, NF, TB, TE):
+    """Entries c0 .. c0 + TB: their experts as a column (TB, 1) (-1 past the end), as a
+    row (1, TB), their indices as a row and a column, and the one-hot (TB, TE) of their
+    experts (no 1 past the end)."""
+    ii = mt.arange(TB).astype(mt.f32) + mt.to_float(c0)
+    e = mt.load(ids[c0:c0 + TB]).astype(mt.f32)
+    e_c = mt.where(ii.reshape(TB, 1) < NF, e.reshape(TB, 1), -1.0)
+    erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+    return e_c, e.reshape(1, TB), ii.reshape(TB, 1), ii.reshape(1, TB), \
+        mt.where(e_c == erow, 1.0, 0.0)
+
+
+def _sort_hist(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM,
+               TB, TJ, TE, TT):
+    """A counting sort over chunks of TB entries, with one barrier: the target's AIV
+    count P of blocks, block b owning the consecutive chunks b * nc // P .. (b + 1) * nc
+    // P. Phase 1: each block's histogram over the experts (one-hot (TB, TE) column sums,
+    O(N * TE) in all) to a (P, TE) workspace. Phase 2: each block sums the histograms of
+    all blocks (the rows per expert) and of the blocks before it (TJ rows at a time,
+    O(P * TE)), so an expert's first row for the block is its exclusive prefix over
+    experts (from a (TE, TE) masked sum) plus the rows earlier blocks give it; then per
+    chunk, in order, an entry's row is that plus its rank among the chunk's entries of
+    the same expert ((TB, TB) compares: O(N * TB) in all), and the chunk's histogram is
+    added for the next. Blocks without chunks skip phase 2; the last block also builds
+    the row-tile map."""
+    N = ids.shape[0]
+    NF = mt.to_float(N)
+    P = mt.target().aiv_count
+    nc = mt.cdiv(N, TB)
+    hist = mt.workspace((P, TE), mt.f32, "moe_sort_hist")
+    for blk in mt.spmd(P):
+        c_lo, c_hi = blk * nc // P, (blk + 1) * nc // P
+        # ---- phase 1: this block's entries per expert
+        h = mt.zeros((1, TE))
+        for c in mt.range(c_lo, c_hi):
+            h = h + mt.col_sum(_chunk(ids, c * TB, NF, TB, TE)[4])
+        mt.store(hist[blk:blk + 1, 0:TE], h)
+        mt.fence()
+        mt.syncall(mt.CoreType.AIV, mt.SyncMode.HARD)
+        # ---- phase 2 (blocks with chunks): the rows of each entry, then its row moved
+        for _ in _once_if(c_lo, c_hi):
+            tot, before = _hist_sums(hist, blk, P, TJ, TE)
+            ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
+            erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+            tot_c = mt.row_sum(mt.where(ecol == erow, tot, 0.0))  # (TE, 1): tot as a column
+            base = mt.col_sum(mt.where(ecol < erow, tot_c, 0.0)) + before  # exclusive
+            for c in mt.range(c_lo, c_hi):
+                c0 = c * TB
+                e_c, e_r, i_c, i_r, oh = _chunk(ids, c0, NF, TB, TE)
+                same = mt.where(e_r == e_c, mt.where(i_r < i_c, 1.0, 0.0), 0.0)  # (TB, TB)
+                p = mt.row_sum(oh * base) + mt.row_sum(same)
+                mt.store(pos[c0:c0 + TB], p.reshape(TB).astype(mt.i32))
+                base = base + mt.col_sum(oh)
+                _move_rows(ids, wts, pos, sw, copy_row, c0, mt.smin(TB, N - c0), TOPK)
+        # ---- the last block: the row-tile map
+        for _ in _once_if(P - 2, blk):
+            tot = _hist_sums(hist, blk, P, TJ, TE)[0]
+            ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
+            erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+            tot_c = mt.row_sum(mt.where(ecol == erow, tot, 0.0))
+            less = mt.row_sum(mt.where(erow < ecol, tot, 0.0))
+            _tile_map(tot_c, tot, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT)
+
+
+def _hist_sums(hist, blk, P, TJ, TE):
+    """(rows per expert, those of blocks before blk), both (1, TE), from the per-block
+    histograms (P, TE), TJ rows at a time."""
+    tot = mt.zeros((1, TE))
+    before = mt.zeros((1, TE))
+    for r0 in mt.range(0, P, TJ):
+        hr = mt.load(hist[r0:r0 + TJ, 0:TE])
+        rid = (mt.arange(TJ).astype(mt.f32) + mt.to_float(r0)).reshape(TJ, 1)
+        rid = mt.broadcast_to(rid, (TJ, TE))  # a full mask (Ascend C's Select)
+        tot = tot + mt.col_sum(hr)
+        before = before + mt.col_sum(mt.where(rid < mt.to_float(blk), hr, 0.0))
+    return tot, before
+
+
+def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+          TE, TT, DIRECT):
+    """The body of moe_sort (traced inline): copy_row(t, p) moves token t's activation row
+    to expert-order row p."""
+    if TB < 1 or TJ < 1:
+        raise _const_error(f"moe_sort: TB={TB}, TJ={TJ}: both must be at least 1",
+                           "pass TB >= 1 entries per chunk and TJ >= 1")
+    body = _sort_direct if DIRECT else _sort_hist
+    body(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
+         TE, TT)
 
 
 def _check_sort(NE, TE):
@@ -189,16 +293,26 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
              tile_r0: mt.Out["MT", mt.i32], tile_n: mt.Out["MT", mt.i32],
              ntiles: mt.Out[1, mt.i32], xs: mt.Out["N", "H", mt.bf16],
              NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
-             TJ: mt.const = 64,
-             TE: mt.const = 128, TT: mt.const = 64, TH: mt.const = 512):
+             TJ: mt.const = 64, TE: mt.const = 128, TT: mt.const = 64,
+             TH: mt.const = 512, DIRECT: mt.const = False):
     """Group the N = T * TOPK (token, slot) entries by expert (ids, wts: the router's
-    [T, TOPK] outputs, flattened): pos[i] = entry i's row in expert order (ties in token
+    [T, TOPK] outputs, flattened): pos[i] = entry i's row in expert order (ties in entry
     order); xs[pos[i]] = x[i // TOPK], sw[pos[i]] = wts[i]; the row tiles of the grouped
     GEMMs: tile t (t < ntiles[0]) holds rows tile_r0[t] .. + tile_n[t] (<= TM), all of
-    expert tile_e[t]. tile_* have tile_slots(N, NE, TM) entries. The sort keys are f32
-    (exact while N * TE < 2^24). Each block sorts TB entries (comparing TJ at a time) and
-    copies their rows one after another: a small TB gives more, shorter blocks (decode on
-    a GPU)."""
+    expert tile_e[t]. tile_* have tile_slots(N, NE, TM) entries.
+
+    A counting sort over chunks of TB entries (_sort_hist): per block a histogram over
+    the experts, a barrier (on a GPU: two launches), then each entry's row = its expert's
+    exclusive prefix over experts and earlier blocks + its rank among its chunk's entries
+    of that expert. Work O(N * (TB + TE) + P * TE * (P + TE)) (P: the target's AIV
+    count; 4096 tokens x top 8, TB 64, TE 128, P 48: 1.3e7 compares, 4e7 vector element
+    operations in all, against 1.1e9 compares ranking every entry against every other,
+    3e9 operations). DIRECT (decode:
+    MoeBlock takes it up to 512 entries): one launch without a barrier, each block
+    ranking its TB entries against all N (O(N * TB) per block, N^2 in all: 2.6e5 at 512
+    entries); TB = 1 gives one block per entry. Each block moves its entries' rows one
+    after another. Counts and rows are exact f32 integers while N < 2^24 (DIRECT: keys
+    e * N + i, N * TE < 2^24)."""
     _check_sort(NE, TE)
     H = x.shape[1]
 
@@ -207,7 +321,7 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
             mt.store(xs[p:p + 1, c0:c0 + TH], mt.load(x[t:t + 1, c0:c0 + TH]))
 
     _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
-          TE, TT)
+          TE, TT, DIRECT)
 
 
 def quantize_group(xg):
@@ -225,8 +339,8 @@ def moe_sort_fp8(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
                  ntiles: mt.Out[1, mt.i32], xq: mt.Out["N", "G", 128, mt.f8e4m3],
                  xqs: mt.Out["N", "G", 1, mt.f32],
                  NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
-                 TJ: mt.const = 64,
-                 TE: mt.const = 128, TT: mt.const = 64, GT: mt.const = 32):
+                 TJ: mt.const = 64, TE: mt.const = 128, TT: mt.const = 64,
+                 GT: mt.const = 32, DIRECT: mt.const = False):
     """moe_sort with the rows quantised on the way (dynamic per-token 1x128 groups): x is
     the [T, H] activation viewed [T, H / 128, 128]; xq[p] = the e4m3 row, xqs[p] its
     H / 128 scales (GT >= H / 128 groups per tile)."""
@@ -238,7 +352,7 @@ def moe_sort_fp8(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
         mt.store(xqs[p, 0:GT, 0:1], s)
 
     _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
-          TE, TT)
+          TE, TT, DIRECT)
 
 
 # ---------------------------------------------------------------- grouped GEMMs
