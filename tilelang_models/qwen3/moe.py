@@ -121,6 +121,8 @@ class MoeBlock:
         self.te = max(16, -(-self.E // 16) * 16)
         self._bufs: dict[int, dict] = {}
         self.per_kernel: dict[str, float] = {}
+        # a list to record each launch's mt.Timeline in (the NPU timing model; sim only)
+        self.timelines: list | None = None
 
     def consts(self, T: int) -> dict[str, dict]:
         """Constants of each launch for T tokens. On CUDA the row tile follows the rows
@@ -255,6 +257,8 @@ class MoeBlock:
             return torch.empty_like(x) if res is None else res.clone()
         for name, kern, args, consts in self.steps(x, res, norm):
             r = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
-                           **consts)
+                           timeline=self.timelines is not None or None, **consts)
             self.per_kernel[name] = r.run_s
+            if self.timelines is not None:
+                self.timelines.append(r.timeline)
         return self._bufs[x.shape[0]]["out"]
