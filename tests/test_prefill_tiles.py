@@ -14,6 +14,7 @@ from tilelang_models.qwen3.prefill_layer import (
     GPU_TILES,
     NPU_TILE_SPACE,
     PrefillLayer,
+    npu_tile_space,
     token_bucket,
 )
 from tilelang_models.qwen3.reference import prefill_layer_ref
@@ -24,9 +25,11 @@ def _rel(got, want):
     return float((got.float() - want.float()).abs().max() / want.float().abs().max())
 
 
-def test_token_bucket():
+def test_token_bucket_and_space():
     assert [token_bucket(t) for t in (1, 16, 17, 64, 65, 300, 512, 513, 4096)] == \
         [16, 16, 32, 64, 128, 512, 512, 512, 512]
+    assert [npu_tile_space(m)["TM"] for m in (16, 64, 128, 512)] == \
+        [(64,), (64,), (64, 128), (64, 128, 256)]
 
 
 def test_picked_tiles_are_autotune_results():
@@ -47,7 +50,7 @@ def test_picked_tiles_are_autotune_results():
              "mlp_up": (rmsnorm_swiglu, (z(m, h), z(h), z(i, h), z(i, h), z(m, i), eps), {}),
              "down": (gemm_residual, (z(m, i), z(h, i), z(m, h), z(m, h)), {"PP": 1})}
     for name, (kern, args, fixed) in units.items():
-        best = mt.autotune(kern, *args, space=NPU_TILE_SPACE, target="sim",
+        best = mt.autotune(kern, *args, space=npu_tile_space(m), target="sim",
                            compile_cfg=dict(arch="a5"), **fixed)
         assert t[name] == best.consts, name
         assert best.from_cache == "memory"  # the layer ran this very search

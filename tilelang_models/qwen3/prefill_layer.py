@@ -45,6 +45,12 @@ GPU_TILES = dict(TM=64, TN=128, TK=64)
 ATTN_TM = 64  # query rows per attention block
 
 
+def npu_tile_space(m: int) -> dict:
+    """NPU_TILE_SPACE for M = m rows: TM no larger than m (but 64), a taller tile only
+    pads."""
+    return dict(NPU_TILE_SPACE, TM=tuple(t for t in NPU_TILE_SPACE["TM"] if t <= max(64, m)))
+
+
 def token_bucket(tokens: int) -> int:
     """The M the NPU tile search scores a T-token launch at: T rounded up to a power of
     two (at least TUNE_MIN_M), at most TUNE_MAX_M."""
@@ -87,15 +93,16 @@ class PrefillLayer:
 
     def tune_npu_tiles(self, m: int) -> dict[str, dict]:
         """Each projection's (TM, TN, TK) on an NPU target for M = m rows, by the NPU
-        timing model's estimate of its kernel (mt.autotune over NPU_TILE_SPACE, for the
-        compile_cfg's arch; cached on disk per shape: a search runs once) on zero tensors
-        of the layer's shapes. The search simulates every candidate at full N and K, so
-        it scores at most TUNE_MAX_M rows (token_bucket): for longer prompts that M
-        stands in for the prompt's (at Qwen3-14B shapes the search takes minutes per
-        arch on a CPU, the MLP's gate/up most of it)."""
+        timing model's estimate of its kernel (mt.autotune over npu_tile_space(m), for
+        the compile_cfg's arch; cached on disk per shape: a search runs once) on zero
+        tensors of the layer's shapes (from the config). The search simulates every
+        candidate at full N and K, so it scores at most TUNE_MAX_M rows (token_bucket):
+        for longer prompts that M stands in for the prompt's (at Qwen3-14B shapes the
+        search takes about 11 minutes per arch on a 2-core CPU, most of it the MLP's
+        gate/up; at the tiny config a few seconds)."""
         c = self.cfg
         h, i, q = c.hidden_size, c.intermediate_size, c.q_size
-        n = self.wqkv.shape[0]
+        n = c.q_size + 2 * c.kv_size
         eps = float(c.rms_norm_eps)
 
         def z(*s):
@@ -107,7 +114,8 @@ class PrefillLayer:
                             {}),
                  "down": (gemm_residual, (z(m, i), z(h, i), z(m, h), z(m, h)), {"PP": 1})}
         cfg = {k: v for k, v in self.compile_cfg.items() if k in ("arch", "clusters")}
-        return {name: mt.autotune(kern, *args, space=NPU_TILE_SPACE, target=self.target,
+        space = npu_tile_space(m)
+        return {name: mt.autotune(kern, *args, space=space, target=self.target,
                                   compile_cfg=cfg, **fixed).consts
                 for name, (kern, args, fixed) in units.items()}
 
