@@ -98,8 +98,8 @@ class PrefillLayer:
         tensors of the layer's shapes (from the config). The search simulates every
         candidate at full N and K, so it scores at most TUNE_MAX_M rows (token_bucket):
         for longer prompts that M stands in for the prompt's (at Qwen3-14B shapes the
-        search takes about 11 minutes per arch on a 2-core CPU, most of it the MLP's
-        gate/up; at the tiny config a few seconds)."""
+        search took 11-12 minutes per arch on a busy 2-core CPU, most of it the MLP's
+        gate/up; at the tiny config about a second)."""
         c = self.cfg
         h, i, q = c.hidden_size, c.intermediate_size, c.q_size
         n = c.q_size + 2 * c.kv_size
