@@ -4,9 +4,13 @@ the layer's five kernels with the timing model on, one combined trace.
 
     python benchmarks/npu_estimate.py [--config 14b] [--batch 16] [--seq 4096]
         [--block-size 128] [--arch a2] [--trace layer.json]
+    python benchmarks/npu_estimate.py --prefill 1024 [--config 14b] [--arch a2]
 
 Prints each kernel's estimate and summary, then one JSON line. The projection tiles are
 the ones DecodeLayer.gemm_tiles picks on an NPU target (mt.autotune by the same model).
+--prefill T: instead, the prefill layer's four GEMMs at M = T tokens (zero inputs), with
+the tiles PrefillLayer.gemm_tiles picks (the search, cached on disk, is timed apart) and
+with the fixed NPU_TILES (64 x 128 x 128).
 """
 import argparse
 import json
@@ -17,8 +21,45 @@ import torch
 import mixtile as mt
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
+from tilelang_models.qwen3.kernels import gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
 from tilelang_models.qwen3.paged import make_paged_cache
+from tilelang_models.qwen3.prefill_layer import NPU_TILES, PrefillLayer
 from tilelang_models.qwen3.weights import random_weights
+
+
+def prefill_gemms(cfg, arch: str, tokens: int) -> dict:
+    """Each prefill GEMM's estimate (us) with the tuned and the fixed tiles."""
+    w = random_weights(get_config("tiny"), 0)  # not read: the GEMMs run on zero tensors
+    layer = PrefillLayer(cfg, w, target="sim", compile_cfg=dict(arch=arch))
+    t0 = time.perf_counter()
+    tuned = layer.gemm_tiles(tokens)
+    tune_s = time.perf_counter() - t0
+    m, h, i, q = tokens, cfg.hidden_size, cfg.intermediate_size, cfg.q_size
+    n = q + 2 * cfg.kv_size
+    eps = float(cfg.rms_norm_eps)
+
+    def z(*s):
+        return torch.zeros(*s, dtype=torch.bfloat16)
+
+    units = {"qkv": (rmsnorm_gemm, (z(m, h), z(h), z(n, h), z(m, n), eps), {}),
+             "o_proj": (gemm_residual, (z(m, q), z(h, q), z(m, h), z(m, h)), {}),
+             "mlp_up": (rmsnorm_swiglu, (z(m, h), z(h), z(i, h), z(i, h), z(m, i), eps), {}),
+             "down": (gemm_residual, (z(m, i), z(h, i), z(m, h), z(m, h)), {})}
+    per, total = {}, {"tuned": 0.0, "fixed": 0.0}
+    t0 = time.perf_counter()
+    for name, (kern, args, fixed) in units.items():
+        per[name] = {"tiles": tuned[name]}
+        for label, consts in (("tuned", tuned[name]), ("fixed", dict(NPU_TILES, **fixed))):
+            res = mt.run_jit(kern, *args, target="sim", compile_cfg=dict(arch=arch),
+                             checks=False, timeline=True, **consts)
+            us = res.timeline.makespan_us
+            per[name][label + "_us"] = round(us, 1)
+            total[label] += us
+        print(name, per[name], flush=True)
+    return {"config": cfg.name, "arch": arch, "prefill_tokens": tokens,
+            "tuned_us": round(total["tuned"], 1), "fixed_us": round(total["fixed"], 1),
+            "kernels": per, "tune_s": round(tune_s, 1),
+            "sim_s": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> None:
@@ -29,8 +70,13 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=128)
     ap.add_argument("--arch", default="a2")
     ap.add_argument("--trace", default=None)
+    ap.add_argument("--prefill", type=int, default=0, metavar="T",
+                    help="estimate the prefill layer's GEMMs at T tokens instead")
     a = ap.parse_args()
     cfg = get_config(a.config)
+    if a.prefill:
+        print(json.dumps(prefill_gemms(cfg, a.arch, a.prefill)))
+        return
     w = random_weights(cfg, 0)
     k, v, bt, sl = make_paged_cache(cfg, [a.seq] * a.batch, a.block_size, 1)
     x = torch.randn(a.batch, cfg.hidden_size, generator=torch.Generator().manual_seed(2))

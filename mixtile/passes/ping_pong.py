@@ -155,7 +155,7 @@ def PingPong(kernel: Kernel, ctx: PassContext) -> Kernel:  # noqa: N802
         if not done:
             continue
         try:
-            plan_block(blk, ctx.target, skip, kernel.attrs.get("ring_bytes"))
+            plan_block(blk, ctx.target, skip, kernel.attrs.get("ring_bytes"), write=False)
         except CapacityError:
             for f, new in reversed(done):
                 _undo(f, new, kernel.body)

@@ -381,16 +381,28 @@ def _first_fit(order: list[_Buf], cap: int) -> _Buf | None:
     return bad
 
 
+def _ascendc_scratch(blk: Block) -> int:
+    """The UB scratch the Ascend C lowering puts after the planned tiles (its vector rules'
+    temporary buffers: codegen/ascendc/rules.py TMP), so that ping-pong buffers never
+    take the room it needs."""
+    from mixtile.codegen.ascendc.rules import TMP
+
+    return max((TMP[op.opdef](op) for op in blk.walk() if op.opdef in TMP), default=0)
+
+
 def plan_block(blk: Block, target: Target, skip_spmd: bool = False,
-               reserved: dict | None = None) -> dict[MemSpace, int]:
+               reserved: dict | None = None, write: bool = True) -> dict[MemSpace, int]:
     """Plan the tiles of one block (a launch body); returns its peak bytes per space.
-    `reserved` bytes per space (on-chip rings of mixed kernels) sit at the top of it."""
+    `reserved` bytes per space (on-chip rings of mixed kernels) sit at the top of it.
+    write=False: only check that the plan fits (nothing is recorded on the ops)."""
     guards = any(op.opdef is FOR and op.attrs.get("pingpong") == "guard"
                  for op in blk.walk())
     levels = tuple(_HOLD_PIPES) + (None,) if guards else (None,)
     for hold in levels:
         r = _Region(target, hold)
-        r.reserved = reserved or {}
+        r.reserved = dict(reserved or {})
+        if hold:  # ping-pong only where the Ascend C lowering's UB scratch still fits
+            r.reserved[S.UB] = r.reserved.get(S.UB, 0) + _ascendc_scratch(blk)
         r.linearize(blk, (), skip_spmd)
         r.intervals()
         if not r.buf:
@@ -404,7 +416,8 @@ def plan_block(blk: Block, target: Target, skip_spmd: bool = False,
             if hold is None:
                 raise
             continue  # ping-pong buffers do not fit: hold fewer tiles
-        r.write()
+        if write:
+            r.write()
         return peaks
     raise AssertionError("unreachable")
 
