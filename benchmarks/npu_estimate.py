@@ -8,6 +8,8 @@ the layer's five kernels with the timing model on, one combined trace.
 
 Prints each kernel's estimate and summary, then one JSON line. The projection tiles are
 the ones DecodeLayer.gemm_tiles picks on an NPU target (mt.autotune by the same model).
+--moe CONFIG [--tokens 1,8,32]: instead, the Qwen3-MoE sparse block per token count against
+the HBM floor of the experts it touched.
 --prefill T: instead, the prefill layer's four GEMMs at M = T tokens (zero inputs), with
 the tiles PrefillLayer.gemm_tiles picks (the search, cached on disk, is timed apart) and
 with the fixed NPU_TILES (64 x 128 x 128).
@@ -62,6 +64,45 @@ def prefill_gemms(cfg, arch: str, tokens: int) -> dict:
             "sim_s": round(time.perf_counter() - t0, 1)}
 
 
+def moe_block(name: str, arch: str, tokens: list[int]) -> dict:
+    """The Qwen3-MoE sparse block (router, sort, grouped gate/up, grouped down; bf16,
+    random weights and inputs) per token count: each launch's estimate and the HBM floor
+    of the experts the routing touched (their weights read once, + the router's) at the
+    timing table's HBM bandwidth."""
+    from tilelang_models.qwen3.moe import MoeBlock, random_moe_weights
+    from tilelang_models.qwen3.moe_config import get_moe_config
+
+    cfg = get_moe_config(name)
+    H = cfg.attn.hidden_size
+    w = random_moe_weights(cfg.num_experts, H, cfg.moe_intermediate_size, seed=0)
+    blk = MoeBlock(w, cfg.top_k, cfg.norm_topk_prob, target="sim",
+                   compile_cfg=dict(arch=arch))
+    hbm = mt.get_target(arch).timing.hbm_bytes_per_s
+    g = torch.Generator().manual_seed(1)
+    rows = []
+    for T in tokens:
+        x = torch.randn(T, H, generator=g).bfloat16()
+        blk.timelines = []
+        t0 = time.perf_counter()
+        blk(x)
+        sim_s = time.perf_counter() - t0
+        ids = blk.routing(T)[0]
+        used = int(torch.unique(ids.long()).numel())
+        floor_b = used * 3 * H * cfg.moe_intermediate_size * 2 + w.router.numel() * 2
+        per = {}
+        for tl in blk.timelines:
+            print(tl.text())
+            s = tl.summary()
+            per[tl.name] = {"us": round(s["makespan_us"], 1), "bound": s["bound"]}
+        total = sum(tl.makespan_us for tl in blk.timelines)
+        floor_us = floor_b / hbm * 1e6
+        rows.append({"tokens": T, "experts_touched": used, "estimate_us": round(total, 1),
+                     "floor_us": round(floor_us, 1), "x_floor": round(total / floor_us, 2),
+                     "kernels": per, "sim_s": round(sim_s, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    return {"moe": name, "arch": arch, "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="14b")
@@ -72,7 +113,13 @@ def main() -> None:
     ap.add_argument("--trace", default=None)
     ap.add_argument("--prefill", type=int, default=0, metavar="T",
                     help="estimate the prefill layer's GEMMs at T tokens instead")
+    ap.add_argument("--moe", default=None, metavar="CONFIG",
+                    help="estimate the Qwen3-MoE block of CONFIG (30b-a3b, ...) instead")
+    ap.add_argument("--tokens", default="1,8,32", help="with --moe: token counts")
     a = ap.parse_args()
+    if a.moe:
+        print(json.dumps(moe_block(a.moe, a.arch, [int(t) for t in a.tokens.split(",")])))
+        return
     cfg = get_config(a.config)
     if a.prefill:
         print(json.dumps(prefill_gemms(cfg, a.arch, a.prefill)))
