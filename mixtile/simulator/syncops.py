@@ -108,8 +108,11 @@ def _syncall(op: Op, c: Compiler) -> Callable[[list, Any], Any]:
 
 
 def _pipe_sync(op: Op, c: Compiler) -> Callable[[list, Any], None]:
+    tm = c.timing
+
     def pipe_sync(env, st):  # a core's ops already run in program order here
-        return None
+        if tm is not None:  # but the timing model orders its pipes by it
+            tm.pipe_sync(op, st)
     return pipe_sync
 
 

@@ -95,11 +95,14 @@ class CoreClock:
     scalar stalls hold everything issued after them), the last accesses to its buffers,
     its busy and waiting time."""
 
-    __slots__ = ("busy", "bufs", "free", "gm_done", "gm_w", "idx", "issue", "name", "wait")
+    __slots__ = ("busy", "bufs", "floor", "free", "gm_done", "gm_w", "idx", "issue", "name",
+                 "wait")
 
     def __init__(self, name: str, idx: int) -> None:
         self.name, self.idx = name, idx
         self.free = [0.0] * len(PIPES)
+        # per pipe: no later op starts before this (a pipe_sync's WaitFlag on that pipe)
+        self.floor = [0.0] * len(PIPES)
         self.busy = [0.0] * len(PIPES)
         self.issue = 0.0
         # per space index: [lo, hi, last write end, last read end] of each buffer used
@@ -228,6 +231,8 @@ class TimingModel:
         start = clk.issue
         if clk.free[p] > start:
             start = clk.free[p]
+        if clk.floor[p] > start:
+            start = clk.floor[p]
         bufs = clk.bufs
         for space, lo, hi in info.reads:
             for e in bufs.get(space, ()):
@@ -281,6 +286,14 @@ class TimingModel:
         self.events.append((clk.idx, p, start, end, info.op, block, note))
 
     # ------------------------------------------------------------ synchronisation
+
+    def pipe_sync(self, op: Op, st: Any) -> None:
+        """The Ascend C lowering's SetFlag<src_dst> / WaitFlag<src_dst> pair, issued back
+        to back: pipe dst's later ops start after every op pipe src was given so far."""
+        clk = st.clock
+        src, dst = PIPE_INDEX[op.attrs["src"]], PIPE_INDEX[op.attrs["dst"]]
+        if clk is not None and src != dst and clk.free[src] > clk.floor[dst]:
+            clk.floor[dst] = clk.free[src]
 
     def _sync_event(self, clk: CoreClock, start: float, end: float, op: Op, block,
                     note=None) -> int:
