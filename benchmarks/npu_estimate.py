@@ -23,7 +23,6 @@ import torch
 import mixtile as mt
 from tilelang_models.qwen3.config import get_config
 from tilelang_models.qwen3.decode_layer import DecodeLayer
-from tilelang_models.qwen3.kernels import gemm_residual, rmsnorm_gemm, rmsnorm_swiglu
 from tilelang_models.qwen3.paged import make_paged_cache
 from tilelang_models.qwen3.prefill_layer import NPU_TILES, PrefillLayer
 from tilelang_models.qwen3.weights import random_weights
@@ -36,22 +35,11 @@ def prefill_gemms(cfg, arch: str, tokens: int) -> dict:
     t0 = time.perf_counter()
     tuned = layer.gemm_tiles(tokens)
     tune_s = time.perf_counter() - t0
-    m, h, i, q = tokens, cfg.hidden_size, cfg.intermediate_size, cfg.q_size
-    n = q + 2 * cfg.kv_size
-    eps = float(cfg.rms_norm_eps)
-
-    def z(*s):
-        return torch.zeros(*s, dtype=torch.bfloat16)
-
-    units = {"qkv": (rmsnorm_gemm, (z(m, h), z(h), z(n, h), z(m, n), eps), {}),
-             "o_proj": (gemm_residual, (z(m, q), z(h, q), z(m, h), z(m, h)), {}),
-             "mlp_up": (rmsnorm_swiglu, (z(m, h), z(h), z(i, h), z(i, h), z(m, i), eps), {}),
-             "down": (gemm_residual, (z(m, i), z(h, i), z(m, h), z(m, h)), {})}
     per, total = {}, {"tuned": 0.0, "fixed": 0.0}
     t0 = time.perf_counter()
-    for name, (kern, args, fixed) in units.items():
+    for name, (kern, args) in layer.gemm_units(tokens).items():
         per[name] = {"tiles": tuned[name]}
-        for label, consts in (("tuned", tuned[name]), ("fixed", dict(NPU_TILES, **fixed))):
+        for label, consts in (("tuned", tuned[name]), ("fixed", NPU_TILES)):
             res = mt.run_jit(kern, *args, target="sim", compile_cfg=dict(arch=arch),
                              checks=False, timeline=True, **consts)
             us = res.timeline.makespan_us

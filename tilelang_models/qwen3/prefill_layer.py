@@ -89,15 +89,9 @@ class PrefillLayer:
             t = {k: dict(v) for k, v in self._npu_tiles[m].items()}
         return {k: {**v, **self.tiles.get(k, {})} for k, v in t.items()}
 
-    def tune_npu_tiles(self, m: int) -> dict[str, dict]:
-        """Each projection's (TM, TN, TK) on an NPU target for M = m rows, by the NPU
-        timing model's estimate of its kernel (mt.autotune over npu_tile_space(m), for
-        the compile_cfg's arch; cached on disk per shape: a search runs once) on zero
-        tensors of the layer's shapes (from the config). The search simulates every
-        candidate at full N and K, so it scores at most TUNE_MAX_M rows (token_bucket):
-        for longer prompts that M stands in for the prompt's (at Qwen3-14B shapes the
-        search took 11-12 minutes per arch on a busy 2-core CPU, most of it the MLP's
-        gate/up; at the tiny config about a second)."""
+    def gemm_units(self, m: int) -> dict[str, tuple]:
+        """{name: (kernel, args)} of the four projections at M = m rows on zero tensors of
+        the layer's shapes (from the config): what the NPU tile search scores."""
         c = self.cfg
         h, i, q = c.hidden_size, c.intermediate_size, c.q_size
         n = c.q_size + 2 * c.kv_size
@@ -106,16 +100,24 @@ class PrefillLayer:
         def z(*s):
             return torch.zeros(*s, dtype=torch.bfloat16)
 
-        units = {"qkv": (rmsnorm_gemm, (z(m, h), z(h), z(n, h), z(m, n), eps), {}),
-                 "o_proj": (gemm_residual, (z(m, q), z(h, q), z(m, h), z(m, h)), {}),
-                 "mlp_up": (rmsnorm_swiglu, (z(m, h), z(h), z(i, h), z(i, h), z(m, i), eps),
-                            {}),
-                 "down": (gemm_residual, (z(m, i), z(h, i), z(m, h), z(m, h)), {})}
+        return {"qkv": (rmsnorm_gemm, (z(m, h), z(h), z(n, h), z(m, n), eps)),
+                "o_proj": (gemm_residual, (z(m, q), z(h, q), z(m, h), z(m, h))),
+                "mlp_up": (rmsnorm_swiglu, (z(m, h), z(h), z(i, h), z(i, h), z(m, i), eps)),
+                "down": (gemm_residual, (z(m, i), z(h, i), z(m, h), z(m, h)))}
+
+    def tune_npu_tiles(self, m: int) -> dict[str, dict]:
+        """Each projection's (TM, TN, TK) on an NPU target for M = m rows, by the NPU
+        timing model's estimate of its kernel (mt.autotune over npu_tile_space(m), for
+        the compile_cfg's arch; cached on disk per shape: a search runs once) on
+        gemm_units(m). The search simulates every candidate at full N and K, so it scores
+        at most TUNE_MAX_M rows (token_bucket): for longer prompts that M stands in for
+        the prompt's (at Qwen3-14B shapes the search took about 4 minutes per arch on a
+        2-core CPU, most of it the MLP's gate/up; at the tiny config about a second)."""
         cfg = {k: v for k, v in self.compile_cfg.items() if k in ("arch", "clusters")}
         space = npu_tile_space(m)
         return {name: mt.autotune(kern, *args, space=space, target=self.target,
-                                  compile_cfg=cfg, **fixed).consts
-                for name, (kern, args, fixed) in units.items()}
+                                  compile_cfg=cfg).consts
+                for name, (kern, args) in self.gemm_units(m).items()}
 
     def attention_consts(self, block_size: int) -> dict:
         c = self.cfg
