@@ -114,6 +114,18 @@ def _step_fn(layer, head, ws, model, kc, vc):
     return step
 
 
+def filled_cache(model, b: int, ctx: int, bs: int) -> tuple:
+    """(blocks per sequence, k cache, v cache, block table, sequence lengths): b sequences
+    of ctx cached tokens (random) and room for one more, in the model's paged cache."""
+    nb = -(-(ctx + 1) // bs)
+    kc, vc = model.alloc_cache(1 + b * nb, bs, "cuda")
+    kc.normal_()
+    vc.normal_()
+    bt = (torch.arange(b * nb, dtype=torch.int32, device="cuda") + 1).view(b, nb)
+    sl = torch.full((b,), ctx + 1, dtype=torch.int32, device="cuda")
+    return nb, kc, vc, bt, sl
+
+
 def _graph(fn):
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
@@ -135,12 +147,7 @@ def bench_config(name, batches, ctx, bs, compile_ref, prefill, bw_list):
     layer_ref, head_ref, ws = torch_model(mcfg, model)
     layer_c = torch.compile(layer_ref) if compile_ref else None
     for b in batches:
-        nb = -(-(ctx + 1) // bs)
-        kc, vc = model.alloc_cache(1 + b * nb, bs, "cuda")
-        kc.normal_()
-        vc.normal_()
-        bt = (torch.arange(b * nb, dtype=torch.int32, device="cuda") + 1).view(b, nb)
-        sl = torch.full((b,), ctx + 1, dtype=torch.int32, device="cuda")
+        nb, kc, vc, bt, sl = filled_cache(model, b, ctx, bs)
         ids = torch.randint(0, mcfg.vocab_size, (b,), dtype=torch.int32, device="cuda")
         kv_bytes = 2 * b * ctx * mcfg.num_layers * c.num_key_value_heads * c.head_dim * 2
         r = {"batch": b, "bytes": w_bytes + kv_bytes}

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decode_layer_gpu import _ms, copy_bandwidth  # noqa: E402
-from model_gpu import torch_parts  # noqa: E402
+from model_gpu import filled_cache, torch_parts  # noqa: E402
 
 from tilelang_models.qwen3.config import Qwen3Config  # noqa: E402
 from tilelang_models.qwen3.model import (  # noqa: E402
@@ -187,12 +187,7 @@ def bench_config(name, a, tp, bws) -> dict:
     rows = []
     for b in (int(v) for v in a.batches.split(",")):
         bs, ctx = a.block_size, a.ctx
-        nb = -(-(ctx + 1) // bs)
-        kc, vc = model.alloc_cache(1 + b * nb, bs, "cuda")
-        kc.normal_()
-        vc.normal_()
-        bt = (torch.arange(b * nb, dtype=torch.int32, device="cuda") + 1).view(b, nb)
-        sl = torch.full((b,), ctx + 1, dtype=torch.int32, device="cuda")
+        nb, kc, vc, bt, sl = filled_cache(model, b, ctx, bs)
         g = torch.Generator(device="cuda").manual_seed(b)  # the same ids on every rank
         ids = torch.randint(0, mcfg.vocab_size, (b,), dtype=torch.int32, device="cuda",
                             generator=g)

@@ -398,11 +398,13 @@ def plan_block(blk: Block, target: Target, skip_spmd: bool = False,
     guards = any(op.opdef is FOR and op.attrs.get("pingpong") == "guard"
                  for op in blk.walk())
     levels = tuple(_HOLD_PIPES) + (None,) if guards else (None,)
+    # ping-pong only where the Ascend C lowering's UB scratch still fits
+    scratch = _ascendc_scratch(blk) if guards else 0
     for hold in levels:
         r = _Region(target, hold)
         r.reserved = dict(reserved or {})
-        if hold:  # ping-pong only where the Ascend C lowering's UB scratch still fits
-            r.reserved[S.UB] = r.reserved.get(S.UB, 0) + _ascendc_scratch(blk)
+        if hold:
+            r.reserved[S.UB] = r.reserved.get(S.UB, 0) + scratch
         r.linearize(blk, (), skip_spmd)
         r.intervals()
         if not r.buf:
