@@ -228,7 +228,7 @@ def plan(cfg, tokens) -> None:
             c = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda").consts(T)
             cands = sweep_candidates(T, E, k, w.fp8)
             n += sum(len(v) for v in cands.values())
-            print(f"T {T} {tag}: sort {c['sort']}\n  gate_up {c['gate_up']}\n  down "
+            print(f"T {T} {tag}: router {c['router']}\n  sort {c['sort']}\n  gate_up {c['gate_up']}\n  down "
                   f"{c['down']}\n  sweep: " + ", ".join(f"{kn} {len(v)}"
                                                        for kn, v in cands.items()))
     print(f"sweep: {n} candidates in all")

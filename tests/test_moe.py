@@ -21,13 +21,13 @@ from tilelang_models.qwen3.moe_reference import (
 from tilelang_models.qwen3.reference import rmsnorm
 
 
-def _router(x, g, wr, k, norm_in=True, norm_topk=True, te=None):
+def _router(x, g, wr, k, norm_in=True, norm_topk=True, te=None, **split):
     T, H = x.shape
     E = wr.shape[0]
     h3 = torch.empty(T, H, dtype=torch.bfloat16)
     ids, wts = torch.empty(T, k, dtype=torch.int32), torch.empty(T, k)
     mt.run_jit(K.moe_router, x, g, wr, h3, ids, wts, 1e-6, NE=E, TOPK=k, NORM_IN=norm_in,
-               NORM_TOPK=norm_topk, TE=te or -(-E // 16) * 16, TK=128)
+               NORM_TOPK=norm_topk, TE=te or -(-E // 16) * 16, TK=128, **split)
     return h3, ids, wts
 
 
@@ -56,6 +56,36 @@ def test_router_against_torch(T, E, k, gen):
     torch.testing.assert_close(h3, want_h3, rtol=8e-3, atol=0)  # one bf16 ulp at most
     _check_routing(ids, wts, h3, wr, k)
     assert torch.allclose(wts.sum(-1), torch.ones(T))
+
+
+@pytest.mark.parametrize("T,E,k,H,ks,teb,norm_in", [
+    (1, 20, 4, 384, 3, 16, True), (7, 128, 8, 512, 4, 32, True),
+    (40, 36, 2, 640, 2, 0, True), (5, 10, 3, 256, 5, 16, False)])
+def test_split_router_against_one_block_and_torch(T, E, k, H, ks, teb, norm_in, gen):
+    """KS > 0 (MoeBlock's decode router on a GPU): the gate GEMM spread over (token tile,
+    TEB experts, K split) items, split s taking K tiles s, s + KS, ... (640 columns in 5
+    tiles of 128 over 2 splits: 3 and 2 tiles; KS 5 over 2 tiles: splits without work),
+    a syncall, then the selection. h3 is the one-block router's, bit for bit; the routing
+    differs at most where the f32 summation order flips a bf16 logit."""
+    x = torch.randn(T, H, generator=gen).bfloat16()
+    g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
+    wr = (torch.randn(E, H, generator=gen) / 16).bfloat16()
+    h3, ids, wts = _router(x, g, wr, k, norm_in=norm_in)
+    h3s, ids_s, wts_s = _router(x, g, wr, k, norm_in=norm_in, KS=ks, TEB=teb)
+    if norm_in:
+        assert torch.equal(h3s, h3)
+    _check_routing(ids_s, wts_s, h3 if norm_in else x, wr, k)
+    same = (ids_s == ids).all(-1)
+    assert same.float().mean() >= 0.9
+    torch.testing.assert_close(wts_s[same], wts[same], rtol=1e-5, atol=1e-7)
+
+
+def test_split_router_refuses_a_split_that_does_not_tile(gen):
+    x = torch.randn(2, 128).bfloat16()
+    with pytest.raises(mt.ArgumentError, match="TEB in the divisors") as e:
+        _router(x, torch.ones(128).bfloat16(), torch.randn(20, 128).bfloat16(), 2, KS=2,
+                TEB=24)
+    assert "moe_kernels.py" in str(e.value)
 
 
 def test_router_ties_take_the_lowest_expert_index(gen):

@@ -126,44 +126,64 @@ class MoeBlock:
 
     def consts(self, T: int) -> dict[str, dict]:
         """Constants of each launch for T tokens. On CUDA the row tile follows the rows
-        per expert (T * top_k / E on average) and decode takes narrow N tiles (more
-        blocks streaming weights); elsewhere cube-sized tiles. Not tuned on a GPU yet:
-        benchmarks/moe_gpu.py --tiles overrides them."""
+        per expert (T * top_k / E on average), decode takes narrow N tiles (more blocks
+        streaming weights) and a split router, the copies move whole rows; elsewhere
+        cube-sized tiles. The CUDA tiles are the best of benchmarks/moe_gpu.py --sweep
+        on an H100 (30B-A3B shapes; docs/benchmarks.md); --tiles overrides them."""
         tm, tb = 16, 64
         # moe_sort: at decode sizes one launch ranking each entry against all (N^2
         # compares, no barrier); above, the chunked counting sort (a barrier, O(N))
         direct = T * self.top_k <= SORT_DIRECT_MAX
         gu, dn = dict(TN=128, TK=256), dict(TN=128, TK=256)
+        router = dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
+                      TM=16, TE=self.te, TK=256)
+        sort = dict(NE=self.E, TOPK=self.top_k, TE=self.te, DIRECT=direct)
+        dn_extra = dict(TC=512)
         if self.target == "cuda":
+            sms = mt.get_target(self.compile_cfg.get("arch") or "gpu").clusters
             avg = T * self.top_k / self.E
-            tm = 16 if avg <= 16 else 32 if avg <= 48 else 64
+            fp8 = self.w.fp8
+            tm = 16 if avg <= 16 else 32 if avg <= 48 else 64 if avg <= 128 or fp8 else 128
             if avg <= 16:  # decode: the dense layer's best GPU tiles at batch <= 8
-                gu, dn = dict(TN=32, TK=128), dict(TN=64, TK=256)
+                gu = dict(TN=32, TK=256 if avg < 0.25 else 128)
+                dn = dict(TN=64, TK=256)
+                if avg >= 1:  # from 1 row per expert on average: wider N tiles
+                    gu = dict(gu, TN=64) if fp8 else gu
+                    dn = dict(TN=128, TK=128)
             else:
-                tk = {32: 128, 64: 64}[tm]
-                gu, dn = dict(TN=128, TK=tk), dict(TN=128, TK=tk)
+                tk = {32: 128, 64: 64, 128: 64}[tm]
+                gu, dn = dict(TN=64 if tm == 128 else 128, TK=tk), dict(TN=128, TK=tk)
             # one work item per block where the tile map allows (more blocks than SMs
             # hide latency; the blocks past the live items do nothing); a power of two,
             # so that few token counts make a new kernel variant
             slots = K.tile_slots(T * self.top_k, self.E, tm)
-            sms = mt.get_target(self.compile_cfg.get("arch") or "gpu").clusters
             for d, n in ((gu, self.I), (dn, self.H)):
                 items = slots * -(-n // d["TN"])
                 d["GRID"] = min(1 << (items - 1).bit_length(), 8 * sms)
             # moe_sort copies a block's rows one after another: at decode one entry per
-            # block, all in parallel
+            # block, all in parallel; a row in one copy (whole rows, up to 4096 columns)
             tb = 1 if direct else 64
+            row = 1 << (min(self.H, 4096).bit_length() - 1)
+            sort["TH"] = row
+            dn_extra["TC"] = min(row, 1024)
+            # the router: one block per 16 tokens reads the whole gate weight; at decode
+            # that is one block, so the GEMM is split over experts and K (a second launch
+            # selects): items of 16 experts x 512 columns
+            if -(-T // 16) * 4 < sms:
+                tk = min(512, 1 << (self.H.bit_length() - 1))
+                ks = max(1, -(-self.H // tk))
+                items = -(-T // 16) * (self.te // 16) * ks
+                router.update(TK=tk, KS=ks, TEB=16,
+                              GRID=min(1 << (items - 1).bit_length(), 8 * sms))
         gu = dict(gu, TM=tm)
-        dn = dict(dn, TM=tm, TC=512, TOPK=self.top_k)
+        dn = dict(dn, TM=tm, TOPK=self.top_k, **dn_extra)
         if self.w.fp8:  # the K step is the 128 group
             del gu["TK"], dn["TK"]
-        c = {"router": dict(NE=self.E, TOPK=self.top_k, NORM_TOPK=self.norm_topk_prob,
-                            TM=16, TE=self.te, TK=256),
-             "sort": dict(NE=self.E, TOPK=self.top_k, TM=tm, TE=self.te, TB=tb,
-                          DIRECT=direct),
-             "gate_up": gu, "down": dn}
+        sort.update(TM=tm, TB=tb)
+        c = {"router": router, "sort": sort, "gate_up": gu, "down": dn}
         if self.w.fp8:
             c["sort"]["GT"] = self.H // 128
+            c["sort"].pop("TH", None)  # the FP8 copy quantises a whole row already
         for k, v in self.tiles.items():
             if k not in c:
                 raise ValueError(f"MoeBlock tiles: unknown kernel {k!r} (one of {list(c)})")

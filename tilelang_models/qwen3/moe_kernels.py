@@ -46,55 +46,118 @@ def _inv_rms(x, m0, H, eps, TM, TK):
     return mt.rsqrt(ss / mt.to_float(H) + eps)
 
 
+def _route(acc, ids, wts, m0, NE, TOPK, NORM_TOPK, TM, TE, dtype):
+    """The router's vector half on logits acc (TM, TE) f32: bf16 rounding, softmax, the
+    TOPK largest (ties: the lowest index first), optional renormalisation; stored to
+    ids / wts rows m0 .. m0 + TM."""
+    cols = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+    # logits rounded to x.dtype as an nn.Linear in bf16 gives them (the selection agrees)
+    lg = mt.where(cols < float(NE), acc.astype(dtype).astype(mt.f32), float("-inf"))
+    p = mt.exp(lg - mt.row_max(lg))
+    p = p / mt.row_sum(p)
+    p = mt.where(cols < float(NE), p, -2.0)  # padded experts are never chosen
+    KP = -(-TOPK // 8) * 8  # slots padded to 32 bytes (the store drops the padding)
+    kc = mt.arange(KP).astype(mt.f32).reshape(1, KP)
+    sel_w = mt.zeros((TM, KP))
+    sel_i = mt.zeros((TM, KP))
+    for j in range(TOPK):  # unrolled: take the largest, then mask it out
+        mx = mt.row_max(p)
+        first = mt.row_min(mt.where(p == mx, cols, float(TE)))  # lowest index of the max
+        slot = mt.relu(1.0 - mt.abs(kc - float(j)))  # one-hot of slot j, (1, KP)
+        sel_w = sel_w + slot * mx
+        sel_i = sel_i + slot * first
+        p = mt.where(cols == first, -1.0, p)
+    if NORM_TOPK:
+        sel_w = sel_w / mt.row_sum(sel_w)
+    mt.store(ids[m0:m0 + TM, 0:KP], sel_i.astype(mt.i32))
+    mt.store(wts[m0:m0 + TM, 0:KP], sel_w)
+
+
+def _normed(x, g, h3, m0, k0, inv, TM, TK, store):
+    """x[m0:, k0:k0+TK] normalised (bf16), stored to h3 when store."""
+    xt = (mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32) * inv
+          * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(x.dtype)
+    if store:
+        mt.store(h3[m0:m0 + TM, k0:k0 + TK], xt)
+    return xt
+
+
 @mt.kernel
 def moe_router(x: mt.Tensor["T", "H", mt.bf16], g: mt.Tensor["H", mt.bf16],
                wr: mt.Tensor["E", "H", mt.bf16], h3: mt.Out["T", "H", mt.bf16],
                ids: mt.Out["T", "KT", mt.i32], wts: mt.Out["T", "KT", mt.f32],
                eps: mt.Scalar[mt.f32], NE: mt.const, TOPK: mt.const,
                NORM_IN: mt.const = True, NORM_TOPK: mt.const = True,
-               TM: mt.const = 16, TE: mt.const = 128, TK: mt.const = 256):
+               TM: mt.const = 16, TE: mt.const = 128, TK: mt.const = 256,
+               KS: mt.const = 0, TEB: mt.const = 0, GRID: mt.const = 0):
     """Router of T tokens over NE experts: h3 = rmsnorm(x) * g (NORM_IN; else x as is),
     logits = bf16(h3 @ wr^T), p = softmax(logits) (fp32), the TOPK largest p per token
     (ties: the lowest expert index first) as ids (descending p) and wts (p, divided by
     their sum when NORM_TOPK). TE >= NE: the experts in one N tile (padded columns masked).
-    """
+
+    KS = 0: one block per TM tokens does it all (a block reads the whole gate weight: at
+    decode one block streams it alone). KS > 0, split (decode): phase 1 spreads the gate
+    GEMM over (token tile, TEB experts, K split s) items, split s taking the K tiles s,
+    s + KS, ... (any H), partial logits to an f32 workspace; after a syncall (on a GPU:
+    a second launch) phase 2 sums the KS partials per token tile and selects. GRID blocks
+    (0: the clusters) loop over the items; the split's logits differ from KS = 0's only
+    in the f32 summation order."""
     T, H = x.shape
     if TE < NE:
         raise _const_error(f"moe_router: TE={TE} < NE={NE}: the experts must fit one N tile",
                            f"pass TE >= {NE} (a multiple of 16)")
-    for blk in mt.spmd(mt.cdiv(T, TM)):
-        m0 = blk * TM
-        if NORM_IN:
-            inv = _inv_rms(x, m0, H, eps, TM, TK)
-        acc = mt.zeros((TM, TE))
-        for k0 in mt.range(0, H, TK):
-            xt = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+    if not KS:
+        for blk in mt.spmd(mt.cdiv(T, TM)):
+            m0 = blk * TM
             if NORM_IN:
-                xt = (xt.astype(mt.f32) * inv
-                      * mt.load(g[k0:k0 + TK]).astype(mt.f32)).astype(x.dtype)
-                mt.store(h3[m0:m0 + TM, k0:k0 + TK], xt)
-            acc = mt.matmul(xt, mt.load(wr[0:TE, k0:k0 + TK]), acc=acc, b_trans=True)
-        cols = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-        # logits rounded to x.dtype as an nn.Linear in bf16 gives them (the selection agrees)
-        lg = mt.where(cols < float(NE), acc.astype(x.dtype).astype(mt.f32), float("-inf"))
-        p = mt.exp(lg - mt.row_max(lg))
-        p = p / mt.row_sum(p)
-        p = mt.where(cols < float(NE), p, -2.0)  # padded experts are never chosen
-        KP = -(-TOPK // 8) * 8  # slots padded to 32 bytes (the store drops the padding)
-        kc = mt.arange(KP).astype(mt.f32).reshape(1, KP)
-        sel_w = mt.zeros((TM, KP))
-        sel_i = mt.zeros((TM, KP))
-        for j in range(TOPK):  # unrolled: take the largest, then mask it out
-            mx = mt.row_max(p)
-            first = mt.row_min(mt.where(p == mx, cols, float(TE)))  # lowest index of the max
-            slot = mt.relu(1.0 - mt.abs(kc - float(j)))  # one-hot of slot j, (1, KP)
-            sel_w = sel_w + slot * mx
-            sel_i = sel_i + slot * first
-            p = mt.where(cols == first, -1.0, p)
-        if NORM_TOPK:
-            sel_w = sel_w / mt.row_sum(sel_w)
-        mt.store(ids[m0:m0 + TM, 0:KP], sel_i.astype(mt.i32))
-        mt.store(wts[m0:m0 + TM, 0:KP], sel_w)
+                inv = _inv_rms(x, m0, H, eps, TM, TK)
+            acc = mt.zeros((TM, TE))
+            for k0 in mt.range(0, H, TK):
+                if NORM_IN:
+                    xt = _normed(x, g, h3, m0, k0, inv, TM, TK, True)
+                else:
+                    xt = mt.load(x[m0:m0 + TM, k0:k0 + TK])
+                acc = mt.matmul(xt, mt.load(wr[0:TE, k0:k0 + TK]), acc=acc, b_trans=True)
+            _route(acc, ids, wts, m0, NE, TOPK, NORM_TOPK, TM, TE, x.dtype)
+        return
+    teb = TEB or TE
+    if KS < 1 or TE % teb:
+        raise _const_error(f"moe_router: KS={KS}, TEB={TEB}: KS must be at least 1 and "
+                           f"TEB divide TE={TE}", f"pass KS >= 1 and TEB in the divisors "
+                           f"of {TE} (0: all experts in one item)")
+    ne = TE // teb
+    nm = mt.cdiv(T, TM)
+    P = _grid(GRID)
+    part = mt.workspace((KS, T, TE), mt.f32, "moe_router_logits")
+    for blk in mt.spmd(P):
+        # ---- phase 1: partial logits of (token tile, expert tile, K split) items
+        for it in mt.range(blk, nm * ne * KS, P):
+            m0 = it // (ne * KS) * TM
+            e0 = it // KS % ne * teb
+            s = it % KS
+            if NORM_IN:
+                inv = _inv_rms(x, m0, H, eps, TM, TK)
+            acc = mt.zeros((TM, teb))
+            for k0 in mt.range(s * TK, H, KS * TK):
+                if NORM_IN:
+                    xt = _normed(x, g, h3, m0, k0, inv, TM, TK, False)
+                    for _ in _once_if(e0, 1):  # the first expert tile stores h3
+                        mt.store(h3[m0:m0 + TM, k0:k0 + TK], xt)
+                else:  # through the vector lanes (exact), as the normed tiles go: the
+                    # phases share the lanes' row split
+                    xt = mt.load(x[m0:m0 + TM, k0:k0 + TK]).astype(mt.f32).astype(x.dtype)
+                acc = mt.matmul(xt, mt.load(wr[e0:e0 + teb, k0:k0 + TK]), acc=acc,
+                                b_trans=True)
+            mt.store(part[s, m0:m0 + TM, e0:e0 + teb], acc)
+        mt.fence()
+        mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
+        # ---- phase 2: per token tile, the partials summed in split order, then selected
+        for it in mt.range(blk, nm, P):
+            m0 = it * TM
+            acc = mt.zeros((TM, TE))
+            for s in mt.range(0, KS):
+                acc = acc + mt.load(part[s, m0:m0 + TM, 0:TE])
+            _route(acc, ids, wts, m0, NE, TOPK, NORM_TOPK, TM, TE, x.dtype)
 
 
 def tile_slots(n_rows: int, n_experts: int, tm: int) -> int:
