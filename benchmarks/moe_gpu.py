@@ -24,7 +24,7 @@ rows per expert):
   weights + KV cache read + the block's floor bytes).
 --prefill T adds a row at T tokens with TFLOPS (2 * 3 * T * top_k * H * I flops; the block
 alone, no layer column).
---breakdown: each of the block's four kernels timed alone (replayed from a CUDA graph after
+--breakdown: each of the block's kernels timed alone (replayed from a CUDA graph after
 one whole-block call left valid routing and tile maps), per token count and dtype; the
 chunked moe_sort (above 512 entries) is two launches, timed together.
 --sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
@@ -228,7 +228,8 @@ def plan(cfg, tokens) -> None:
             c = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda").consts(T)
             cands = sweep_candidates(T, E, k, w.fp8)
             n += sum(len(v) for v in cands.values())
-            print(f"T {T} {tag}: router {c['router']}\n  sort {c['sort']}\n  gate_up {c['gate_up']}\n  down "
+            print(f"T {T} {tag}: router {c['router']}\n  sort {c['sort']}\n  gather "
+                  f"{c['gather']}\n  gate_up {c['gate_up']}\n  down "
                   f"{c['down']}\n  sweep: " + ", ".join(f"{kn} {len(v)}"
                                                        for kn, v in cands.items()))
     print(f"sweep: {n} candidates in all")
@@ -482,16 +483,17 @@ def main() -> None:
                   f"floor {r['layer_floor_ms']:.3f} ms "
                   f"({r['layer_ms'] / r['layer_floor_ms']:.2f}x)")
     if a.breakdown:
-        kern = ("router", "sort", "gate_up", "down")
+        kern = ("router", "sort", "gather", "gate_up", "quant", "down")  # gather: prefill; quant: FP8
         print(f"each kernel alone, ms ({'CUDA graph' if CUDA else 'eager, interpreter'}); "
-              f"block: the four in one graph")
+              f"block: all its launches in one graph")
         print(f"{'T':>5} {'dtype':>5} " + " ".join(f"{n:>8}" for n in kern)
               + f" {'sum':>8} {'block':>8}")
         for r in rows:
             for tag in ("bf16", "fp8"):
                 b = r[f"{tag}_breakdown_ms"]
                 blk_ms = r[f"{tag}_graph_ms"] or r[f"{tag}_ms"]
-                print(f"{r['tokens']:>5} {tag:>5} " + " ".join(f"{b[n]:8.4f}" for n in kern)
+                print(f"{r['tokens']:>5} {tag:>5} "
+                      + " ".join(f"{b[n]:8.4f}" if n in b else f"{'-':>8}" for n in kern)
                       + f" {sum(b.values()):8.4f} {blk_ms:8.4f}")
     best = sweep_best(sweep_res)
     if a.sweep:

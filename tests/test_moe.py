@@ -167,6 +167,42 @@ def test_counting_sort_and_tile_map(T, E, k, busy, tb, tj, direct, gen):
         assert counts[busy] == T
 
 
+@pytest.mark.parametrize("fp8", [False, True])
+@pytest.mark.parametrize("T,rb", [(1, 8), (100, 8), (100, 7)])
+def test_sort_without_moves_then_gather(T, rb, fp8, gen):
+    """moe_sort with MOVE = False (pos and the tile map only) followed by moe_gather (the
+    row moves over cdiv(N, RB) blocks; RB 7 leaves a last block short): the same outputs
+    as the sort that moves its rows itself, bit for bit (FP8: the same quantised rows)."""
+    E, k, H = 20, 3, 256
+    ids = torch.stack([torch.randperm(E, generator=gen)[:k] for _ in range(T)]).int()
+    wts = torch.rand(T, k, generator=gen)
+    x = torch.randn(T, H, generator=gen).bfloat16()
+    N, MT, G = T * k, K.tile_slots(T * k, E, 16), H // 128
+    i32 = dict(dtype=torch.int32)
+
+    def outs():
+        head = [torch.empty(N, **i32), torch.empty(N, 1), torch.empty(MT, **i32),
+                torch.empty(MT, **i32), torch.empty(MT, **i32), torch.empty(1, **i32)]
+        if fp8:
+            return head + [torch.empty(N, G, 128, dtype=torch.float8_e4m3fn),
+                           torch.empty(N, G, 1)]
+        return head + [torch.empty(N, H, dtype=torch.bfloat16)]
+
+    kern, gat = (K.moe_sort_fp8, K.moe_gather_fp8) if fp8 else (K.moe_sort, K.moe_gather)
+    xin = x.view(T, G, 128) if fp8 else x
+    c = dict(NE=E, TOPK=k, TE=32, TB=16, TJ=16, **(dict(GT=G) if fp8 else {}))
+    want, got = outs(), outs()
+    mt.run_jit(kern, ids.reshape(-1), wts.reshape(-1), xin, *want, **c)
+    mt.run_jit(kern, ids.reshape(-1), wts.reshape(-1), xin, *got, MOVE=False, **c)
+    mt.run_jit(gat, wts.reshape(-1), xin, got[0], got[1], *got[6:], TOPK=k, RB=rb,
+               **(dict(GT=G) if fp8 else {}))
+    nt = int(want[5][0])
+    for i, (a, b) in enumerate(zip(want, got)):
+        a, b = (a[:nt], b[:nt]) if i in (2, 3, 4) else (a, b)
+        assert torch.equal(a.view(torch.uint8) if a.dtype == torch.float8_e4m3fn else a,
+                           b.view(torch.uint8) if b.dtype == torch.float8_e4m3fn else b), i
+
+
 def _block_inputs(T, E, H, gen, busy=None):
     x = torch.randn(T, H, generator=gen)
     w = random_moe_weights(E, H, 256, seed=int(torch.randint(1 << 30, (1,), generator=gen)))

@@ -1,4 +1,4 @@
-"""The Qwen3-MoE sparse block as four mixtile launches (kernels: moe_kernels.py).
+"""The Qwen3-MoE sparse block as mixtile launches (kernels: moe_kernels.py).
 
     block = MoeBlock(weights, top_k=8, target="sim")
     out = block(h, res=h2, norm=(g, eps))   # out = res + moe(rmsnorm(h) * g)
@@ -6,11 +6,12 @@
 
 Launches: moe_router (RMSNorm, gate GEMM, softmax, top-k, renormalisation) ->
 moe_sort (counting sort of the (token, slot) entries by expert, the row-tile map, the
-activations gathered in expert order, quantised when FP8) -> moe_gate_up (grouped,
-SiLU(gate) * up fused) -> moe_down (grouped, routing weight fused; a syncall; the sum
-back to token order onto the residual). The weights are bf16, or e4m3 with 128x128
-block scales (MoeWeights.fp8): the same launches, the FP8 kernels' K loops scale each
-128-wide block's product.
+activations gathered in expert order, quantised when FP8; on CUDA above 512 entries the
+gathering is moe_gather's launch) -> moe_gate_up (grouped, SiLU(gate) * up fused) ->
+[FP8: moe_quant, the activation per token in 1x128 groups] -> moe_down (grouped, routing
+weight fused; a syncall; the sum back to token order onto the residual). The weights are
+bf16, or e4m3 with 128x128 block scales (MoeWeights.fp8): the FP8 kernels' K loops scale
+each 128-wide block's product.
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def random_moe_weights(E: int, H: int, I: int, seed: int = 0, fp8: bool = False
 class MoeBlock:
     """The sparse MLP block of a Qwen3-MoE layer on one target (buffers kept per token
     count). tiles: constants overriding the defaults per kernel ("router", "sort",
-    "gate_up", "down")."""
+    "gather", "gate_up", "quant", "down"; moe_gather runs where the sort's MOVE is False,
+    moe_quant with FP8 weights)."""
 
     def __init__(self, w: MoeWeights, top_k: int, norm_topk_prob: bool = True,
                  target: str = "sim", compile_cfg: dict | None = None,
@@ -139,6 +141,7 @@ class MoeBlock:
                       TM=16, TE=self.te, TK=256)
         sort = dict(NE=self.E, TOPK=self.top_k, TE=self.te, DIRECT=direct)
         dn_extra = dict(TC=512)
+        gather = dict(TOPK=self.top_k, RB=8)
         if self.target == "cuda":
             sms = mt.get_target(self.compile_cfg.get("arch") or "gpu").clusters
             avg = T * self.top_k / self.E
@@ -164,7 +167,10 @@ class MoeBlock:
             # block, all in parallel; a row in one copy (whole rows, up to 4096 columns)
             tb = 1 if direct else 64
             row = 1 << (min(self.H, 4096).bit_length() - 1)
-            sort["TH"] = row
+            sort["TH"] = gather["TH"] = row
+            # the chunked sort's 264 blocks would move N / 264 rows each in turn:
+            # moe_gather spreads them over blocks of 8
+            sort["MOVE"] = direct
             dn_extra["TC"] = min(row, 1024)
             # the router: one block per 16 tokens reads the whole gate weight; at decode
             # that is one block, so the GEMM is split over experts and K (a second launch
@@ -180,10 +186,12 @@ class MoeBlock:
         if self.w.fp8:  # the K step is the 128 group
             del gu["TK"], dn["TK"]
         sort.update(TM=tm, TB=tb)
-        c = {"router": router, "sort": sort, "gate_up": gu, "down": dn}
+        c = {"router": router, "sort": sort, "gather": gather, "gate_up": gu,
+             "quant": dict(TR=64), "down": dn}
         if self.w.fp8:
-            c["sort"]["GT"] = self.H // 128
-            c["sort"].pop("TH", None)  # the FP8 copy quantises a whole row already
+            for k in ("sort", "gather"):
+                c[k]["GT"] = self.H // 128
+                c[k].pop("TH", None)  # the FP8 copy quantises a whole row already
         for k, v in self.tiles.items():
             if k not in c:
                 raise ValueError(f"MoeBlock tiles: unknown kernel {k!r} (one of {list(c)})")
@@ -220,7 +228,8 @@ class MoeBlock:
             if self.w.fp8:
                 f8 = dict(dtype=torch.float8_e4m3fn, device=device)
                 b.update(xs=torch.empty(N, H, **f8), xss=torch.empty(N, H // 128, **f32),
-                         act=torch.empty(N, I, **bf))
+                         act=torch.empty(N, I, **bf), aq=torch.empty(N, I, **f8),
+                         aqs=torch.empty(N, I // 128, **f32))
             else:
                 b.update(xs=torch.empty(N, H, **bf), act=torch.empty(N, I, **bf))
             self._bufs[T] = b
@@ -241,19 +250,29 @@ class MoeBlock:
         head = (b["pos"], b["sw"]) + mtile
         if w.fp8:
             nb = H // 128
-            sort = ("sort", K.moe_sort_fp8, sort_in + (h.view(T, nb, 128),) + head
-                    + (b["xs"].view(-1, nb, 128), b["xss"].view(-1, nb, 1)), c["sort"])
+            rows = (b["xs"].view(-1, nb, 128), b["xss"].view(-1, nb, 1))
+            sort = ("sort", K.moe_sort_fp8, sort_in + (h.view(T, nb, 128),) + head + rows,
+                    c["sort"])
+            gather = ("gather", K.moe_gather_fp8, (b["wts"].view(-1), h.view(T, nb, 128),
+                                                   b["pos"], b["sw"]) + rows, c["gather"])
             gu = ("gate_up", K.moe_gate_up_fp8, (b["xs"], b["xss"], w.gate, w.up, w.s_gate,
                                                  w.s_up) + mtile + (b["act"],), c["gate_up"])
-            dn = ("down", K.moe_down_fp8, (b["act"], w.down, w.s_down, b["sw"])
-                  + mtile + (b["pos"], res, b["out"]), c["down"])
+            ib = self.I // 128
+            quant = ("quant", K.moe_quant, (b["act"].view(-1, 128), b["aq"].view(-1, 128),
+                                            b["aqs"].view(-1, 1)), c["quant"])
+            dn = ("down", K.moe_down_fp8, (b["aq"], b["aqs"].view(-1, ib), w.down, w.s_down,
+                                           b["sw"]) + mtile + (b["pos"], res, b["out"]),
+                  c["down"])
         else:
             sort = ("sort", K.moe_sort, sort_in + (h,) + head + (b["xs"],), c["sort"])
+            gather = ("gather", K.moe_gather, (b["wts"].view(-1), h, b["pos"], b["sw"],
+                                               b["xs"]), c["gather"])
             gu = ("gate_up", K.moe_gate_up, (b["xs"], w.gate, w.up) + mtile + (b["act"],),
                   c["gate_up"])
             dn = ("down", K.moe_down, (b["act"], w.down, b["sw"]) + mtile
                   + (b["pos"], res, b["out"]), c["down"])
-        return [route, sort, gu, dn]
+        steps = [route, sort] + ([] if c["sort"].get("MOVE", True) else [gather]) + [gu]
+        return steps + ([quant] if w.fp8 else []) + [dn]
 
     def compile(self, T: int) -> float:
         """Compile every launch for T tokens (cached); returns the seconds it took."""

@@ -5,7 +5,9 @@
          └ moe_sort ─> pos [T*TOPK] (each (token, slot) entry's row in expert order),
                        the row-tile map (tile_e, tile_r0, tile_n, ntiles),
                        xs: h3's rows in expert order (fp8 + 1x128 scales when FP8), sw
+         (moe_gather: the same row moves in a launch of their own, moe_sort MOVE=False)
       moe_gate_up (grouped, MIX) ─> act [N, I] = silu(xs @ Wg[e]^T) * (xs @ Wu[e]^T)
+      (FP8: moe_quant ─> act in e4m3 + its 1x128 scales)
       moe_down    (grouped, MIX) ─> ys [N, H] = sw * (act @ Wd[e]^T); syncall;
                                    out[t] = res[t] + sum_j ys[pos[t, j]]   (token order)
 
@@ -13,10 +15,9 @@ N = T * TOPK rows. A row tile holds rows of one expert only (`tile_n` <= TM of t
 the grouped GEMMs loop over the tiles that exist, so an expert without tokens costs
 nothing. FP8 (the *_fp8 kernels: the same bodies, the K loop of _mm_fp8): e4m3 weights with one f32
 scale per 128x128 block (Hugging Face `weight_scale_inv`, multiplied), activations
-quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448) in the kernel that
-reads them (moe_sort for xs; moe_down_fp8 for act, bf16 from moe_gate_up_fp8, in its K
-loop); each K step's product is scaled by a_scale (per row) * w_scale (per block) on the
-vector lanes.
+quantised per token in 1x128 groups (scale = max(amax, 1e-10) / 448): xs as moe_sort
+(or moe_gather) copies the rows, act (bf16 from moe_gate_up_fp8) by moe_quant; each K
+step's product is scaled by a_scale (per row) * w_scale (per block) on the vector lanes.
 """
 import sys
 
@@ -211,7 +212,10 @@ def _tile_map(cnt, cnt_r, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT):
 
 def _move_rows(ids, wts, pos, sw, copy_row, b0, nrow, TOPK):
     """Entries b0 .. b0 + nrow (pos already stored): each one's activation row and routing
-    weight to its expert-order row, one after another."""
+    weight to its expert-order row, one after another (copy_row None: not here, MOVE
+    False leaves them to moe_gather)."""
+    if copy_row is None:
+        return
     for i in mt.range(b0, b0 + nrow):
         p = pos[i]
         copy_row(i // TOPK, p)
@@ -343,6 +347,36 @@ def _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM
          TE, TT)
 
 
+def _gather(wts, pos, sw, copy_row, TOPK, RB):
+    """The row moves of moe_sort, RB entries per block over cdiv(N, RB) blocks."""
+    if RB < 1:
+        raise _const_error(f"moe_gather: RB={RB}: at least one entry per block",
+                           "pass RB >= 1")
+    N = pos.shape[0]
+    for blk in mt.spmd(mt.cdiv(N, RB)):
+        b0 = blk * RB
+        _move_rows(None, wts, pos, sw, copy_row, b0, mt.smin(RB, N - b0), TOPK)
+
+
+def _copy_bf16(x, xs, TH):
+    H = x.shape[1]
+
+    def copy_row(t, p):
+        for c0 in mt.range(0, H, TH):
+            mt.store(xs[p:p + 1, c0:c0 + TH], mt.load(x[t:t + 1, c0:c0 + TH]))
+
+    return copy_row
+
+
+def _copy_fp8(x, xq, xqs, GT):
+    def copy_row(t, p):
+        q, s = quantize_group(mt.load(x[t, 0:GT, 0:QGROUP]).astype(mt.f32))
+        mt.store(xq[p, 0:GT, 0:QGROUP], q)
+        mt.store(xqs[p, 0:GT, 0:1], s)
+
+    return copy_row
+
+
 def _check_sort(NE, TE):
     if TE < NE:
         raise _const_error(f"moe_sort: TE={TE} < NE={NE}: the experts must fit one tile",
@@ -357,7 +391,7 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
              ntiles: mt.Out[1, mt.i32], xs: mt.Out["N", "H", mt.bf16],
              NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
              TJ: mt.const = 64, TE: mt.const = 128, TT: mt.const = 64,
-             TH: mt.const = 512, DIRECT: mt.const = False):
+             TH: mt.const = 512, DIRECT: mt.const = False, MOVE: mt.const = True):
     """Group the N = T * TOPK (token, slot) entries by expert (ids, wts: the router's
     [T, TOPK] outputs, flattened): pos[i] = entry i's row in expert order (ties in entry
     order); xs[pos[i]] = x[i // TOPK], sw[pos[i]] = wts[i]; the row tiles of the grouped
@@ -374,17 +408,23 @@ def moe_sort(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
     MoeBlock takes it up to 512 entries): one launch without a barrier, each block
     ranking its TB entries against all N (O(N * TB) per block, N^2 in all: 2.6e5 at 512
     entries); TB = 1 gives one block per entry. Each block moves its entries' rows one
-    after another. Counts and rows are exact f32 integers while N < 2^24 (DIRECT: keys
-    e * N + i, N * TE < 2^24)."""
+    after another; MOVE = False leaves xs and sw to moe_gather (the chunked sort's P
+    blocks move N / P rows each in turn: 124 at 4096 tokens on a GPU; moe_gather spreads
+    them over cdiv(N, RB) blocks). Counts and rows are exact f32 integers while N < 2^24
+    (DIRECT: keys e * N + i, N * TE < 2^24)."""
     _check_sort(NE, TE)
-    H = x.shape[1]
+    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles,
+          _copy_bf16(x, xs, TH) if MOVE else None, TOPK, TM, TB, TJ, TE, TT, DIRECT)
 
-    def copy_row(t, p):
-        for c0 in mt.range(0, H, TH):
-            mt.store(xs[p:p + 1, c0:c0 + TH], mt.load(x[t:t + 1, c0:c0 + TH]))
 
-    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
-          TE, TT, DIRECT)
+@mt.kernel
+def moe_gather(wts: mt.Tensor["N", mt.f32], x: mt.Tensor["T", "H", mt.bf16],
+               pos: mt.Tensor["N", mt.i32], sw: mt.Out["N", 1, mt.f32],
+               xs: mt.Out["N", "H", mt.bf16], TOPK: mt.const, RB: mt.const = 8,
+               TH: mt.const = 512):
+    """The row moves of moe_sort (MOVE = False) in a launch of their own: for every entry
+    i, xs[pos[i]] = x[i // TOPK] and sw[pos[i]] = wts[i], RB entries per block."""
+    _gather(wts, pos, sw, _copy_bf16(x, xs, TH), TOPK, RB)
 
 
 def quantize_group(xg):
@@ -403,19 +443,22 @@ def moe_sort_fp8(ids: mt.Tensor["N", mt.i32], wts: mt.Tensor["N", mt.f32],
                  xqs: mt.Out["N", "G", 1, mt.f32],
                  NE: mt.const, TOPK: mt.const, TM: mt.const = 16, TB: mt.const = 64,
                  TJ: mt.const = 64, TE: mt.const = 128, TT: mt.const = 64,
-                 GT: mt.const = 32, DIRECT: mt.const = False):
+                 GT: mt.const = 32, DIRECT: mt.const = False, MOVE: mt.const = True):
     """moe_sort with the rows quantised on the way (dynamic per-token 1x128 groups): x is
     the [T, H] activation viewed [T, H / 128, 128]; xq[p] = the e4m3 row, xqs[p] its
     H / 128 scales (GT >= H / 128 groups per tile)."""
     _check_sort(NE, TE)
+    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles,
+          _copy_fp8(x, xq, xqs, GT) if MOVE else None, TOPK, TM, TB, TJ, TE, TT, DIRECT)
 
-    def copy_row(t, p):
-        q, s = quantize_group(mt.load(x[t, 0:GT, 0:QGROUP]).astype(mt.f32))
-        mt.store(xq[p, 0:GT, 0:QGROUP], q)
-        mt.store(xqs[p, 0:GT, 0:1], s)
 
-    _sort(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOPK, TM, TB, TJ,
-          TE, TT, DIRECT)
+@mt.kernel
+def moe_gather_fp8(wts: mt.Tensor["N", mt.f32], x: mt.Tensor["T", "G", 128, mt.bf16],
+                   pos: mt.Tensor["N", mt.i32], sw: mt.Out["N", 1, mt.f32],
+                   xq: mt.Out["N", "G", 128, mt.f8e4m3], xqs: mt.Out["N", "G", 1, mt.f32],
+                   TOPK: mt.const, RB: mt.const = 8, GT: mt.const = 32):
+    """moe_gather quantising the rows on the way (moe_sort_fp8's copies)."""
+    _gather(wts, pos, sw, _copy_fp8(x, xq, xqs, GT), TOPK, RB)
 
 
 # ---------------------------------------------------------------- grouped GEMMs
@@ -447,17 +490,13 @@ def _mm_bf16(xs, w, e, r0, n, n0, K, TM, TN, TK):
 def _mm_fp8(x, xqs, w, ws, e, r0, n, n0, K, TM, TN):
     """The block-scaled e4m3 product: for each 128-wide K block kb the cube's
     q[rows, kb] @ w[e, n0:, kb]^T (f32), then on the vector lanes
-    acc += that * scale[rows, kb] * ws[e, n0 // 128, kb]. x is e4m3 with its scales xqs,
-    or (xqs None) bf16 rows quantised here per token and 128-group (dynamic)."""
+    acc += that * scale[rows, kb] * ws[e, n0 // 128, kb]; x is e4m3 with its per-row
+    scales xqs."""
     acc = mt.zeros((TM, TN))
     for kb in mt.range(0, mt.cdiv(K, QGROUP)):
         k0 = kb * QGROUP
-        if xqs is None:
-            a, sa = quantize_group(
-                mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n).astype(mt.f32))
-        else:
-            a = mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n)
-            sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
+        a = mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n)
+        sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
         part = mt.matmul(a, mt.load(w[e, n0:n0 + TN, k0:k0 + QGROUP]), b_trans=True)
         acc = acc + part * (sa * ws[e, n0 // QGROUP, kb])
     return acc
@@ -579,7 +618,22 @@ def moe_down(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.
 
 
 @mt.kernel
-def moe_down_fp8(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.f8e4m3],
+def moe_quant(x: mt.Tensor["R", 128, mt.bf16], xq: mt.Out["R", 128, mt.f8e4m3],
+              xqs: mt.Out["R", 1, mt.f32], TR: mt.const = 64):
+    """Dynamic FP8 quantisation of R 1x128 groups (an [N, I] activation viewed
+    [N * I / 128, 128]): xq = e4m3(x / s), s = max(amax, 1e-10) / 448 per group, TR
+    groups per block."""
+    R = x.shape[0]
+    for blk in mt.spmd(mt.cdiv(R, TR)):
+        r0 = blk * TR
+        q, s = quantize_group(mt.load(x[r0:r0 + TR, 0:QGROUP]).astype(mt.f32))
+        mt.store(xq[r0:r0 + TR, 0:QGROUP], q)
+        mt.store(xqs[r0:r0 + TR, 0:1], s)
+
+
+@mt.kernel
+def moe_down_fp8(aq: mt.Tensor["N", "I", mt.f8e4m3], aqs: mt.Tensor["N", "IB", mt.f32],
+                 wd: mt.Tensor["E", "H", "I", mt.f8e4m3],
                  sd: mt.Tensor["E", "HB", "IB", mt.f32],
                  sw: mt.Tensor["N", 1, mt.f32], tile_e: mt.Tensor["MT", mt.i32],
                  tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
@@ -587,9 +641,11 @@ def moe_down_fp8(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I",
                  res: mt.Tensor["T", "H", mt.bf16], out: mt.Out["T", "H", mt.bf16],
                  TOPK: mt.const, TM: mt.const = 16, TN: mt.const = 128,
                  TC: mt.const = 512, GRID: mt.const = 0):
-    """moe_down on e4m3 weights with 128x128 block scales sd: each K block of act (bf16,
-    from moe_gate_up_fp8) is quantised per token in its 1x128 group as it is read (the
-    dynamic activation quantisation, fused), the scales applied per K block."""
+    """moe_down on e4m3 weights with 128x128 block scales sd and the activation in e4m3
+    with its per-token 1x128 scales (aq, aqs: moe_gate_up_fp8's bf16 act through
+    moe_quant), the scales applied per K block. The quantisation is a launch of its own:
+    done here, each of the H / TN column tiles of a row tile quantised the same act rows
+    again (about 45 million IEEE divisions at 32 tokens)."""
     _check_fp8_tiles(TN, "moe_down_fp8")
-    _down_fp8(act, None, wd, sd, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out, TOPK,
+    _down_fp8(aq, aqs, wd, sd, sw, tile_e, tile_r0, tile_n, ntiles, pos, res, out, TOPK,
               TM, TN, QGROUP, TC, GRID)

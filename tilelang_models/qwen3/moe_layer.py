@@ -30,7 +30,7 @@ from tilelang_models.qwen3.reference import decode_layer_ref, prefill_layer_ref,
 __all__ = ["MoeDecodeLayer", "MoePrefillLayer", "moe_decode_layer_ref",
            "moe_prefill_layer_ref"]
 
-_MOE_TILES = ("router", "sort", "gate_up", "down")
+_MOE_TILES = ("router", "sort", "gather", "gate_up", "quant", "down")
 
 
 def _block(cfg: Qwen3MoeConfig, w: MoeLayerWeights, target, compile_cfg, tiles):
@@ -54,7 +54,7 @@ class MoeDecodeLayer:
                  compile_cfg: dict | None = None, progress: bool | None = None,
                  tiles: dict | None = None) -> None:
         """tiles: constants overriding the defaults, per kernel (DecodeLayer's names for
-        the attention half, MoeBlock's "router", "sort", "gate_up", "down")."""
+        the attention half, MoeBlock's "router", "sort", "gather", "gate_up", "quant", "down")."""
         self.cfg, self.w = cfg, w
         # the dense MLP never runs: its width only sizes DecodeLayer's unused MLP buffer
         # and NPU tile search, so give it the expert width
