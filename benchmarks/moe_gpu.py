@@ -483,7 +483,8 @@ def main() -> None:
                   f"floor {r['layer_floor_ms']:.3f} ms "
                   f"({r['layer_ms'] / r['layer_floor_ms']:.2f}x)")
     if a.breakdown:
-        kern = ("router", "sort", "gather", "gate_up", "quant", "down")  # gather: prefill; quant: FP8
+        # gather: above 512 entries; quant: FP8
+        kern = ("router", "sort", "gather", "gate_up", "quant", "down")
         print(f"each kernel alone, ms ({'CUDA graph' if CUDA else 'eager, interpreter'}); "
               f"block: all its launches in one graph")
         print(f"{'T':>5} {'dtype':>5} " + " ".join(f"{n:>8}" for n in kern)
