@@ -11,8 +11,9 @@ rows per expert):
 - floor: (router weight + the weights of the experts the routing touches, each read once,
   + their FP8 scales) / the bandwidth of a device-to-device copy measured in the same run
   (the fastest copy of the run: the strictest floor).
-- mixtile: the block's four launches (moe_router, moe_sort, moe_gate_up, moe_down) per
-  call, eager and replayed from a CUDA graph (graph: time per block in a graph of 4).
+- mixtile: the block's launches (moe_router, moe_sort, [moe_gather], moe_gate_up,
+  [moe_quant], moe_down) per call, eager and replayed from a CUDA graph (graph: time per
+  block in a graph of 4 blocks).
 - torch_loop: the transformers-style loop over the experts the routing hits (nonzero,
   index_add_), bf16, eager (its host syncs keep it out of a graph).
 - grouped_mm: the sorted rows through torch._grouped_mm (gate/up, SiLU * up, down), the

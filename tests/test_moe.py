@@ -286,6 +286,13 @@ def test_moe_user_errors_name_the_line_and_the_fix(gen):
         MoeBlock(w, 2, tiles={"gate_up": {"TM": 32}})(x)
     with pytest.raises(ValueError, match=r"MoeWeights.s_gate: expected torch.float32"):
         MoeBlock(MoeWeights(w.router, w.gate, w.up, w.down, None, w.s_up, w.s_down), 2)
+    wb = random_moe_weights(4, 128, 128)
+    with pytest.raises(mt.ArgumentError, match=r"moe_kernels.py:\d+: moe_gather: RB=0.*\n"
+                                               r".*fix: pass RB >= 1"):
+        MoeBlock(wb, 2, tiles={"sort": {"MOVE": False}, "gather": {"RB": 0}})(x)
+    with pytest.raises(ValueError, match=r"unknown kernel 'gathr' \(one of \['router', "
+                                         r"'sort', 'gather', 'gate_up', 'quant', 'down'\]"):
+        MoeBlock(wb, 2, tiles={"gathr": {"RB": 4}})(x)
 
 
 # ---------------------------------------------------------------- the decode layer and CLI
