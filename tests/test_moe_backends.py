@@ -361,9 +361,13 @@ def test_chunked_sort_runs_as_ascend_c_on_the_cpu_model(gen, tmp_path):
     _same_sort(K.moe_sort, sim, got)
 
 
-def test_fp8_kernels_are_refused_by_the_ascend_c_backend():
+@pytest.mark.parametrize("kern,consts", [
+    (K.moe_gate_up_fp8, {}), (K.moe_down_fp8, dict(TOPK=8)), (K.moe_quant, {}),
+    (K.moe_gather_fp8, dict(TOPK=8)), (K.moe_sort_fp8, dict(NE=8, TOPK=2, TE=16))],
+    ids=lambda v: getattr(v, "name", ""))
+def test_fp8_kernels_are_refused_by_the_ascend_c_backend(kern, consts):
     with pytest.raises(mt.UnsupportedError, match="no f8e4m3 element type"):
-        print(mt.compile(K.moe_gate_up_fp8, target="npu").code)
+        print(mt.compile(kern, target="npu", **consts).code)
 
 
 @gpu
