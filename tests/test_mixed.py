@@ -408,3 +408,99 @@ def test_gemm_residual_pingpong_k_loop(gen, tmp_path, m, n, k):
                           tmp_path / arch, arch=arch, TM=32, TN=64, TK=64)
             # the CPU model accumulates in its own order: within a bf16 step
             assert torch.allclose(got[3].float(), outs[1].float(), atol=1e-2, rtol=1e-2)
+
+
+# ---------------------------------------------------------------- phases through GM
+
+def _phases(divided: bool):
+    """A cube phase (GEMM tiles to a workspace), a MIX syncall, then a vector phase (row
+    softmax): no tile crosses, the data goes through GM. divided: the vector rows split
+    between the lanes with split_aiv; else every lane would do every row."""
+    @mt.kernel
+    def gemm_then_softmax(a: mt.Tensor["M", "K", mt.bf16], b: mt.Tensor["N", "K", mt.bf16],
+                          out: mt.Out["M", "N", mt.f32], TM: mt.const = 32,
+                          TN: mt.const = 64, TK: mt.const = 64):
+        M, K = a.shape
+        ws = mt.workspace((M, TN), mt.f32, "logits")
+        P = mt.target().clusters
+        for blk in mt.spmd(P):
+            for it in mt.range(blk, mt.cdiv(M, TM), P):
+                m0 = it * TM
+                acc = mt.zeros((TM, TN))
+                for k0 in mt.range(0, K, TK):
+                    acc = mt.matmul(mt.load(a[m0:m0 + TM, k0:k0 + TK]),
+                                    mt.load(b[0:TN, k0:k0 + TK]), acc=acc, b_trans=True)
+                mt.store(ws[m0:m0 + TM, 0:TN], acc)
+            mt.fence()
+            mt.syncall(mt.CoreType.MIX, mt.SyncMode.HARD)
+
+            def softmax_rows(r0, step):
+                for r in mt.range(r0, M, step):
+                    x = mt.load(ws[r:r + 1, 0:TN])
+                    e = mt.exp(x - mt.row_max(x))
+                    mt.store(out[r:r + 1, 0:TN], e / mt.row_sum(e))
+
+            if divided:
+                with mt.split_aiv(2, mode=mt.SplitMode.NONE) as lane:
+                    softmax_rows(lane * P + blk, 2 * P)
+            else:
+                softmax_rows(blk, P)
+
+    return gemm_then_softmax
+
+
+@pytest.mark.parametrize("m", [1, 100])
+def test_cube_and_vector_phases_through_gm(gen, m, tmp_path):
+    """A launch whose cube and vector work meet only through a workspace and a MIX
+    syncall is expanded into per-core programs (before 2026-12-06 ClassifyCores refused
+    it as unsupported mixed work): the simulator, the emitted Ascend C on the CPU model of
+    the API and Triton (its interpreter with fp16) against torch."""
+    kern = _phases(True)
+    a = torch.randn(m, 128, generator=gen).bfloat16()
+    b = torch.randn(64, 128, generator=gen).bfloat16()
+    want = torch.softmax(_mm(a, b), -1)
+    out = torch.empty(m, 64)
+    mt.run_jit(kern, a, b, out)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    pytest.importorskip("test_ascendc_cpu")
+    from test_ascendc_cpu import GXX, run_cpu
+
+    if GXX is not None:
+        got = run_cpu(kern, [a, b, torch.zeros(m, 64)], tmp_path)
+        torch.testing.assert_close(got[2], out, rtol=1e-5, atol=1e-6)
+
+
+def test_cube_and_vector_phases_on_triton(gen):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    code = (
+        "import torch, mixtile as mt, sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_mixed import _phases\n"
+        "from test_triton import _as\n"
+        "dev = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
+        "dt = torch.bfloat16 if dev == 'cuda' else torch.float16\n"
+        "k = _phases(True) if dev == 'cuda' else _as(_phases(True), 'f16')\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "a, b = (torch.randn(s, 128, generator=g).to(dt) for s in (70, 64))\n"
+        "out = torch.empty(70, 64, device=dev)\n"
+        "mt.run_jit(k, a.to(dev), b.to(dev), out, target='cuda')\n"
+        "want = torch.softmax(a.float() @ b.float().T, -1)\n"
+        "print(float((out.cpu() - want).abs().max()))\n")
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env["TRITON_INTERPRET"] = "1"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert float(res.stdout.split()[-1]) < 1e-3
+
+
+def test_phases_through_gm_need_the_vector_phase_divided(gen):
+    with pytest.raises(mt.UnsupportedError, match=r"test_mixed.py:\d+: vector work \(load\) "
+                       r"in a launch whose cube and vector phases meet only through GM"
+                       r"(.|\n)*fix: divide the vector phase between the lanes"):
+        mt.compile(_phases(False))

@@ -29,7 +29,10 @@ cluster. Loops holding both kinds of work run on both sides with each side's car
 values; a vector->cube crossing is the mirror image.
 The vector program is split UP_DOWN: every 2-d tile with the crossing tile's row count R
 keeps R/2 rows per lane (lane 0 the first half); GM regions move by lane * R/2 rows.
-A launch holding a syncall keeps its grid (every block resident). Not in this version:
+A launch holding a syncall keeps its grid (every block resident). A launch whose cube
+and vector phases meet only through GM (a workspace and a MIX syncall, no tile crossing)
+is expanded too, without flags or a split: its vector phase must divide the rows between
+the lanes itself (`split_aiv`), else an UnsupportedError. Not in this version:
 more crossings than the target has flag ids for (2 each); an UnsupportedError.
 """
 from __future__ import annotations
@@ -218,8 +221,9 @@ class _Expander:
         self.axis = 1 if self.mode is SplitMode.LEFT_RIGHT else 0
         extents = {op.operands[1].type.shape[self.axis] for op in stores}
         _check_user_flags(self.body, 2 * len(stores), target)
-        if not stores:  # only hand-written regions: nothing to split
+        if not stores:  # hand-written regions, or phases through GM: nothing to split
             self.E = self.h = None
+            self._check_lanes_divided()
             return
         if len(extents) != 1:
             raise UnsupportedError(
@@ -228,6 +232,27 @@ class _Expander:
                 loc=stores[0].loc)
         self.E = extents.pop()
         self.h = (self.E + 1) // 2  # odd: lane 0 takes the ceiling half
+
+    def _check_lanes_divided(self) -> None:
+        """Without a crossing there is no tile to split between the AIV lanes: vector work
+        outside split_aiv / on_core would run whole on both lanes of every cluster."""
+        def walk(ops):
+            for op in ops:
+                if op.opdef in (SPLIT_AIV, CORE):
+                    continue
+                if not op.regions and core_of(op) is AIV:
+                    yield op
+                for r in op.regions:
+                    yield from walk(r.ops)
+
+        op = next(walk(self.body.ops), None)
+        if op is not None:
+            raise UnsupportedError(
+                f"vector work ({op.name}) in a launch whose cube and vector phases meet only "
+                "through GM (a syncall, no cube->vector tile): no tile to split between "
+                "the two AIV lanes of a cluster, so both would do all of it", loc=op.loc,
+                fix="divide the vector phase between the lanes: `with mt.split_aiv(2, "
+                    "mode=mt.SplitMode.NONE) as lane:` and give each lane its rows")
 
     def run(self) -> None:
         k, t = self.k, self.t
@@ -545,7 +570,10 @@ def expand_mixed_kernel(kernel: Kernel, ctx) -> Kernel:
     for op in [o for o in kernel.body.ops if o.opdef is SPMD]:
         sides = {_side(o) for o in op.regions[0].ops}
         ws = _routes(kernel)
+        # a crossing, or a MIX syncall between a cube phase and a vector phase that hand
+        # their data over through GM (a workspace)
         crosses = any(o.opdef is STORE and o.operands[0] in ws or o.opdef is CORE
+                      or o.opdef is SYNCALL and o.attrs["core_type"] is CoreType.MIX
                       for o in op.regions[0].walk())
         mixed = CoreType.MIX in sides or (AIC in sides and AIV in sides)
         if mixed and crosses:  # else ClassifyCores explains
