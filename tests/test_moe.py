@@ -229,6 +229,34 @@ def test_moe_block_bf16_against_torch(T, E, k, busy, gen):
         assert (ids == busy).any(-1).float().mean() > 0.9  # most tokens on one expert
 
 
+@pytest.mark.parametrize("fp8", [False, True])
+def test_moe_block_in_its_cuda_form_on_the_simulator(fp8, gen):
+    """MoeBlock as it runs on CUDA above 512 entries, on the simulator: the split router
+    (K in 3 splits of 128 columns, 16-expert items), the chunked sort without its moves,
+    moe_gather, whole-row copies, 32-row tiles (and moe_quant with FP8), against the
+    golden."""
+    T, E, H, k = 300, 24, 384, 2
+    x, res, w = _block_inputs(T, E, H, gen)
+    w = w.quantized() if fp8 else w
+    tiles = {"router": dict(KS=3, TEB=16, TK=128), "sort": dict(MOVE=False, TM=32, TH=384),
+             "gather": dict(RB=5, **({} if fp8 else dict(TH=384))),
+             "gate_up": dict(TM=32), "down": dict(TM=32, TC=384)}
+    if fp8:
+        del tiles["sort"]["TH"]
+    blk = MoeBlock(w, k, tiles=tiles)
+    assert [s[0] for s in blk.steps(x)] == (["router", "sort", "gather", "gate_up"]
+                                            + ["quant"] * fp8 + ["down"])
+    g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
+    out = blk(x, res=res, norm=(g, 1e-6))
+    ids, wts = blk.routing(T)
+    h3 = blk._bufs[T]["h3"]  # the router's rmsnorm(x) * g, one bf16 ulp from torch's
+    torch.testing.assert_close(h3, rmsnorm(x, g, 1e-6).bfloat16(), rtol=8e-3, atol=0)
+    _check_routing(ids, wts, h3, w.router, k)
+    want = moe_ref(h3, w.router, w.gate, w.up, w.down, k, res=res, routing=(ids, wts),
+                   scales=w.scales() if fp8 else None)
+    torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+
+
 def test_quantize_helpers_round_trip(gen):
     w = torch.randn(3, 200, 300, generator=gen)
     q, s = quantize_blocks(w)
