@@ -514,6 +514,7 @@ def test_cube_and_vector_phases_on_triton(gen):
 
 def test_phases_through_gm_need_the_vector_phase_divided(gen):
     with pytest.raises(mt.UnsupportedError, match=r"test_mixed.py:\d+: vector work \(load\) "
-                       r"in a launch whose cube and vector phases meet only through GM"
+                       r"outside split_aiv / on_core in a launch whose cube and vector "
+                       r"work meet only through GM"
                        r"(.|\n)*fix: divide the vector phase between the lanes"):
         mt.compile(_phases(False))

@@ -248,9 +248,10 @@ class _Expander:
         op = next(walk(self.body.ops), None)
         if op is not None:
             raise UnsupportedError(
-                f"vector work ({op.name}) in a launch whose cube and vector phases meet only "
-                "through GM (a syncall, no cube->vector tile): no tile to split between "
-                "the two AIV lanes of a cluster, so both would do all of it", loc=op.loc,
+                f"vector work ({op.name}) outside split_aiv / on_core in a launch whose cube "
+                "and vector work meet only through GM (a syncall) or in hand-written core "
+                "regions: no cube->vector tile to split between the two AIV lanes of a "
+                "cluster, so both would do all of it", loc=op.loc,
                 fix="divide the vector phase between the lanes: `with mt.split_aiv(2, "
                     "mode=mt.SplitMode.NONE) as lane:` and give each lane its rows")
 
