@@ -29,8 +29,10 @@ alone, no layer column).
 one whole-block call left valid routing and tile maps), per token count and dtype; the
 chunked moe_sort (above 512 entries) is two launches, timed together.
 --sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
-`tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), each
-timed alone in a CUDA graph; the best per kernel is printed against MoeBlock's default.
+`tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
+moe_router (where MoeBlock splits it: KS, TK, TEB, or one block) and moe_gather (RB),
+each timed alone in a CUDA graph; the best per kernel is printed against MoeBlock's
+default.
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
 the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
 --plan prints the shapes, MoeBlock's constants and the sweep's candidates per token count
@@ -114,10 +116,13 @@ def breakdown(blk: MoeBlock, x) -> dict:
     return {step[0]: _alone_ms(_launch(blk, step)) for step in blk.steps(x)}
 
 
-def sweep_candidates(T, E, k, fp8, smoke=False) -> dict[str, list[dict]]:
+def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]:
     """Tile overrides per kernel ({} = MoeBlock's own): decode (up to 16 rows per expert
     on average) varies the N tile, the K step and the grid (MoeBlock's power of two of the
-    work items, or one block per SM); prefill the row tile, the N tile and the K step."""
+    work items, or one block per SM); prefill the row tile, the N tile and the K step.
+    Where MoeBlock splits the router (up to 32 token tiles): the one-block router, other
+    K splits and expert items; where moe_gather runs (above 512 entries): its entries per
+    block."""
     sms = 1 if smoke else mt.get_target("gpu").clusters
     decode = T * k / E <= 16
     if smoke:  # one candidate besides the default (the interpreter is slow)
@@ -139,11 +144,22 @@ def sweep_candidates(T, E, k, fp8, smoke=False) -> dict[str, list[dict]]:
         if decode:  # the persistent grid, with MoeBlock's own N tile and K step
             cands.append(dict(GRID=sms))
         out[kern] = cands
+    if -(-T // 16) * 4 < mt.get_target("gpu").clusters:  # MoeBlock's split router
+        out["router"] = [{}, {"KS": 0}] + ([] if smoke else [
+            {"TK": tk, "KS": -(-H // tk)} for tk in (256, 1024) if tk <= H] + [
+            {"TEB": teb} for teb in (32, 64)])
+    if T * k > 512:  # moe_gather
+        out["gather"] = [{}, {"RB": 4}] + ([] if smoke else [{"RB": rb} for rb in (2, 16, 32)])
     return out
+
+
+_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID")
 
 
 def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:
     """MoeBlock tiles for candidate c of kernel kern (the sort and both GEMMs share TM)."""
+    if kern not in ("gate_up", "down"):
+        return {kern: c}
     tm = c.get("TM", blk_tm)
     other = "down" if kern == "gate_up" else "gate_up"
     return {"sort": {"TM": tm}, kern: dict(c, TM=tm), other: {"TM": tm}}
@@ -156,7 +172,7 @@ def sweep(tokens, wb, wf, cfg, budget_s, smoke=False) -> tuple[list, int]:
     groups = []
     for T in tokens:
         for tag, w in (("bf16", wb), ("fp8", wf)):
-            for kern, cands in sweep_candidates(T, E, k, w.fp8, smoke).items():
+            for kern, cands in sweep_candidates(T, E, k, w.fp8, smoke, H).items():
                 groups.append([(T, tag, w, kern, c) for c in cands])
     # round robin over the groups: a spent budget leaves every group its default and its
     # first candidates
@@ -184,7 +200,7 @@ def sweep(tokens, wb, wf, cfg, budget_s, smoke=False) -> tuple[list, int]:
         except Exception as e:  # noqa: BLE001  (a tile set that does not fit: reported)
             ms, err = None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
         res.append({"tokens": T, "dtype": tag, "kernel": kern, "default": not c,
-                    "tiles": {n: consts[n] for n in ("TM", "TN", "TK", "GRID") if n in consts},
+                    "tiles": {n: consts[n] for n in _TILE_KEYS if n in consts},
                     "ms": ms, **({"error": err} if err else {})})
         print(f"[sweep {i + 1}/{len(todo)} {time.perf_counter() - t0:5.0f} s] {tag} T={T} "
               f"{kern} {res[-1]['tiles']}: " + (f"{ms:.4f} ms" if ms else err),
@@ -227,7 +243,7 @@ def plan(cfg, tokens) -> None:
     for T in tokens:
         for tag, w in (("bf16", wb), ("fp8", wf)):
             c = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda").consts(T)
-            cands = sweep_candidates(T, E, k, w.fp8)
+            cands = sweep_candidates(T, E, k, w.fp8, H=H)
             n += sum(len(v) for v in cands.values())
             print(f"T {T} {tag}: router {c['router']}\n  sort {c['sort']}\n  gather "
                   f"{c['gather']}\n  gate_up {c['gate_up']}\n  down "
