@@ -42,5 +42,5 @@ timeout 120 python3 benchmarks/host_overhead.py 2>&1 | tee $OUT/host_overhead.lo
 [ -n "${NO_BENCH:-}" ] || timeout 420 python3 benchmarks/decode_layer_gpu.py "$@" 2>&1 | tee $OUT/bench.log | tail -12
 # STEPS=1: each step's time in the layer's own launch sequence too (batch 1, 8, 32)
 [ -z "${STEPS:-}" ] || timeout 300 python3 benchmarks/gpu_tile_sweep.py --what steps,trace 2>&1 | tee $OUT/steps.log | grep -v Warn | cut -c1-400
-[ -z "${MOE:-}" ] || timeout 400 python3 benchmarks/moe_gpu.py --config 30b-a3b --tokens 1,8,32 2>&1 | tee $OUT/moe.log | grep -v -i warn | tail -12
+[ -z "${MOE:-}" ] || timeout 400 python3 benchmarks/moe_gpu.py --config 30b-a3b --tokens 1,8,32 --prefill 4096 --breakdown 2>&1 | tee $OUT/moe.log | grep -v -i warn | tail -30
 [ -z "${MODEL:-}" ] || timeout 400 python3 benchmarks/model_gpu.py --configs 0.6b --batches 1,8,32 2>&1 | tee $OUT/model.log | grep -v -i warn | tail -8
