@@ -53,7 +53,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import mixtile as mt  # noqa: E402
-from tilelang_models.qwen3.moe import MoeBlock, MoeWeights, random_moe_weights  # noqa: E402
+from tilelang_models.qwen3.moe import (  # noqa: E402
+    SORT_DIRECT_MAX,
+    MoeBlock,
+    MoeWeights,
+    random_moe_weights,
+    splits_router,
+)
 from tilelang_models.qwen3.moe_config import get_moe_config  # noqa: E402
 from tilelang_models.qwen3.moe_layer import MoeDecodeLayer  # noqa: E402
 from tilelang_models.qwen3.moe_reference import moe_ref  # noqa: E402
@@ -144,11 +150,11 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
         if decode:  # the persistent grid, with MoeBlock's own N tile and K step
             cands.append(dict(GRID=sms))
         out[kern] = cands
-    if -(-T // 16) * 4 < mt.get_target("gpu").clusters:  # MoeBlock's split router
+    if splits_router(T, mt.get_target("gpu").clusters):  # MoeBlock's split router
         out["router"] = [{}, {"KS": 0}] + ([] if smoke else [
             {"TK": tk, "KS": -(-H // tk)} for tk in (256, 1024) if tk <= H] + [
             {"TEB": teb} for teb in (32, 64)])
-    if T * k > 512:  # moe_gather
+    if T * k > SORT_DIRECT_MAX:  # moe_gather
         out["gather"] = [{}, {"RB": 4}] + ([] if smoke else [{"RB": rb} for rb in (2, 16, 32)])
     return out
 

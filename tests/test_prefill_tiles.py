@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 import torch
+from test_model import _rel  # a sibling test module (tests/ is on the path)
 
 import mixtile as mt
 from tilelang_models.qwen3.config import get_config
@@ -19,10 +20,6 @@ from tilelang_models.qwen3.prefill_layer import (
 )
 from tilelang_models.qwen3.reference import prefill_layer_ref
 from tilelang_models.qwen3.weights import random_weights
-
-
-def _rel(got, want):
-    return float((got.float() - want.float()).abs().max() / want.float().abs().max())
 
 
 def test_token_bucket_and_space():

@@ -36,6 +36,7 @@ from mixtile.ir.ops import (
 from mixtile.ir.registry import OpKind
 from mixtile.ir.types import MemSpace, Pipe, TensorType, TileType
 from mixtile.passes.manager import PassContext, compiler_pass
+from mixtile.passes.ping_pong import is_guard
 
 # same-pipe dependencies that need a barrier: vector instructions overlap in the V pipe
 # (Ascend C asks for PipeBarrier<PIPE_V> between dependent ones); the MTE queues complete
@@ -197,7 +198,7 @@ class _Inserter:
             k = (arg.type.space, addr, addr + self.target.tile_bytes(arg.type))
             self.carried[arg] = k
             self.carried[res] = k
-        if op.attrs.get("pingpong") == "guard":  # PingPong's second half: 0 or 1 trip
+        if is_guard(op):  # PingPong's second half: 0 or 1 trip
             entry = st.copy()
             self.block(body, st, insert)
             st.merge(entry)

@@ -42,6 +42,11 @@ _USERS = (Pipe.M, Pipe.V, Pipe.FIX, Pipe.MTE3, Pipe.MTE1)
 _ON_CHIP = (MemSpace.L1, MemSpace.L0A, MemSpace.L0B, MemSpace.L0C, MemSpace.UB)
 
 
+def is_guard(op: Op) -> bool:
+    """Is op the guard loop (the second half, zero or one trip) of an unrolled loop?"""
+    return op.opdef is FOR and op.attrs.get("pingpong") == "guard"
+
+
 def _const(v: Value) -> int | None:
     op = v.op
     if op is not None and op.opdef is CONST and isinstance(op.attrs.get("value"), int):

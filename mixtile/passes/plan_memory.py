@@ -40,6 +40,7 @@ from mixtile.ir.ops import (
 from mixtile.ir.registry import OpKind
 from mixtile.ir.types import MemSpace, Pipe, TileType
 from mixtile.passes.manager import PassContext, compiler_pass
+from mixtile.passes.ping_pong import is_guard
 from mixtile.target import Target
 
 S = MemSpace
@@ -182,7 +183,7 @@ class _Region:
         their own. Carried values are left alone (the accumulator stays one buffer)."""
         out = []
         for g in self.order:
-            if g.opdef is not FOR or g.attrs.get("pingpong") != "guard":
+            if not is_guard(g):
                 continue
             inner = g.regions[0]
             halves = ((g.parent.ops[:g.parent.ops.index(g)], self.end[g], set(g.operands)),
@@ -353,7 +354,7 @@ class _Region:
             if isinstance(owner, Op) and not owner.regions:
                 owner.attrs["addr"] = b.addr
         for op in self.order:
-            if op.opdef is FOR and op.attrs.get("pingpong") == "guard":
+            if is_guard(op):
                 op.attrs["held"] = self.hold
             if op.opdef is FOR:
                 op.attrs["addrs"] = [self.buf[self.group[(op, i)]].addr
@@ -395,8 +396,7 @@ def plan_block(blk: Block, target: Target, skip_spmd: bool = False,
     """Plan the tiles of one block (a launch body); returns its peak bytes per space.
     `reserved` bytes per space (on-chip rings of mixed kernels) sit at the top of it.
     write=False: only check that the plan fits (nothing is recorded on the ops)."""
-    guards = any(op.opdef is FOR and op.attrs.get("pingpong") == "guard"
-                 for op in blk.walk())
+    guards = any(is_guard(op) for op in blk.walk())
     levels = tuple(_HOLD_PIPES) + (None,) if guards else (None,)
     # ping-pong only where the Ascend C lowering's UB scratch still fits
     scratch = _ascendc_scratch(blk) if guards else 0

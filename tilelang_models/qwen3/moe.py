@@ -30,6 +30,12 @@ __all__ = ["MoeWeights", "MoeBlock", "random_moe_weights"]
 SORT_DIRECT_MAX = 512
 
 
+def splits_router(T: int, sms: int) -> bool:
+    """On CUDA: is the router's GEMM split (KS > 0) for T tokens on sms SMs? One block per
+    16 tokens would read the whole gate weight: split while those are few."""
+    return -(-T // 16) * 4 < sms
+
+
 @dataclass
 class MoeWeights:
     """Stacked expert weights of one sparse block, Hugging Face orientation
@@ -175,7 +181,7 @@ class MoeBlock:
             # the router: one block per 16 tokens reads the whole gate weight; at decode
             # that is one block, so the GEMM is split over experts and K (a second launch
             # selects): items of 16 experts x 512 columns
-            if -(-T // 16) * 4 < sms:
+            if splits_router(T, sms):
                 tk = min(512, 1 << (self.H.bit_length() - 1))
                 ks = max(1, -(-self.H // tk))
                 items = -(-T // 16) * (self.te // 16) * ks
