@@ -30,9 +30,9 @@ one whole-block call left valid routing and tile maps), per token count and dtyp
 chunked moe_sort (above 512 entries) is two launches, timed together.
 --sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
 `tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
-moe_router (where MoeBlock splits it: KS, TK, TEB, or one block) and moe_gather (RB),
-each timed alone in a CUDA graph; the best per kernel is printed against MoeBlock's
-default.
+moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB) and
+moe_down's bf16 workspace (YS16, prefill), each timed alone in a CUDA graph; the best
+per kernel is printed against MoeBlock's default.
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
 the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
 --plan prints the shapes, MoeBlock's constants and the sweep's candidates per token count
@@ -149,6 +149,8 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
                     cands.append(c)
         if decode:  # the persistent grid, with MoeBlock's own N tile and K step
             cands.append(dict(GRID=sms))
+        elif kern == "down":  # the expert-order workspace in bf16: half its traffic
+            cands.append(dict(YS16=True))
         out[kern] = cands
     if splits_router(T, mt.get_target("gpu").clusters):  # MoeBlock's split router
         out["router"] = [{}, {"KS": 0}] + ([] if smoke else [
@@ -159,7 +161,7 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
     return out
 
 
-_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID")
+_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16")
 
 
 def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:

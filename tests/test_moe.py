@@ -257,6 +257,24 @@ def test_moe_block_in_its_cuda_form_on_the_simulator(fp8, gen):
     torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("fp8", [False, True])
+def test_moe_down_with_a_bf16_workspace(fp8, gen):
+    """moe_down's YS16: the weighted expert outputs rounded to bf16 before the slot-order
+    sum (one more rounding per slot): the golden's tolerance still holds, and the result
+    differs from the f32 workspace's by at most a few bf16 ulps of the output."""
+    T, E, H, k = 100, 12, 256, 3
+    x, res, w = _block_inputs(T, E, H, gen)
+    w = w.quantized() if fp8 else w
+    outs = []
+    for ys16 in (False, True):
+        blk = MoeBlock(w, k, tiles={"down": {"YS16": ys16}})
+        outs.append(blk(x, res=res).float())
+    want = moe_ref(x, w.router, w.gate, w.up, w.down, k, res=res, routing=blk.routing(T),
+                   scales=w.scales()).float()
+    torch.testing.assert_close(outs[1], want, rtol=1.6e-2, atol=1e-2)
+    assert float((outs[1] - outs[0]).abs().max()) <= 4 * 2 ** -8 * float(want.abs().max())
+
+
 def test_quantize_helpers_round_trip(gen):
     w = torch.randn(3, 200, 300, generator=gen)
     q, s = quantize_blocks(w)

@@ -99,7 +99,8 @@ WIDE = {"sort": dict(TM=32), "gate_up": dict(TM=32, TN=64, TK=128),
 
 # the row moves in a launch of their own (moe_gather), as MoeBlock takes them on CUDA
 # above 512 entries (here after the DIRECT sort, which the simulator runs quickly)
-GATHER = dict(WIDE, sort=dict(TM=32, MOVE=False), gather=dict(RB=3))
+GATHER = dict(WIDE, sort=dict(TM=32, MOVE=False), gather=dict(RB=3),
+              down=dict(WIDE["down"], YS16=True))  # and moe_down's bf16 workspace
 
 
 @pytest.mark.parametrize("fp8", [False, True])
@@ -114,7 +115,7 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     gather = tiles is GATHER
     if fp8 and isinstance(tiles, dict):  # the FP8 kernels' K step is the 128 group
         tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32, TN=64),
-                 "down": dict(TM=32, TN=64), "gather": tiles.get("gather", {})}
+                 "down": dict(TM=32, TN=64, YS16=gather), "gather": tiles.get("gather", {})}
     if T == 7:  # one entry per sort block, as MoeBlock runs decode on a GPU
         tiles = {"sort": dict(TB=1)}
     cuda_consts = tiles == "cuda"  # Triton with MoeBlock's CUDA tiles and grids
@@ -263,7 +264,7 @@ def test_moe_kernels_compile_for_hopper_without_a_gpu():
     res = subprocess.run([sys.executable, __file__], env=env, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.count("ptx ok") == 24, res.stdout
+    assert res.stdout.count("ptx ok") == 26, res.stdout
 
 
 def compile_for_hopper() -> None:
@@ -292,7 +293,8 @@ def compile_for_hopper() -> None:
              (K.moe_sort, dict(NE=128, TOPK=8, TE=128, TM=128, TH=2048, MOVE=False)),
              (K.moe_gather, dict(TOPK=8, RB=8, TH=2048)),
              (K.moe_gather_fp8, dict(TOPK=8, RB=8, GT=16)),
-             (K.moe_quant, dict(TR=64))]
+             (K.moe_quant, dict(TR=64)),
+             (K.moe_down, dict(TOPK=8, TM=128, TN=128, TK=64, TC=1024, YS16=True))]
     tmp = tempfile.mkdtemp()
     for kern, consts in cases:
         ptx_for_hopper(kern.name, mt.compile(kern, target="cuda", **consts), tmp)
