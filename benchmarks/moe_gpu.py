@@ -28,6 +28,8 @@ alone, no layer column).
 --breakdown: each of the block's kernels timed alone (replayed from a CUDA graph after
 one whole-block call left valid routing and tile maps), per token count and dtype; the
 chunked moe_sort (above 512 entries) is two launches, timed together.
+--profile: the block's kernels inside its CUDA graph (torch.profiler): each one's device
+time, the span of one block and the idle time between its kernels.
 --sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
 `tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
 moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB) and
@@ -120,6 +122,44 @@ def breakdown(blk: MoeBlock, x) -> dict:
     activations valid; every kernel rewrites the same outputs from the same inputs)."""
     blk(x)
     return {step[0]: _alone_ms(_launch(blk, step)) for step in blk.steps(x)}
+
+
+def profile(blk: MoeBlock, x, reps: int = 20) -> dict | None:
+    """Where a block's time goes inside a CUDA graph: torch.profiler's kernel records of
+    `reps` replays of one block: per kernel its mean device time, per replay the span
+    (first kernel's start to the last one's end) and the idle time between kernels (us).
+    None where the profiler records no kernels (off CUDA)."""
+    if not CUDA:
+        return None
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as tprofile
+
+    blk(x)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        blk(x)
+    g.replay()
+    torch.cuda.synchronize()
+    with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            g.replay()
+            torch.cuda.synchronize()
+    ks = sorted(((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                 if e.device_type == torch.autograd.DeviceType.CUDA
+                 and e.name.startswith("_moe")), key=lambda v: v[0])
+    if not ks or len(ks) % reps:
+        return None
+    n = len(ks) // reps
+    per, spans, gaps = {}, [], []
+    for r in range(reps):
+        run = ks[r * n:(r + 1) * n]
+        spans.append(run[-1][1] - run[0][0])
+        gaps.append(sum(b[0] - a[1] for a, b in zip(run, run[1:])))
+        for i, (t0, t1, name) in enumerate(run):
+            per.setdefault(f"{i}:{name}", []).append(t1 - t0)
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    return {"span_us": med(spans), "gaps_us": med(gaps),
+            "kernels_us": {k: med(v) for k, v in per.items()}}
 
 
 def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]:
@@ -386,7 +426,7 @@ def bench_layer(T, cfg, lw, seq, tiles) -> tuple[float | None, int]:
 
 
 def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
-                 split=False) -> dict:
+                 split=False, prof=False) -> dict:
     E, H, I = wb.shape
     k = cfg.top_k
     x = torch.randn(T, H, device=DEV).bfloat16()
@@ -406,6 +446,8 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
         row[f"{tag}_experts_used"] = int(torch.unique(ids).numel())
         if split:
             row[f"{tag}_breakdown_ms"] = breakdown(blk, x)
+        if prof:
+            row[f"{tag}_profile"] = profile(blk, x)
         if tag == "bf16":
             row["torch_loop_ms"] = _ms(lambda: torch_loop(wb, x, ids, wts))
             parts, err = _try(lambda: grouped_parts(wb, x, ids, wts))
@@ -448,6 +490,9 @@ def main() -> None:
                     help='JSON {"bf16": {"gate_up": {"TN": 64}}, "fp8": {...}}')
     ap.add_argument("--breakdown", action="store_true",
                     help="also each kernel of the block alone (CUDA graph) per token count")
+    ap.add_argument("--profile", action="store_true",
+                    help="also each kernel's device time and the idle gaps inside the "
+                         "block's CUDA graph (torch.profiler)")
     ap.add_argument("--sweep", action="store_true",
                     help="also time gate_up / down alone over a small grid of tiles")
     ap.add_argument("--sweep-tokens", default=None,
@@ -476,11 +521,11 @@ def main() -> None:
     tiles = json.loads(a.tiles) if a.tiles else {}
     bws = [copy_bandwidth()]
     seq = 40 if a.smoke else a.seq
-    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq, split=a.breakdown)
-            for T in tokens]
+    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq, split=a.breakdown,
+                         prof=a.profile) for T in tokens]
     if a.prefill:
         rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True,
-                                 split=a.breakdown))
+                                 split=a.breakdown, prof=a.profile))
     sweep_res, skipped = (sweep(sweep_tokens, wb, wf, cfg, a.sweep_budget, a.smoke)
                           if a.sweep else ([], 0))
     bw = max(bws)
@@ -521,6 +566,17 @@ def main() -> None:
                 print(f"{r['tokens']:>5} {tag:>5} "
                       + " ".join(f"{b[n]:8.4f}" if n in b else f"{'-':>8}" for n in kern)
                       + f" {sum(b.values()):8.4f} {blk_ms:8.4f}")
+    if a.profile:
+        print("inside the block's CUDA graph (torch.profiler), us: span, idle between "
+              "kernels, each kernel")
+        for r in rows:
+            for tag in ("bf16", "fp8"):
+                p = r.get(f"{tag}_profile")
+                if p:
+                    print(f"{r['tokens']:>5} {tag:>5} span {p['span_us']:8.1f} idle "
+                          f"{p['gaps_us']:6.1f}  " + "  ".join(
+                              f"{k.split(':')[1]} {v:.1f}" for k, v in
+                              p["kernels_us"].items()))
     best = sweep_best(sweep_res)
     if a.sweep:
         print(f"sweep: {len(sweep_res)} tile sets timed, {skipped} skipped (budget "

@@ -112,11 +112,12 @@ class MoeBlock:
     """The sparse MLP block of a Qwen3-MoE layer on one target (buffers kept per token
     count). tiles: constants overriding the defaults per kernel ("router", "sort",
     "gather", "gate_up", "quant", "down"; moe_gather runs where the sort's MOVE is False,
-    moe_quant with FP8 weights)."""
+    moe_quant with FP8 weights). tune: on CUDA, each launch's num_warps / num_stages timed
+    at its first call (mt.run_jit's tune), as the decoder layers do."""
 
     def __init__(self, w: MoeWeights, top_k: int, norm_topk_prob: bool = True,
                  target: str = "sim", compile_cfg: dict | None = None,
-                 tiles: dict | None = None) -> None:
+                 tiles: dict | None = None, tune: bool = True) -> None:
         w.check()
         self.w, self.top_k, self.norm_topk_prob = w, top_k, norm_topk_prob
         self.E, self.H, self.I = w.shape
@@ -126,6 +127,7 @@ class MoeBlock:
         self.target = self.backend.name
         self.compile_cfg = dict(compile_cfg or {})
         self.tiles = dict(tiles or {})
+        self.tune = tune and self.target == "cuda"
         self.te = max(16, -(-self.E // 16) * 16)
         self._bufs: dict[int, dict] = {}
         self.per_kernel: dict[str, float] = {}
@@ -302,7 +304,8 @@ class MoeBlock:
             return torch.empty_like(x) if res is None else res.clone()
         for name, kern, args, consts in self.steps(x, res, norm):
             r = mt.run_jit(kern, *args, target=self.target, compile_cfg=self.compile_cfg,
-                           timeline=self.timelines is not None or None, **consts)
+                           tune=self.tune, timeline=self.timelines is not None or None,
+                           **consts)
             self.per_kernel[name] = r.run_s
             if self.timelines is not None:
                 self.timelines.append(r.timeline)

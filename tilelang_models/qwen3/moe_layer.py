@@ -33,9 +33,9 @@ __all__ = ["MoeDecodeLayer", "MoePrefillLayer", "moe_decode_layer_ref",
 _MOE_TILES = ("router", "sort", "gather", "gate_up", "quant", "down")
 
 
-def _block(cfg: Qwen3MoeConfig, w: MoeLayerWeights, target, compile_cfg, tiles):
+def _block(cfg: Qwen3MoeConfig, w: MoeLayerWeights, target, compile_cfg, tiles, tune):
     return MoeBlock(w.moe, cfg.top_k, cfg.norm_topk_prob, target=target,
-                    compile_cfg=compile_cfg,
+                    compile_cfg=compile_cfg, tune=tune,
                     tiles={k: v for k, v in (tiles or {}).items() if k in _MOE_TILES})
 
 
@@ -62,7 +62,7 @@ class MoeDecodeLayer:
         self.attn = DecodeLayer(attn_cfg, w.attn, target=target, compile_cfg=compile_cfg,
                                 progress=False, tiles=tiles, norm_stats=False)
         self.target = self.attn.target
-        self.moe = _block(cfg, w, self.target, compile_cfg, tiles)
+        self.moe = _block(cfg, w, self.target, compile_cfg, tiles, self.attn.tune)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.times = StepTimes()
 
@@ -126,7 +126,7 @@ class MoePrefillLayer:
         self.attn = PrefillLayer(cfg.attn, w.attn, target=target, compile_cfg=compile_cfg,
                                  tiles=tiles, tune=tune)
         self.target = self.attn.target
-        self.moe = _block(cfg, w, self.target, compile_cfg, tiles)
+        self.moe = _block(cfg, w, self.target, compile_cfg, tiles, tune)
         self.times = StepTimes()
         self.h2: torch.Tensor | None = None  # the attention half's output of the last call
 
