@@ -12,8 +12,9 @@ rows per expert):
   + their FP8 scales) / the bandwidth of a device-to-device copy measured in the same run
   (the fastest copy of the run: the strictest floor).
 - mixtile: the block's launches (moe_router, moe_sort, [moe_gather], moe_gate_up,
-  [moe_quant], moe_down) per call, eager and replayed from a CUDA graph (graph: time per
-  block in a graph of 4 blocks).
+  [moe_quant], moe_down; at one token the routed form: moe_router, moe_gate_up_routed,
+  [moe_quant], moe_down_routed, and the sorted form beside it) per call, eager and
+  replayed from a CUDA graph (graph: time per block in a graph of 4 blocks).
 - torch_loop: the transformers-style loop over the experts the routing hits (nonzero,
   index_add_), bf16, eager (its host syncs keep it out of a graph).
 - grouped_mm: the sorted rows through torch._grouped_mm (gate/up, SiLU * up, down), the
@@ -444,6 +445,11 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
         row[f"{tag}_ms"] = _ms(lambda: blk(x))
         row[f"{tag}_graph_ms"] = _graph_ms(lambda: blk(x))
         row[f"{tag}_experts_used"] = int(torch.unique(ids).numel())
+        if blk.routed(T):  # the sorted form too, for comparison
+            srt = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda", tiles=tiles.get(tag),
+                           routed_tokens=0)
+            srt(x)
+            row[f"{tag}_sorted_graph_ms"] = _graph_ms(lambda: srt(x))
         if split:
             row[f"{tag}_breakdown_ms"] = breakdown(blk, x)
         if prof:
@@ -547,6 +553,12 @@ def main() -> None:
             cells.append(f"{v:9.3f}({v / fl:5.2f}x)" if v else "-")
         print(f"{r['tokens']:>5} {r['bf16_floor_ms']:8.3f} {r['fp8_floor_ms']:8.3f} "
               + " ".join(f"{c:>18}" for c in cells))
+    for r in rows:
+        for tag in ("bf16", "fp8"):
+            if r.get(f"{tag}_sorted_graph_ms"):
+                v = r[f"{tag}_sorted_graph_ms"]
+                print(f"T {r['tokens']} {tag}: the sorted form (routed_tokens=0) in a CUDA "
+                      f"graph {v:.4f} ms ({v / r[f'{tag}_floor_ms']:.2f}x)")
     for r in rows:
         if r.get("layer_ms"):
             print(f"T {r['tokens']}: MoE decode layer (seq {seq}) {r['layer_ms']:.3f} ms, "

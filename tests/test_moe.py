@@ -275,6 +275,36 @@ def test_moe_down_with_a_bf16_workspace(fp8, gen):
     assert float((outs[1] - outs[0]).abs().max()) <= 4 * 2 ** -8 * float(want.abs().max())
 
 
+@pytest.mark.parametrize("fp8", [False, True])
+@pytest.mark.parametrize("T,E,k", [(1, 12, 3), (1, 8, 8), (5, 6, 4)],
+                         ids=["T1", "T1-all-experts", "T5-shared-experts"])
+def test_routed_block_against_the_sorted_block_and_torch(T, E, k, fp8, gen):
+    """The routed form (no sort: moe_gate_up_routed, moe_down_routed) against the golden
+    and the sorted form, with the norm and a residual; one token (every expert chosen when
+    k = E) and five tokens sharing experts (its rows read once per entry, still right)."""
+    H = 256
+    x, res, w = _block_inputs(T, E, H, gen)
+    w = w.quantized() if fp8 else w
+    g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
+    routed = MoeBlock(w, k, routed_tokens=T)
+    assert [s[0] for s in routed.steps(x)] == ["router", "gate_up"] + ["quant"] * fp8 + [
+        "down"]
+    out = routed(x, res=res, norm=(g, 1e-6)).clone()
+    ids, wts = routed.routing(T)
+    h3 = routed._bufs[T]["h3"]
+    _check_routing(ids, wts, h3, w.router, k)
+    want = moe_ref(h3, w.router, w.gate, w.up, w.down, k, res=res, routing=(ids, wts),
+                   scales=w.scales())
+    torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+    sorted_ = MoeBlock(w, k, routed_tokens=0)
+    assert "sort" in [s[0] for s in sorted_.steps(x)]
+    ref = sorted_(x, res=res, norm=(g, 1e-6))
+    assert torch.equal(sorted_.routing(T)[0], ids)
+    # the same products in the same order, tile for tile: at most one bf16 rounding apart
+    assert float((out.float() - ref.float()).abs().max()) <= 2 ** -7 * float(
+        ref.float().abs().max())
+
+
 def test_quantize_helpers_round_trip(gen):
     w = torch.randn(3, 200, 300, generator=gen)
     q, s = quantize_blocks(w)

@@ -23,18 +23,20 @@ DEV = "cuda" if HAS_GPU else "cpu"
 INTERP_FP8_CAST = "Triton's CPU interpreter rounds fp32 -> e4m3 wrongly across a power of two"
 
 
-def _steps(T, fp8, gen, E=10, H=256, I=384, k=3, tiles=None, cuda_consts=False):
+def _steps(T, fp8, gen, E=10, H=256, I=384, k=3, tiles=None, cuda_consts=False,
+           routed=0):
     """(block, steps) on the simulator; with cuda_consts each step's constants are the
-    ones MoeBlock picks on CUDA (the inputs stay the simulator's)."""
+    ones MoeBlock picks on CUDA (the inputs stay the simulator's); routed: MoeBlock's
+    routed_tokens."""
     w = random_moe_weights(E, H, I, seed=int(torch.randint(1 << 30, (1,), generator=gen)),
                            fp8=fp8)
-    blk = MoeBlock(w, k, tiles=tiles)
+    blk = MoeBlock(w, k, tiles=tiles, routed_tokens=routed)
     x = torch.randn(T, H, generator=gen).bfloat16()
     res = torch.randn(T, H, generator=gen).bfloat16()
     g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
     steps = blk.steps(x, res, (g, 1e-6))
     if cuda_consts:
-        cons = MoeBlock(w, k, target="cuda").consts(T)
+        cons = MoeBlock(w, k, target="cuda", routed_tokens=routed).consts(T)
         steps = [(n, kern, args, c, cons[n]) for n, kern, args, c in steps]
     return blk, steps
 
@@ -105,14 +107,17 @@ GATHER = dict(WIDE, sort=dict(TM=32, MOVE=False), gather=dict(RB=3),
 
 @pytest.mark.parametrize("fp8", [False, True])
 @pytest.mark.parametrize("T,tiles", [(1, None), (7, None), (40, WIDE), (8, "cuda"),
-                                     (40, GATHER)],
-                         ids=["T1", "T7", "T40-TM32", "T8-cuda-consts", "T40-gather"])
+                                     (40, GATHER), (1, "routed"), (3, "routed")],
+                         ids=["T1", "T7", "T40-TM32", "T8-cuda-consts", "T40-gather",
+                              "T1-routed-cuda-consts", "T3-routed-cuda-consts"])
 def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     """Each launch of the block given the same inputs on both (chained on the simulator).
-    The interpreter runs the fp16 variants, and of the FP8 kernels moe_gate_up_fp8 and
-    moe_down_fp8 (the fp8 dots and the block scales): the others quantise
-    (INTERP_FP8_CAST)."""
+    The interpreter runs the fp16 variants, and of the FP8 kernels moe_gate_up_fp8,
+    moe_down_fp8 and moe_down_routed_fp8 (the fp8 dots and the block scales): the others
+    quantise (INTERP_FP8_CAST). routed: MoeBlock's one-token form (no sort), T tokens."""
     gather = tiles is GATHER
+    routed = T if tiles == "routed" else 0
+    tiles = "cuda" if routed else tiles
     if fp8 and isinstance(tiles, dict):  # the FP8 kernels' K step is the 128 group
         tiles = {"sort": tiles["sort"], "gate_up": dict(TM=32, TN=64),
                  "down": dict(TM=32, TN=64, YS16=gather), "gather": tiles.get("gather", {})}
@@ -120,12 +125,12 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
         tiles = {"sort": dict(TB=1)}
     cuda_consts = tiles == "cuda"  # Triton with MoeBlock's CUDA tiles and grids
     blk, steps = _steps(T, fp8, gen, tiles=None if cuda_consts else tiles,
-                        cuda_consts=cuda_consts)
+                        cuda_consts=cuda_consts, routed=routed)
     half = None if HAS_GPU else {torch.bfloat16: torch.float16}
     ran = 0
     for name, kern, args, consts, *tri_consts in steps:
         if not HAS_GPU and fp8 and kern in (K.moe_sort_fp8, K.moe_gather_fp8,
-                                            K.moe_quant):
+                                            K.moe_quant, K.moe_gate_up_routed_fp8):
             mt.run_jit(kern, *args, **consts)  # the next launch's inputs
             continue
         kv = _variant(kern)
@@ -138,6 +143,9 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
         _agree(kern, name, sim, tri, 2e-2, unwritten)
         mt.run_jit(kern, *args, **consts)
         ran += 1
+    if routed:  # router, gate/up, [quant], down
+        assert len(steps) == 3 + fp8 and ran == (2 if fp8 and not HAS_GPU else len(steps))
+        return
     assert ran == (3 if fp8 and not HAS_GPU else len(steps))
     assert len(steps) == 4 + gather + fp8  # + moe_gather, + moe_quant
 
@@ -264,7 +272,7 @@ def test_moe_kernels_compile_for_hopper_without_a_gpu():
     res = subprocess.run([sys.executable, __file__], env=env, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.count("ptx ok") == 26, res.stdout
+    assert res.stdout.count("ptx ok") == 30, res.stdout
 
 
 def compile_for_hopper() -> None:
@@ -294,7 +302,12 @@ def compile_for_hopper() -> None:
              (K.moe_gather, dict(TOPK=8, RB=8, TH=2048)),
              (K.moe_gather_fp8, dict(TOPK=8, RB=8, GT=16)),
              (K.moe_quant, dict(TR=64)),
-             (K.moe_down, dict(TOPK=8, TM=128, TN=128, TK=64, TC=1024, YS16=True))]
+             (K.moe_down, dict(TOPK=8, TM=128, TN=128, TK=64, TC=1024, YS16=True)),
+             # one token, routed (MoeBlock's CUDA constants)
+             (K.moe_gate_up_routed, dict(TM=16, TN=32, TK=256, GRID=256)),
+             (K.moe_gate_up_routed_fp8, dict(TM=16, TN=32, GRID=256)),
+             (K.moe_down_routed, dict(TM=16, TN=16, TK=256, GRID=128)),
+             (K.moe_down_routed_fp8, dict(TM=16, TN=16, GRID=128))]
     tmp = tempfile.mkdtemp()
     for kern, consts in cases:
         ptx_for_hopper(kern.name, mt.compile(kern, target="cuda", **consts), tmp)
@@ -314,6 +327,23 @@ def test_moe_kernels_run_as_ascend_c_on_the_cpu_model(gen, tmp_path):
     _, steps = _steps(7, False, gen)
     for name, kern, args, consts in steps:
         _compare(kern, _clone(args), tmp_path / name, **consts)
+        mt.run_jit(kern, *args, **consts)
+
+
+@pytest.mark.parametrize("T", [1, 3])
+def test_routed_kernels_run_as_ascend_c_on_the_cpu_model(T, gen, tmp_path):
+    """The one-token form: moe_gate_up_routed and moe_down_routed (rows by the routing,
+    the slot sum in one launch) against the simulator, chained after the router."""
+    pytest.importorskip("test_ascendc_cpu")
+    from test_ascendc_cpu import GXX, _compare
+
+    if GXX is None:
+        pytest.skip("g++ is not installed")
+    _, steps = _steps(T, False, gen, routed=T)
+    assert [s[0] for s in steps] == ["router", "gate_up", "down"]
+    for name, kern, args, consts in steps:
+        if name != "router":
+            _compare(kern, _clone(args), tmp_path / name, **consts)
         mt.run_jit(kern, *args, **consts)
 
 

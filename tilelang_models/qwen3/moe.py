@@ -112,12 +112,16 @@ class MoeBlock:
     """The sparse MLP block of a Qwen3-MoE layer on one target (buffers kept per token
     count). tiles: constants overriding the defaults per kernel ("router", "sort",
     "gather", "gate_up", "quant", "down"; moe_gather runs where the sort's MOVE is False,
-    moe_quant with FP8 weights). tune: on CUDA, each launch's num_warps / num_stages timed
-    at its first call (mt.run_jit's tune), as the decoder layers do."""
+    moe_quant with FP8 weights). routed_tokens: up to this many tokens (default 1 on CUDA,
+    0 elsewhere) the block is moe_router -> moe_gate_up_routed -> [moe_quant] ->
+    moe_down_routed, without the sort and moe_down's workspace. tune: on CUDA, each
+    launch's num_warps / num_stages timed at its first call (mt.run_jit's tune), as the
+    decoder layers do."""
 
     def __init__(self, w: MoeWeights, top_k: int, norm_topk_prob: bool = True,
                  target: str = "sim", compile_cfg: dict | None = None,
-                 tiles: dict | None = None, tune: bool = True) -> None:
+                 tiles: dict | None = None, tune: bool = True,
+                 routed_tokens: int | None = None) -> None:
         w.check()
         self.w, self.top_k, self.norm_topk_prob = w, top_k, norm_topk_prob
         self.E, self.H, self.I = w.shape
@@ -128,6 +132,10 @@ class MoeBlock:
         self.compile_cfg = dict(compile_cfg or {})
         self.tiles = dict(tiles or {})
         self.tune = tune and self.target == "cuda"
+        # up to this many tokens the GEMMs read rows by the routing (no sort, no
+        # workspace): one token's experts differ, so each is read once either way
+        self.routed_tokens = (1 if self.target == "cuda" else 0) if routed_tokens is None \
+            else routed_tokens
         self.te = max(16, -(-self.E // 16) * 16)
         self._bufs: dict[int, dict] = {}
         self.per_kernel: dict[str, float] = {}
@@ -194,6 +202,16 @@ class MoeBlock:
         if self.w.fp8:  # the K step is the 128 group
             del gu["TK"], dn["TK"]
         sort.update(TM=tm, TB=tb)
+        if self.routed(T):  # entries and tokens as row tiles of one live row each
+            gu = {k: v for k, v in gu.items() if k in ("TN", "TK")}
+            dn = dict(TN=16, TK=256) if self.target == "cuda" else dict(TN=128, TK=256)
+            for d, items in ((gu, T * self.top_k * -(-self.I // gu["TN"])),
+                             (dn, T * -(-self.H // dn["TN"]))):
+                d.update(TM=16, GRID=min(1 << (items - 1).bit_length(), 1024))
+            if self.w.fp8:
+                gu.pop("TK", None)
+                dn.pop("TK", None)
+            sort = dict(sort, TM=16)
         c = {"router": router, "sort": sort, "gather": gather, "gate_up": gu,
              "quant": dict(TR=64), "down": dn}
         if self.w.fp8:
@@ -205,10 +223,15 @@ class MoeBlock:
                 raise ValueError(f"MoeBlock tiles: unknown kernel {k!r} (one of {list(c)})")
             c[k] = {**c[k], **v}
         tms = {k: c[k]["TM"] for k in ("sort", "gate_up", "down")}
-        if len(set(tms.values())) > 1:  # the tile map's row tiles are the GEMMs' row tiles
+        # the tile map's row tiles are the GEMMs' row tiles (the routed form has no map)
+        if len(set(tms.values())) > 1 and not self.routed(T):
             raise ValueError(f"MoeBlock tiles: TM differs between {tms}; moe_sort's row "
                              f"tiles are the grouped GEMMs' (give the same TM to all three)")
         return c
+
+    def routed(self, T: int) -> bool:
+        """Whether T tokens take the routed form (no sort; see routed_tokens)."""
+        return T <= self.routed_tokens
 
     def _buffers(self, T: int, device) -> dict:
         if T not in self._bufs:
@@ -279,6 +302,22 @@ class MoeBlock:
                   c["gate_up"])
             dn = ("down", K.moe_down, (b["act"], w.down, b["sw"]) + mtile
                   + (b["pos"], res, b["out"]), c["down"])
+        if self.routed(T):
+            k, I = self.top_k, self.I
+            h3, ids, wts = h.view(T, 1, H), b["ids"], b["wts"]
+            if w.fp8:
+                gu = ("gate_up", K.moe_gate_up_routed_fp8, (h3, ids, w.gate, w.up, w.s_gate,
+                                                            w.s_up, b["act"].view(T, k, I)),
+                      c["gate_up"])
+                dn = ("down", K.moe_down_routed_fp8,
+                      (b["aq"].view(T, k, I), b["aqs"].view(T, k, I // 128), w.down,
+                       w.s_down, ids, wts, res, b["out"]), c["down"])
+            else:
+                gu = ("gate_up", K.moe_gate_up_routed, (h3, ids, w.gate, w.up,
+                                                        b["act"].view(T, k, I)), c["gate_up"])
+                dn = ("down", K.moe_down_routed, (b["act"].view(T, k, I), w.down, ids, wts,
+                                                  res, b["out"]), c["down"])
+            return [route, gu] + ([quant] if w.fp8 else []) + [dn]
         steps = [route, sort] + ([] if c["sort"].get("MOVE", True) else [gather]) + [gu]
         return steps + ([quant] if w.fp8 else []) + [dn]
 

@@ -622,6 +622,120 @@ def moe_down(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.
                TOPK, TM, TN, TK, TC, GRID, YS16)
 
 
+# ------------------------------------------- one token: no sort, rows by the routing
+
+
+def _mm_rows(a, a_s, w, ws, e, t, j, n0, K, TM, TN, TK, quant):
+    """The product of row a[t, j] (a [T, KT, K], read as a TM-row tile with one live row)
+    with w[e, n0:n0+TN]^T, f32 (TM, TN): bf16 (ws None); e4m3 with its 1x128 scales a_s
+    [T, KT, K / 128] (_mm_fp8's arithmetic); or bf16 quantised per 1x128 group on the
+    way (quant: moe_sort_fp8's quantisation, the same e4m3 values and scales)."""
+    acc = mt.zeros((TM, TN))
+    step = TK if ws is None else QGROUP
+    for k0 in mt.range(0, K, step):
+        a_t = mt.load(a[t:t + TM, j, k0:k0 + step], rows=1)
+        wt = mt.load(w[e, n0:n0 + TN, k0:k0 + step])
+        if ws is None:
+            acc = mt.matmul(a_t, wt, acc=acc, b_trans=True)
+            continue
+        if quant:
+            a_t, sa = quantize_group(a_t.astype(mt.f32))
+        else:
+            kb = k0 // QGROUP
+            sa = mt.load(a_s[t:t + TM, j, kb:kb + 1], rows=1)
+        part = mt.matmul(a_t, wt, b_trans=True)
+        acc = acc + part * (sa * ws[e, n0 // QGROUP, k0 // QGROUP])
+    return acc
+
+
+def _gate_up_routed(x, ids, wg, wu, sg, su, act, TM, TN, TK, GRID):
+    T, KT, I = act.shape
+    H = x.shape[2]
+    gn = mt.cdiv(I, TN)
+    P = _grid(GRID)
+    for blk in mt.spmd(P):
+        for it in mt.range(blk, T * KT * gn, P):
+            i = it // gn
+            t, j, n0 = i // KT, i % KT, it % gn * TN
+            e = ids[t, j]
+            g = _mm_rows(x, None, wg, sg, e, t, 0, n0, H, TM, TN, TK, True)
+            u = _mm_rows(x, None, wu, su, e, t, 0, n0, H, TM, TN, TK, True)
+            mt.store(act[t:t + TM, j, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype),
+                     rows=1)
+
+
+@mt.kernel
+def moe_gate_up_routed(x: mt.Tensor["T", 1, "H", mt.bf16], ids: mt.Tensor["T", "KT", mt.i32],
+                       wg: mt.Tensor["E", "I", "H", mt.bf16],
+                       wu: mt.Tensor["E", "I", "H", mt.bf16],
+                       act: mt.Out["T", "KT", "I", mt.bf16], TM: mt.const = 16,
+                       TN: mt.const = 32, TK: mt.const = 256, GRID: mt.const = 0):
+    """moe_gate_up without moe_sort: each (token t, slot j) entry is a row tile of its
+    own, act[t, j] = silu(x[t] @ wg[ids[t, j]]^T) * (x[t] @ wu[ids[t, j]]^T) (x: the
+    [T, H] activation viewed [T, 1, H]; ids: the router's). An expert that several
+    entries chose is read once per entry: the decode form for one token, whose experts
+    differ. GRID blocks (0: the clusters) over (entry, N tile) items."""
+    _gate_up_routed(x, ids, wg, wu, None, None, act, TM, TN, TK, GRID)
+
+
+@mt.kernel
+def moe_gate_up_routed_fp8(x: mt.Tensor["T", 1, "H", mt.bf16],
+                           ids: mt.Tensor["T", "KT", mt.i32],
+                           wg: mt.Tensor["E", "I", "H", mt.f8e4m3],
+                           wu: mt.Tensor["E", "I", "H", mt.f8e4m3],
+                           sg: mt.Tensor["E", "IB", "HB", mt.f32],
+                           su: mt.Tensor["E", "IB", "HB", mt.f32],
+                           act: mt.Out["T", "KT", "I", mt.bf16], TM: mt.const = 16,
+                           TN: mt.const = 32, GRID: mt.const = 0):
+    """moe_gate_up_routed on e4m3 weights with 128x128 block scales; each entry's token
+    row quantised per 1x128 group as it is read (moe_sort_fp8's quantisation)."""
+    _check_fp8_tiles(TN, "moe_gate_up_routed_fp8")
+    _gate_up_routed(x, ids, wg, wu, sg, su, act, TM, TN, QGROUP, GRID)
+
+
+def _down_routed(a, a_s, wd, wds, ids, wts, res, out, TM, TN, TK, GRID):
+    T, KT, I = a.shape
+    H = out.shape[1]
+    gn = mt.cdiv(H, TN)
+    P = _grid(GRID)
+    for blk in mt.spmd(P):
+        for it in mt.range(blk, T * gn, P):
+            t = it // gn
+            n0 = it % gn * TN
+            acc = mt.load(res[t:t + TM, n0:n0 + TN], rows=1).astype(mt.f32)
+            for j in mt.range(0, KT):  # the slots in order, as moe_down's combine sums
+                y = _mm_rows(a, a_s, wd, wds, ids[t, j], t, j, n0, I, TM, TN, TK, False)
+                acc = acc + y * wts[t, j]
+            mt.store(out[t:t + TM, n0:n0 + TN], acc.astype(out.dtype), rows=1)
+
+
+@mt.kernel
+def moe_down_routed(act: mt.Tensor["T", "KT", "I", mt.bf16],
+                    wd: mt.Tensor["E", "H", "I", mt.bf16], ids: mt.Tensor["T", "KT", mt.i32],
+                    wts: mt.Tensor["T", "KT", mt.f32], res: mt.Tensor["T", "H", mt.bf16],
+                    out: mt.Out["T", "H", mt.bf16], TM: mt.const = 16, TN: mt.const = 16,
+                    TK: mt.const = 256, GRID: mt.const = 0):
+    """moe_down without the sort and the workspace: per (token, N tile) item,
+    out[t] = bf16(res[t] + sum_j wts[t, j] * (act[t, j] @ wd[ids[t, j]]^T)), the slots
+    summed in order (moe_down's arithmetic, in one launch without a syncall). Each token
+    reads its own experts' weights: the decode form for one token."""
+    _down_routed(act, None, wd, None, ids, wts, res, out, TM, TN, TK, GRID)
+
+
+@mt.kernel
+def moe_down_routed_fp8(aq: mt.Tensor["T", "KT", "I", mt.f8e4m3],
+                        aqs: mt.Tensor["T", "KT", "IB", mt.f32],
+                        wd: mt.Tensor["E", "H", "I", mt.f8e4m3],
+                        sd: mt.Tensor["E", "HB", "IB", mt.f32],
+                        ids: mt.Tensor["T", "KT", mt.i32], wts: mt.Tensor["T", "KT", mt.f32],
+                        res: mt.Tensor["T", "H", mt.bf16], out: mt.Out["T", "H", mt.bf16],
+                        TM: mt.const = 16, TN: mt.const = 16, GRID: mt.const = 0):
+    """moe_down_routed on e4m3 weights with 128x128 block scales and the activation in
+    e4m3 with its 1x128 scales (moe_quant's)."""
+    _check_fp8_tiles(TN, "moe_down_routed_fp8")
+    _down_routed(aq, aqs, wd, sd, ids, wts, res, out, TM, TN, QGROUP, GRID)
+
+
 @mt.kernel
 def moe_quant(x: mt.Tensor["R", 128, mt.bf16], xq: mt.Out["R", 128, mt.f8e4m3],
               xqs: mt.Out["R", 1, mt.f32], TR: mt.const = 64):
