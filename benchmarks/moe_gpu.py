@@ -12,9 +12,10 @@ rows per expert):
   + their FP8 scales) / the bandwidth of a device-to-device copy measured in the same run
   (the fastest copy of the run: the strictest floor).
 - mixtile: the block's launches (moe_router, moe_sort, [moe_gather], moe_gate_up,
-  [moe_quant], moe_down; at one token the routed form: moe_router, moe_gate_up_routed,
-  [moe_quant], moe_down_routed, and the sorted form beside it) per call, eager and
-  replayed from a CUDA graph (graph: time per block in a graph of 4 blocks).
+  [moe_quant], moe_down; at one token in bf16 the routed form: moe_router,
+  moe_gate_up_routed, moe_down_routed) per call, eager and replayed from a CUDA graph
+  (graph: time per block in a graph of 4 blocks); at one token the other form (sorted or
+  routed) too, in a CUDA graph.
 - torch_loop: the transformers-style loop over the experts the routing hits (nonzero,
   index_add_), bf16, eager (its host syncs keep it out of a graph).
 - grouped_mm: the sorted rows through torch._grouped_mm (gate/up, SiLU * up, down), the
@@ -174,6 +175,8 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
     decode = T * k / E <= 16
     if smoke:  # one candidate besides the default (the interpreter is slow)
         tns, tks, tms = (64,), (128,), ((16,) if decode else (32,))
+    elif T == 1:  # the routed form: also the whole K in one step
+        tns, tks, tms = (16, 32, 64), (128, 256, 768), (16,)
     elif decode:
         tns, tks, tms = (16, 32, 64, 128), (128, 256), (16,)
     else:
@@ -445,11 +448,12 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
         row[f"{tag}_ms"] = _ms(lambda: blk(x))
         row[f"{tag}_graph_ms"] = _graph_ms(lambda: blk(x))
         row[f"{tag}_experts_used"] = int(torch.unique(ids).numel())
-        if blk.routed(T):  # the sorted form too, for comparison
-            srt = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda", tiles=tiles.get(tag),
-                           routed_tokens=0)
-            srt(x)
-            row[f"{tag}_sorted_graph_ms"] = _graph_ms(lambda: srt(x))
+        if T == 1:  # the form MoeBlock does not take at one token, for comparison
+            form = "sorted" if blk.routed(T) else "routed"
+            other = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda", tiles=tiles.get(tag),
+                             routed_tokens=int(form == "routed"))
+            other(x)
+            row[f"{tag}_{form}_graph_ms"] = _graph_ms(lambda: other(x))
         if split:
             row[f"{tag}_breakdown_ms"] = breakdown(blk, x)
         if prof:
@@ -555,10 +559,11 @@ def main() -> None:
               + " ".join(f"{c:>18}" for c in cells))
     for r in rows:
         for tag in ("bf16", "fp8"):
-            if r.get(f"{tag}_sorted_graph_ms"):
-                v = r[f"{tag}_sorted_graph_ms"]
-                print(f"T {r['tokens']} {tag}: the sorted form (routed_tokens=0) in a CUDA "
-                      f"graph {v:.4f} ms ({v / r[f'{tag}_floor_ms']:.2f}x)")
+            for form, n in (("sorted", 0), ("routed", 1)):
+                v = r.get(f"{tag}_{form}_graph_ms")
+                if v:
+                    print(f"T {r['tokens']} {tag}: the {form} form (routed_tokens={n}) in "
+                          f"a CUDA graph {v:.4f} ms ({v / r[f'{tag}_floor_ms']:.2f}x)")
     for r in rows:
         if r.get("layer_ms"):
             print(f"T {r['tokens']}: MoE decode layer (seq {seq}) {r['layer_ms']:.3f} ms, "

@@ -287,8 +287,8 @@ def test_routed_block_against_the_sorted_block_and_torch(T, E, k, fp8, gen):
     w = w.quantized() if fp8 else w
     g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
     routed = MoeBlock(w, k, routed_tokens=T)
-    assert [s[0] for s in routed.steps(x)] == ["router", "gate_up"] + ["quant"] * fp8 + [
-        "down"]
+    assert [s[0] for s in routed.steps(x)] == (["router"] + ["quant_x"] * fp8 + ["gate_up"]
+                                               + ["quant"] * fp8 + ["down"])
     out = routed(x, res=res, norm=(g, 1e-6)).clone()
     ids, wts = routed.routing(T)
     h3 = routed._bufs[T]["h3"]

@@ -111,12 +111,12 @@ def random_moe_weights(E: int, H: int, I: int, seed: int = 0, fp8: bool = False
 class MoeBlock:
     """The sparse MLP block of a Qwen3-MoE layer on one target (buffers kept per token
     count). tiles: constants overriding the defaults per kernel ("router", "sort",
-    "gather", "gate_up", "quant", "down"; moe_gather runs where the sort's MOVE is False,
-    moe_quant with FP8 weights). routed_tokens: up to this many tokens (default 1 on CUDA,
-    0 elsewhere) the block is moe_router -> moe_gate_up_routed -> [moe_quant] ->
-    moe_down_routed, without the sort and moe_down's workspace. tune: on CUDA, each
-    launch's num_warps / num_stages timed at its first call (mt.run_jit's tune), as the
-    decoder layers do."""
+    "gather", "gate_up", "quant", "quant_x", "down"; moe_gather runs where the sort's MOVE
+    is False, moe_quant with FP8 weights). routed_tokens: up to this many tokens (default 1
+    on CUDA with bf16 weights, else 0) the block is moe_router -> [FP8: moe_quant of the
+    token rows, "quant_x"] -> moe_gate_up_routed -> [moe_quant] -> moe_down_routed,
+    without the sort and moe_down's workspace. tune: on CUDA, each launch's num_warps /
+    num_stages timed at its first call (mt.run_jit's tune), as the decoder layers do."""
 
     def __init__(self, w: MoeWeights, top_k: int, norm_topk_prob: bool = True,
                  target: str = "sim", compile_cfg: dict | None = None,
@@ -133,9 +133,11 @@ class MoeBlock:
         self.tiles = dict(tiles or {})
         self.tune = tune and self.target == "cuda"
         # up to this many tokens the GEMMs read rows by the routing (no sort, no
-        # workspace): one token's experts differ, so each is read once either way
-        self.routed_tokens = (1 if self.target == "cuda" else 0) if routed_tokens is None \
-            else routed_tokens
+        # workspace): one token's experts differ, so each is read once either way (bf16 on
+        # CUDA; the FP8 form is untimed since its token row is quantised by moe_quant)
+        if routed_tokens is None:
+            routed_tokens = 1 if self.target == "cuda" and not w.fp8 else 0
+        self.routed_tokens = routed_tokens
         self.te = max(16, -(-self.E // 16) * 16)
         self._bufs: dict[int, dict] = {}
         self.per_kernel: dict[str, float] = {}
@@ -203,8 +205,10 @@ class MoeBlock:
             del gu["TK"], dn["TK"]
         sort.update(TM=tm, TB=tb)
         if self.routed(T):  # entries and tokens as row tiles of one live row each
-            gu = {k: v for k, v in gu.items() if k in ("TN", "TK")}
-            dn = dict(TN=16, TK=256) if self.target == "cuda" else dict(TN=128, TK=256)
+            # CUDA: the best of an H100 --sweep at one token (bf16; 2026-12-06)
+            cuda = self.target == "cuda"
+            gu = dict(TN=32, TK=128) if cuda else {k: gu[k] for k in ("TN", "TK") if k in gu}
+            dn = dict(TN=16, TK=256) if cuda else dict(TN=128, TK=256)
             for d, items in ((gu, T * self.top_k * -(-self.I // gu["TN"])),
                              (dn, T * -(-self.H // dn["TN"]))):
                 d.update(TM=16, GRID=min(1 << (items - 1).bit_length(), 1024))
@@ -213,7 +217,7 @@ class MoeBlock:
                 dn.pop("TK", None)
             sort = dict(sort, TM=16)
         c = {"router": router, "sort": sort, "gather": gather, "gate_up": gu,
-             "quant": dict(TR=64), "down": dn}
+             "quant": dict(TR=64), "quant_x": dict(TR=64), "down": dn}
         if self.w.fp8:
             for k in ("sort", "gather"):
                 c[k]["GT"] = self.H // 128
@@ -306,9 +310,13 @@ class MoeBlock:
             k, I = self.top_k, self.I
             h3, ids, wts = h.view(T, 1, H), b["ids"], b["wts"]
             if w.fp8:
-                gu = ("gate_up", K.moe_gate_up_routed_fp8, (h3, ids, w.gate, w.up, w.s_gate,
-                                                            w.s_up, b["act"].view(T, k, I)),
-                      c["gate_up"])
+                hb = H // 128
+                xq, xqs = b["xs"][:T], b["xss"][:T]  # the token rows, quantised once
+                qx = ("quant_x", K.moe_quant, (h.view(-1, 128), xq.view(-1, 128),
+                                               xqs.view(-1, 1)), c["quant_x"])
+                gu = ("gate_up", K.moe_gate_up_routed_fp8,
+                      (xq.view(T, 1, H), xqs.view(T, 1, hb), ids, w.gate, w.up, w.s_gate,
+                       w.s_up, b["act"].view(T, k, I)), c["gate_up"])
                 dn = ("down", K.moe_down_routed_fp8,
                       (b["aq"].view(T, k, I), b["aqs"].view(T, k, I // 128), w.down,
                        w.s_down, ids, wts, res, b["out"]), c["down"])
@@ -317,7 +325,7 @@ class MoeBlock:
                                                         b["act"].view(T, k, I)), c["gate_up"])
                 dn = ("down", K.moe_down_routed, (b["act"].view(T, k, I), w.down, ids, wts,
                                                   res, b["out"]), c["down"])
-            return [route, gu] + ([quant] if w.fp8 else []) + [dn]
+            return [route] + ([qx, gu, quant] if w.fp8 else [gu]) + [dn]
         steps = [route, sort] + ([] if c["sort"].get("MOVE", True) else [gather]) + [gu]
         return steps + ([quant] if w.fp8 else []) + [dn]
 

@@ -30,7 +30,7 @@ from tilelang_models.qwen3.reference import decode_layer_ref, prefill_layer_ref,
 __all__ = ["MoeDecodeLayer", "MoePrefillLayer", "moe_decode_layer_ref",
            "moe_prefill_layer_ref"]
 
-_MOE_TILES = ("router", "sort", "gather", "gate_up", "quant", "down")
+_MOE_TILES = ("router", "sort", "gather", "gate_up", "quant", "quant_x", "down")
 
 
 def _block(cfg: Qwen3MoeConfig, w: MoeLayerWeights, target, compile_cfg, tiles, tune):
