@@ -35,8 +35,9 @@ time, the span of one block and the idle time between its kernels.
 --sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
 `tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
 moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB) and
-moe_down's bf16 workspace (YS16, prefill), each timed alone in a CUDA graph; the best
-per kernel is printed against MoeBlock's default.
+moe_down's bf16 workspace (YS16, prefill) and, at one token, moe_down_routed's FLAT loop,
+each timed alone in a CUDA graph; the best per kernel is printed against MoeBlock's
+default. --sweep-cands JSON times only the given candidates (and the defaults).
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
 the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
 --plan prints the shapes, MoeBlock's constants and the sweep's candidates per token count
@@ -195,6 +196,9 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
             cands.append(dict(GRID=sms))
         elif kern == "down":  # the expert-order workspace in bf16: half its traffic
             cands.append(dict(YS16=True))
+        if T == 1 and kern == "down" and not smoke:  # routed: one (slot, K step) loop
+            cands += [dict(FLAT=True)] + ([] if fp8 else [dict(FLAT=True, TK=tk)
+                                                           for tk in (128, 768)])
         out[kern] = cands
     if splits_router(T, mt.get_target("gpu").clusters):  # MoeBlock's split router
         out["router"] = [{}, {"KS": 0}] + ([] if smoke else [
@@ -205,7 +209,7 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
     return out
 
 
-_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16")
+_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16", "FLAT")
 
 
 def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:
@@ -217,14 +221,22 @@ def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:
     return {"sort": {"TM": tm}, kern: dict(c, TM=tm), other: {"TM": tm}}
 
 
-def sweep(tokens, wb, wf, cfg, budget_s, smoke=False) -> tuple[list, int]:
-    """(results, skipped): ms of moe_gate_up / moe_down alone per candidate tile set."""
+def sweep(tokens, wb, wf, cfg, budget_s, smoke=False, only=None) -> tuple[list, int]:
+    """(results, skipped): ms of moe_gate_up / moe_down alone per candidate tile set.
+    only: {kernel: [tile overrides]} in place of sweep_candidates (the defaults first),
+    optionally {"dtypes": ["bf16"]}."""
     E, H, _ = wb.shape
     k = cfg.top_k
+    only = dict(only or {})
+    dtypes = only.pop("dtypes", ["bf16", "fp8"])
     groups = []
     for T in tokens:
         for tag, w in (("bf16", wb), ("fp8", wf)):
-            for kern, cands in sweep_candidates(T, E, k, w.fp8, smoke, H).items():
+            if tag not in dtypes:
+                continue
+            cand = ({kern: [{}] + list(v) for kern, v in only.items()} if only
+                    else sweep_candidates(T, E, k, w.fp8, smoke, H))
+            for kern, cands in cand.items():
                 groups.append([(T, tag, w, kern, c) for c in cands])
     # round robin over the groups: a spent budget leaves every group its default and its
     # first candidates
@@ -507,6 +519,9 @@ def main() -> None:
                     help="also time gate_up / down alone over a small grid of tiles")
     ap.add_argument("--sweep-tokens", default=None,
                     help="token counts of the sweep (default: --tokens and 4096)")
+    ap.add_argument("--sweep-cands", default=None,
+                    help='JSON: only these candidates, e.g. {"down": [{"YS16": true}], '
+                         '"dtypes": ["bf16"]}')
     ap.add_argument("--sweep-budget", type=float, default=270.0,
                     help="seconds the sweep may take; later candidates are skipped")
     ap.add_argument("--plan", action="store_true",
@@ -536,7 +551,8 @@ def main() -> None:
     if a.prefill:
         rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True,
                                  split=a.breakdown, prof=a.profile))
-    sweep_res, skipped = (sweep(sweep_tokens, wb, wf, cfg, a.sweep_budget, a.smoke)
+    only = json.loads(a.sweep_cands) if a.sweep_cands else None
+    sweep_res, skipped = (sweep(sweep_tokens, wb, wf, cfg, a.sweep_budget, a.smoke, only)
                           if a.sweep else ([], 0))
     bw = max(bws)
     for r in rows:

@@ -296,6 +296,9 @@ def test_routed_block_against_the_sorted_block_and_torch(T, E, k, fp8, gen):
     want = moe_ref(h3, w.router, w.gate, w.up, w.down, k, res=res, routing=(ids, wts),
                    scales=w.scales())
     torch.testing.assert_close(out.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+    flat = MoeBlock(w, k, routed_tokens=T, tiles={"down": {"FLAT": True}})
+    got = flat(x, res=res, norm=(g, 1e-6))  # one (slot, K step) loop in moe_down_routed
+    torch.testing.assert_close(got.float(), want.float(), rtol=1.6e-2, atol=1e-2)
     sorted_ = MoeBlock(w, k, routed_tokens=0)
     assert "sort" in [s[0] for s in sorted_.steps(x)]
     ref = sorted_(x, res=res, norm=(g, 1e-6))

@@ -625,13 +625,13 @@ def moe_down(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.
 # ------------------------------------------- one token: no sort, rows by the routing
 
 
-def _mm_rows(a, a_s, w, ws, e, t, j, n0, K, TM, TN, TK):
+def _mm_rows(a, a_s, w, ws, e, t, j, n0, K, TM, TN, TK, at_k=None):
     """The product of row a[t, j] (a [T, KT, K], read as a TM-row tile with one live row)
     with w[e, n0:n0+TN]^T, f32 (TM, TN): bf16 (ws None), or e4m3 with its 1x128 scales
-    a_s [T, KT, K / 128] (_mm_fp8's arithmetic)."""
+    a_s [T, KT, K / 128] (_mm_fp8's arithmetic). at_k: only the K step at at_k."""
     acc = mt.zeros((TM, TN))
     step = TK if ws is None else QGROUP
-    for k0 in mt.range(0, K, step):
+    for k0 in (mt.range(0, K, step) if at_k is None else (at_k,)):
         a_t = mt.load(a[t:t + TM, j, k0:k0 + step], rows=1)
         wt = mt.load(w[e, n0:n0 + TN, k0:k0 + step])
         if ws is None:
@@ -692,19 +692,28 @@ def moe_gate_up_routed_fp8(xq: mt.Tensor["T", 1, "H", mt.f8e4m3],
     _gate_up_routed(xq, xqs, ids, wg, wu, sg, su, act, TM, TN, QGROUP, GRID)
 
 
-def _down_routed(a, a_s, wd, wds, ids, wts, res, out, TM, TN, TK, GRID):
+def _down_routed(a, a_s, wd, wds, ids, wts, res, out, TM, TN, TK, GRID, FLAT):
     T, KT, I = a.shape
     H = out.shape[1]
     gn = mt.cdiv(H, TN)
+    nk = mt.cdiv(I, TK if wds is None else QGROUP)
     P = _grid(GRID)
     for blk in mt.spmd(P):
         for it in mt.range(blk, T * gn, P):
             t = it // gn
             n0 = it % gn * TN
             acc = mt.load(res[t:t + TM, n0:n0 + TN], rows=1).astype(mt.f32)
-            for j in mt.range(0, KT):  # the slots in order, as moe_down's combine sums
-                y = _mm_rows(a, a_s, wd, wds, ids[t, j], t, j, n0, I, TM, TN, TK)
-                acc = acc + y * wts[t, j]
+            if FLAT:  # one loop over (slot, K step): its loads pipeline across the slots
+                for s in mt.range(0, KT * nk):
+                    j = s // nk
+                    k0 = s % nk * (TK if wds is None else QGROUP)
+                    y = _mm_rows(a, a_s, wd, wds, ids[t, j], t, j, n0, I, TM, TN, TK,
+                                 at_k=k0)
+                    acc = acc + y * wts[t, j]
+            else:
+                for j in mt.range(0, KT):  # the slots in order, as moe_down's combine sums
+                    y = _mm_rows(a, a_s, wd, wds, ids[t, j], t, j, n0, I, TM, TN, TK)
+                    acc = acc + y * wts[t, j]
             mt.store(out[t:t + TM, n0:n0 + TN], acc.astype(out.dtype), rows=1)
 
 
@@ -713,12 +722,14 @@ def moe_down_routed(act: mt.Tensor["T", "KT", "I", mt.bf16],
                     wd: mt.Tensor["E", "H", "I", mt.bf16], ids: mt.Tensor["T", "KT", mt.i32],
                     wts: mt.Tensor["T", "KT", mt.f32], res: mt.Tensor["T", "H", mt.bf16],
                     out: mt.Out["T", "H", mt.bf16], TM: mt.const = 16, TN: mt.const = 16,
-                    TK: mt.const = 256, GRID: mt.const = 0):
+                    TK: mt.const = 256, GRID: mt.const = 0, FLAT: mt.const = False):
     """moe_down without the sort and the workspace: per (token, N tile) item,
     out[t] = bf16(res[t] + sum_j wts[t, j] * (act[t, j] @ wd[ids[t, j]]^T)), the slots
     summed in order (moe_down's arithmetic, in one launch without a syncall). Each token
-    reads its own experts' weights: the decode form for one token."""
-    _down_routed(act, None, wd, None, ids, wts, res, out, TM, TN, TK, GRID)
+    reads its own experts' weights: the decode form for one token. FLAT: one loop over
+    (slot, K step), each step's product weighted and added on its own (its loads can
+    pipeline across slots; the sum per slot is then in f32 steps of TK, not one product)."""
+    _down_routed(act, None, wd, None, ids, wts, res, out, TM, TN, TK, GRID, FLAT)
 
 
 @mt.kernel
@@ -728,11 +739,12 @@ def moe_down_routed_fp8(aq: mt.Tensor["T", "KT", "I", mt.f8e4m3],
                         sd: mt.Tensor["E", "HB", "IB", mt.f32],
                         ids: mt.Tensor["T", "KT", mt.i32], wts: mt.Tensor["T", "KT", mt.f32],
                         res: mt.Tensor["T", "H", mt.bf16], out: mt.Out["T", "H", mt.bf16],
-                        TM: mt.const = 16, TN: mt.const = 16, GRID: mt.const = 0):
+                        TM: mt.const = 16, TN: mt.const = 16, GRID: mt.const = 0,
+                        FLAT: mt.const = False):
     """moe_down_routed on e4m3 weights with 128x128 block scales and the activation in
     e4m3 with its 1x128 scales (moe_quant's)."""
     _check_fp8_tiles(TN, "moe_down_routed_fp8")
-    _down_routed(aq, aqs, wd, sd, ids, wts, res, out, TM, TN, QGROUP, GRID)
+    _down_routed(aq, aqs, wd, sd, ids, wts, res, out, TM, TN, QGROUP, GRID, FLAT)
 
 
 @mt.kernel
