@@ -34,10 +34,11 @@ chunked moe_sort (above 512 entries) is two launches, timed together.
 time, the span of one block and the idle time between its kernels.
 --sweep: for moe_gate_up and moe_down, a small grid of tiles (TN, TK, TM, GRID; MoeBlock's
 `tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
-moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB) and
-moe_down's bf16 workspace (YS16, prefill) and, at one token, moe_down_routed's FLAT loop,
-each timed alone in a CUDA graph; the best per kernel is printed against MoeBlock's
-default. --sweep-cands JSON times only the given candidates (and the defaults).
+moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB),
+moe_down's bf16 workspace (YS16, prefill), moe_gate_up's ONE_LOOP and, at one token,
+moe_down_routed's FLAT loop, each timed alone in a CUDA graph; the best per kernel is
+printed against MoeBlock's default. --sweep-cands JSON times only the given candidates
+(and the defaults).
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
 the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
 --plan prints the shapes, MoeBlock's constants and the sweep's candidates per token count
@@ -196,6 +197,8 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
             cands.append(dict(GRID=sms))
         elif kern == "down":  # the expert-order workspace in bf16: half its traffic
             cands.append(dict(YS16=True))
+        if kern == "gate_up" and not (T == 1 and not fp8):  # sorted: one K loop for both
+            cands.append(dict(ONE_LOOP=True))
         if T == 1 and kern == "down" and not smoke:  # routed: one (slot, K step) loop
             cands += [dict(FLAT=True)] + ([] if fp8 else [dict(FLAT=True, TK=tk)
                                                            for tk in (128, 768)])
@@ -209,7 +212,7 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
     return out
 
 
-_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16", "FLAT")
+_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16", "FLAT", "ONE_LOOP")
 
 
 def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:

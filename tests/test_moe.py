@@ -308,6 +308,29 @@ def test_routed_block_against_the_sorted_block_and_torch(T, E, k, fp8, gen):
         ref.float().abs().max())
 
 
+@pytest.mark.parametrize("fp8", [False, True])
+def test_gate_up_in_one_k_loop_is_the_same_block(fp8, gen):
+    """moe_gate_up(_fp8) ONE_LOOP (each A tile loaded once for gate and up): the same
+    products in the same order as the two K loops, so the same bits, and the golden; at
+    the NPU default tiles its two live weight tiles overflow L0B (CapacityError)."""
+    T, E, H, k = 40, 6, 256, 2
+    x, res, w = _block_inputs(T, E, H, gen)
+    w = w.quantized() if fp8 else w
+    # TK 64: two weight tiles of 128 x 64, double-buffered, fit an a2's 64 KiB of L0B
+    tk = {} if fp8 else {"TK": 64}
+    outs = [MoeBlock(w, k, tiles={"gate_up": {"ONE_LOOP": one, **tk}})(x, res=res).clone()
+            for one in (False, True)]
+    assert torch.equal(outs[0], outs[1])
+    blk = MoeBlock(w, k)
+    blk(x, res=res)
+    want = moe_ref(x, w.router, w.gate, w.up, w.down, k, res=res, routing=blk.routing(T),
+                   scales=w.scales())
+    torch.testing.assert_close(outs[1].float(), want.float(), rtol=1.6e-2, atol=1e-2)
+    if not fp8:  # TN 128 x TK 256: 2 x 64 KiB of weight tiles
+        with pytest.raises(mt.CapacityError, match=r"moe_kernels.py:\d+: L0B overflows"):
+            MoeBlock(w, k, tiles={"gate_up": {"ONE_LOOP": True}})(x, res=res)
+
+
 def test_quantize_helpers_round_trip(gen):
     w = torch.randn(3, 200, 300, generator=gen)
     q, s = quantize_blocks(w)

@@ -502,6 +502,34 @@ def _mm_fp8(x, xqs, w, ws, e, r0, n, n0, K, TM, TN):
     return acc
 
 
+def _mm_gate_up(x, xqs, wg, wu, sg, su, e, r0, n, n0, K, TM, TN, TK, ONE_LOOP):
+    """(gate, up) accumulators of row tile r0.. of expert e: two K loops (_mm_bf16 /
+    _mm_fp8 each), or ONE_LOOP: one K loop loading each A tile (and its scales) once for
+    both products (half the A traffic; the same products in the same order)."""
+    if not ONE_LOOP:
+        if sg is None:
+            return (_mm_bf16(x, wg, e, r0, n, n0, K, TM, TN, TK),
+                    _mm_bf16(x, wu, e, r0, n, n0, K, TM, TN, TK))
+        return (_mm_fp8(x, xqs, wg, sg, e, r0, n, n0, K, TM, TN),
+                _mm_fp8(x, xqs, wu, su, e, r0, n, n0, K, TM, TN))
+    g = mt.zeros((TM, TN))
+    u = mt.zeros((TM, TN))
+    step = TK if sg is None else QGROUP
+    for k0 in mt.range(0, K, step):
+        a = mt.load(x[r0:r0 + TM, k0:k0 + step], rows=n)
+        bg = mt.load(wg[e, n0:n0 + TN, k0:k0 + step])
+        bu = mt.load(wu[e, n0:n0 + TN, k0:k0 + step])
+        if sg is None:
+            g = mt.matmul(a, bg, acc=g, b_trans=True)
+            u = mt.matmul(a, bu, acc=u, b_trans=True)
+        else:
+            kb = k0 // QGROUP
+            sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
+            g = g + mt.matmul(a, bg, b_trans=True) * (sa * sg[e, n0 // QGROUP, kb])
+            u = u + mt.matmul(a, bu, b_trans=True) * (sa * su[e, n0 // QGROUP, kb])
+    return g, u
+
+
 def _check_fp8_tiles(TN, what):
     if QGROUP % TN:
         raise _const_error(f"{what}: TN={TN} does not divide the 128-row weight-scale "
@@ -514,16 +542,18 @@ def moe_gate_up(xs: mt.Tensor["N", "H", mt.bf16], wg: mt.Tensor["E", "I", "H", m
                 tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
                 ntiles: mt.Tensor[1, mt.i32], act: mt.Out["N", "I", mt.bf16],
                 TM: mt.const = 16, TN: mt.const = 128, TK: mt.const = 256,
-                GRID: mt.const = 0):
+                GRID: mt.const = 0, ONE_LOOP: mt.const = False):
     """Grouped gate/up projection with the SwiGLU fused: for each row tile t of expert
     e = tile_e[t], act[rows] = silu(xs[rows] @ wg[e]^T) * (xs[rows] @ wu[e]^T) (bf16).
-    One persistent launch (GRID blocks; 0: the clusters) over (row tile, N tile) items."""
+    One persistent launch (GRID blocks; 0: the clusters) over (row tile, N tile) items.
+    ONE_LOOP: both products in one K loop, each xs tile loaded once (else a K loop
+    each)."""
     H = xs.shape[1]
     I = wg.shape[1]
     for t, j in _items(ntiles, mt.cdiv(I, TN), GRID):
         e, r0, n, n0 = tile_e[t], tile_r0[t], tile_n[t], j * TN
-        g = _mm_bf16(xs, wg, e, r0, n, n0, H, TM, TN, TK)
-        u = _mm_bf16(xs, wu, e, r0, n, n0, H, TM, TN, TK)
+        g, u = _mm_gate_up(xs, None, wg, wu, None, None, e, r0, n, n0, H, TM, TN, TK,
+                           ONE_LOOP)
         mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype), rows=n)
 
 
@@ -535,7 +565,8 @@ def moe_gate_up_fp8(xq: mt.Tensor["N", "H", mt.f8e4m3], xqs: mt.Tensor["N", "HB"
                     su: mt.Tensor["E", "IB", "HB", mt.f32], tile_e: mt.Tensor["MT", mt.i32],
                     tile_r0: mt.Tensor["MT", mt.i32], tile_n: mt.Tensor["MT", mt.i32],
                     ntiles: mt.Tensor[1, mt.i32], act: mt.Out["N", "I", mt.bf16],
-                    TM: mt.const = 16, TN: mt.const = 128, GRID: mt.const = 0):
+                    TM: mt.const = 16, TN: mt.const = 128, GRID: mt.const = 0,
+                    ONE_LOOP: mt.const = False):
     """moe_gate_up on e4m3 operands with 128x128 weight-block scales (sg, su) and
     per-token 1x128 activation scales (xqs); act = bf16(silu(g) * u), which moe_down_fp8
     quantises per token in 1x128 groups as it reads it (so TN is free: any divisor of
@@ -545,8 +576,8 @@ def moe_gate_up_fp8(xq: mt.Tensor["N", "H", mt.f8e4m3], xqs: mt.Tensor["N", "HB"
     I = wg.shape[1]
     for t, j in _items(ntiles, mt.cdiv(I, TN), GRID):
         e, r0, n, n0 = tile_e[t], tile_r0[t], tile_n[t], j * TN
-        g = _mm_fp8(xq, xqs, wg, sg, e, r0, n, n0, H, TM, TN)
-        u = _mm_fp8(xq, xqs, wu, su, e, r0, n, n0, H, TM, TN)
+        g, u = _mm_gate_up(xq, xqs, wg, wu, sg, su, e, r0, n, n0, H, TM, TN, QGROUP,
+                           ONE_LOOP)
         mt.store(act[r0:r0 + TM, n0:n0 + TN], (mt.silu(g) * u).astype(act.dtype), rows=n)
 
 
