@@ -393,7 +393,8 @@ def test_moe_user_errors_name_the_line_and_the_fix(gen):
                                                r".*fix: pass RB >= 1"):
         MoeBlock(wb, 2, tiles={"sort": {"MOVE": False}, "gather": {"RB": 0}})(x)
     with pytest.raises(ValueError, match=r"unknown kernel 'gathr' \(one of \['router', "
-                                         r"'sort', 'gather', 'gate_up', 'quant', 'down'\]"):
+                                         r"'sort', 'gather', 'gate_up', 'quant', 'quant_x', "
+                                         r"'down'\]"):
         MoeBlock(wb, 2, tiles={"gathr": {"RB": 4}})(x)
 
 

@@ -134,7 +134,7 @@ class MoeBlock:
         self.tune = tune and self.target == "cuda"
         # up to this many tokens the GEMMs read rows by the routing (no sort, no
         # workspace): one token's experts differ, so each is read once either way (bf16 on
-        # CUDA; the FP8 form is untimed since its token row is quantised by moe_quant)
+        # CUDA; the FP8 form, its token rows from moe_quant, is not timed yet)
         if routed_tokens is None:
             routed_tokens = 1 if self.target == "cuda" and not w.fp8 else 0
         self.routed_tokens = routed_tokens

@@ -11,6 +11,10 @@
       moe_down    (grouped, MIX) ─> ys [N, H] = sw * (act @ Wd[e]^T); syncall;
                                    out[t] = res[t] + sum_j ys[pos[t, j]]   (token order)
 
+One token (MoeBlock on CUDA, bf16): moe_router ─> moe_gate_up_routed (act[t, j] from
+x[t] and expert ids[t, j], no sort) ─> moe_down_routed (out[t] = res[t] + the slot sum,
+one launch, no workspace).
+
 N = T * TOPK rows. A row tile holds rows of one expert only (`tile_n` <= TM of them):
 the grouped GEMMs loop over the tiles that exist, so an expert without tokens costs
 nothing. FP8 (the *_fp8 kernels: the same bodies, the K loop of _mm_fp8): e4m3 weights with one f32
