@@ -396,6 +396,10 @@ def test_moe_user_errors_name_the_line_and_the_fix(gen):
                                          r"'sort', 'gather', 'gate_up', 'quant', 'quant_x', "
                                          r"'down'\]"):
         MoeBlock(wb, 2, tiles={"gathr": {"RB": 4}})(x)
+    for kern in ("gate_up", "down"):  # the one-token form's FP8 kernels check theirs too
+        with pytest.raises(mt.ArgumentError, match=rf"moe_kernels.py:\d+: moe_{kern}_routed_"
+                                                   rf"fp8: TN=96 .*\n.*fix: pass TN = 128"):
+            MoeBlock(w, 2, routed_tokens=1, tiles={kern: {"TN": 96}})(x[:1])
 
 
 # ---------------------------------------------------------------- the decode layer and CLI
