@@ -36,9 +36,9 @@ time, the span of one block and the idle time between its kernels.
 `tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
 moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB),
 moe_down's bf16 workspace (YS16, prefill), moe_gate_up's ONE_LOOP and, at one token,
-moe_down_routed's FLAT loop, each timed alone in a CUDA graph; the best per kernel is
-printed against MoeBlock's default. --sweep-cands JSON times only the given candidates
-(and the defaults).
+moe_down_routed's FLAT loop or moe_down on the entry-order map (GROUPED), each timed
+alone in a CUDA graph; the best per kernel is printed against MoeBlock's default.
+--sweep-cands JSON times only the given candidates (and the defaults).
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
 the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
 --plan prints the shapes, MoeBlock's constants and the sweep's candidates per token count
@@ -202,6 +202,8 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
         if T == 1 and kern == "down" and not smoke:  # routed: one (slot, K step) loop
             cands += [dict(FLAT=True)] + ([] if fp8 else [dict(FLAT=True, TK=tk)
                                                            for tk in (128, 768)])
+            if not fp8:  # or moe_down (its workspace and combine) on the entry-order map
+                cands.append(dict(GROUPED=True))
         out[kern] = cands
     if splits_router(T, mt.get_target("gpu").clusters):  # MoeBlock's split router
         out["router"] = [{}, {"KS": 0}] + ([] if smoke else [
@@ -212,7 +214,8 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
     return out
 
 
-_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16", "FLAT", "ONE_LOOP")
+_TILE_KEYS = ("TM", "TN", "TK", "KS", "TEB", "RB", "GRID", "YS16", "FLAT", "ONE_LOOP",
+              "GROUPED")
 
 
 def _sweep_tiles(kern: str, c: dict, blk_tm: int) -> dict:
@@ -267,7 +270,10 @@ def sweep(tokens, wb, wf, cfg, budget_s, smoke=False, only=None) -> tuple[list, 
         except Exception as e:  # noqa: BLE001  (a tile set that does not fit: reported)
             ms, err = None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
         res.append({"tokens": T, "dtype": tag, "kernel": kern, "default": not c,
-                    "tiles": {n: consts[n] for n in _TILE_KEYS if n in consts},
+                    # MoeBlock's constants, and what of the candidate is no constant
+                    # (GROUPED picks the down kernel)
+                    "tiles": {**{n: consts[n] for n in _TILE_KEYS if n in consts},
+                              **{n: v for n, v in c.items() if n not in consts}},
                     "ms": ms, **({"error": err} if err else {})})
         print(f"[sweep {i + 1}/{len(todo)} {time.perf_counter() - t0:5.0f} s] {tag} T={T} "
               f"{kern} {res[-1]['tiles']}: " + (f"{ms:.4f} ms" if ms else err),

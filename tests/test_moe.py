@@ -279,9 +279,10 @@ def test_moe_down_with_a_bf16_workspace(fp8, gen):
 @pytest.mark.parametrize("T,E,k", [(1, 12, 3), (1, 8, 8), (5, 6, 4)],
                          ids=["T1", "T1-all-experts", "T5-shared-experts"])
 def test_routed_block_against_the_sorted_block_and_torch(T, E, k, fp8, gen):
-    """The routed form (no sort: moe_gate_up_routed, moe_down_routed) against the golden
-    and the sorted form, with the norm and a residual; one token (every expert chosen when
-    k = E) and five tokens sharing experts (its rows read once per entry, still right)."""
+    """The routed form (no sort: moe_gate_up_routed, moe_down_routed; FLAT; GROUPED:
+    moe_down on the entry-order tile map) against the golden and the sorted form, with the
+    norm and a residual; one token (every expert chosen when k = E) and five tokens sharing
+    experts (its rows read once per entry, still right)."""
     H = 256
     x, res, w = _block_inputs(T, E, H, gen)
     w = w.quantized() if fp8 else w
@@ -299,6 +300,10 @@ def test_routed_block_against_the_sorted_block_and_torch(T, E, k, fp8, gen):
     flat = MoeBlock(w, k, routed_tokens=T, tiles={"down": {"FLAT": True}})
     got = flat(x, res=res, norm=(g, 1e-6))  # one (slot, K step) loop in moe_down_routed
     torch.testing.assert_close(got.float(), want.float(), rtol=1.6e-2, atol=1e-2)
+    grouped = MoeBlock(w, k, routed_tokens=T, tiles={"down": {"GROUPED": True}})
+    assert grouped.steps(x)[-1][1] in (K.moe_down, K.moe_down_fp8)  # on the entry map
+    got = grouped(x, res=res, norm=(g, 1e-6))
+    assert torch.equal(got, out)  # moe_down_routed's arithmetic, in two phases
     sorted_ = MoeBlock(w, k, routed_tokens=0)
     assert "sort" in [s[0] for s in sorted_.steps(x)]
     ref = sorted_(x, res=res, norm=(g, 1e-6))

@@ -24,19 +24,20 @@ INTERP_FP8_CAST = "Triton's CPU interpreter rounds fp32 -> e4m3 wrongly across a
 
 
 def _steps(T, fp8, gen, E=10, H=256, I=384, k=3, tiles=None, cuda_consts=False,
-           routed=0):
+           routed=0, cuda_tiles=None):
     """(block, steps) on the simulator; with cuda_consts each step's constants are the
-    ones MoeBlock picks on CUDA (the inputs stay the simulator's); routed: MoeBlock's
-    routed_tokens."""
+    ones MoeBlock picks on CUDA (with cuda_tiles; the inputs stay the simulator's);
+    routed: MoeBlock's routed_tokens."""
     w = random_moe_weights(E, H, I, seed=int(torch.randint(1 << 30, (1,), generator=gen)),
                            fp8=fp8)
-    blk = MoeBlock(w, k, tiles=tiles, routed_tokens=routed)
+    blk = MoeBlock(w, k, tiles=tiles or cuda_tiles, routed_tokens=routed)
     x = torch.randn(T, H, generator=gen).bfloat16()
     res = torch.randn(T, H, generator=gen).bfloat16()
     g = (1 + 0.1 * torch.randn(H, generator=gen)).bfloat16()
     steps = blk.steps(x, res, (g, 1e-6))
     if cuda_consts:
-        cons = MoeBlock(w, k, target="cuda", routed_tokens=routed).consts(T)
+        cons = MoeBlock(w, k, target="cuda", routed_tokens=routed,
+                        tiles=cuda_tiles).consts(T)
         steps = [(n, kern, args, c, cons[n]) for n, kern, args, c in steps]
     return blk, steps
 
@@ -111,17 +112,19 @@ ONE = dict(WIDE, gate_up=dict(WIDE["gate_up"], ONE_LOOP=True))
 
 @pytest.mark.parametrize("fp8", [False, True])
 @pytest.mark.parametrize("T,tiles", [(1, None), (7, None), (40, WIDE), (8, "cuda"),
-                                     (40, GATHER), (1, "routed"), (3, "routed"), (40, ONE)],
+                                     (40, GATHER), (1, "routed"), (3, "routed"), (40, ONE),
+                                     (2, "routed-grouped")],
                          ids=["T1", "T7", "T40-TM32", "T8-cuda-consts", "T40-gather",
                               "T1-routed-cuda-consts", "T3-routed-cuda-consts",
-                              "T40-one-k-loop"])
+                              "T40-one-k-loop", "T2-routed-grouped-down-cuda-consts"])
 def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     """Each launch of the block given the same inputs on both (chained on the simulator).
     The interpreter runs the fp16 variants, and of the FP8 kernels the GEMMs (the fp8 dots
     and the block scales): the others quantise (INTERP_FP8_CAST). routed: MoeBlock's
     one-token form (no sort) at T tokens."""
     gather = tiles is GATHER
-    routed = T if tiles == "routed" else 0
+    routed = T if tiles in ("routed", "routed-grouped") else 0
+    cuda_tiles = {"down": {"GROUPED": True}} if tiles == "routed-grouped" else None
     tiles = "cuda" if routed else tiles
     if fp8 and isinstance(tiles, dict):  # the FP8 kernels' K step is the 128 group
         one = tiles["gate_up"].get("ONE_LOOP", False)
@@ -131,7 +134,7 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
         tiles = {"sort": dict(TB=1)}
     cuda_consts = tiles == "cuda"  # Triton with MoeBlock's CUDA tiles and grids
     blk, steps = _steps(T, fp8, gen, tiles=None if cuda_consts else tiles,
-                        cuda_consts=cuda_consts, routed=routed)
+                        cuda_consts=cuda_consts, routed=routed, cuda_tiles=cuda_tiles)
     half = None if HAS_GPU else {torch.bfloat16: torch.float16}
     ran = 0
     for name, kern, args, consts, *tri_consts in steps:

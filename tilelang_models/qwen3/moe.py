@@ -115,8 +115,10 @@ class MoeBlock:
     is False, moe_quant with FP8 weights). routed_tokens: up to this many tokens (default 1
     on CUDA with bf16 weights, else 0) the block is moe_router -> [FP8: moe_quant of the
     token rows, "quant_x"] -> moe_gate_up_routed -> [moe_quant] -> moe_down_routed,
-    without the sort and moe_down's workspace. tune: on CUDA, each launch's num_warps /
-    num_stages timed at its first call (mt.run_jit's tune), as the decoder layers do."""
+    without the sort and moe_down's workspace (tiles {"down": {"GROUPED": True}}: moe_down
+    on the entry-order tile map instead, with its workspace and combine). tune: on CUDA,
+    each launch's num_warps / num_stages timed at its first call (mt.run_jit's tune), as
+    the decoder layers do."""
 
     def __init__(self, w: MoeWeights, top_k: int, norm_topk_prob: bool = True,
                  target: str = "sim", compile_cfg: dict | None = None,
@@ -204,6 +206,8 @@ class MoeBlock:
         if self.w.fp8:  # the K step is the 128 group
             del gu["TK"], dn["TK"]
         sort.update(TM=tm, TB=tb)
+        dn_grouped = dict(dn, TM=16)  # the routed form's GROUPED down (moe_down, one row
+        # per tile in entry order: the sorted form's down constants at this size)
         if self.routed(T):  # entries and tokens as row tiles of one live row each
             # CUDA: the best of an H100 --sweep at one token (bf16; 2026-12-06)
             cuda = self.target == "cuda"
@@ -226,6 +230,9 @@ class MoeBlock:
             if k not in c:
                 raise ValueError(f"MoeBlock tiles: unknown kernel {k!r} (one of {list(c)})")
             c[k] = {**c[k], **v}
+        if c["down"].pop("GROUPED", False) and self.routed(T):
+            c["down"] = {**dn_grouped, **{k: v for k, v in self.tiles["down"].items()
+                                          if k != "GROUPED"}}
         tms = {k: c[k]["TM"] for k in ("sort", "gate_up", "down")}
         # the tile map's row tiles are the GEMMs' row tiles (the routed form has no map)
         if len(set(tms.values())) > 1 and not self.routed(T):
@@ -234,7 +241,8 @@ class MoeBlock:
         return c
 
     def routed(self, T: int) -> bool:
-        """Whether T tokens take the routed form (no sort; see routed_tokens)."""
+        """Whether T tokens take the routed form (no sort; see routed_tokens; the tiles'
+        "down" GROUPED applies to this form only)."""
         return T <= self.routed_tokens
 
     def _buffers(self, T: int, device) -> dict:
@@ -259,7 +267,11 @@ class MoeBlock:
                  "sw": torch.empty(N, 1, **f32), "tile_e": torch.empty(mt_, **i32),
                  "tile_r0": torch.empty(mt_, **i32), "tile_n": torch.empty(mt_, **i32),
                  "ntiles": torch.empty(1, **i32), "out": torch.empty(T, H, **bf),
-                 "zeros": torch.zeros(T, H, **bf), "ones": torch.ones(H, **bf)}
+                 "zeros": torch.zeros(T, H, **bf), "ones": torch.ones(H, **bf),
+                 # the entry-order tile map (the routed form's GROUPED down): tile i is
+                 # entry i's one row
+                 "entry_r0": torch.arange(N, **i32), "entry_n": torch.ones(N, **i32),
+                 "entry_nt": torch.full((1,), N, **i32)}
             if self.w.fp8:
                 f8 = dict(dtype=torch.float8_e4m3fn, device=device)
                 b.update(xs=torch.empty(N, H, **f8), xss=torch.empty(N, H // 128, **f32),
@@ -325,6 +337,14 @@ class MoeBlock:
                                                         b["act"].view(T, k, I)), c["gate_up"])
                 dn = ("down", K.moe_down_routed, (b["act"].view(T, k, I), w.down, ids, wts,
                                                   res, b["out"]), c["down"])
+            if self.tiles.get("down", {}).get("GROUPED"):  # moe_down, entry-order tile map
+                emap = (ids.view(-1), b["entry_r0"], b["entry_n"], b["entry_nt"])
+                tail = emap + (b["entry_r0"], res, b["out"])  # pos: the identity
+                sw = wts.view(-1, 1)
+                dn = (("down", K.moe_down_fp8, (b["aq"], b["aqs"].view(-1, I // 128),
+                                                w.down, w.s_down, sw) + tail, c["down"])
+                      if w.fp8 else
+                      ("down", K.moe_down, (b["act"], w.down, sw) + tail, c["down"]))
             return [route] + ([qx, gu, quant] if w.fp8 else [gu]) + [dn]
         steps = [route, sort] + ([] if c["sort"].get("MOVE", True) else [gather]) + [gu]
         return steps + ([quant] if w.fp8 else []) + [dn]
