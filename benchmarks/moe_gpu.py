@@ -130,7 +130,7 @@ def breakdown(blk: MoeBlock, x) -> dict:
 
 def profile(blk: MoeBlock, x, reps: int = 20) -> dict | None:
     """Where a block's time goes inside a CUDA graph: torch.profiler's kernel records of
-    `reps` replays of one block: per kernel its mean device time, per replay the span
+    `reps` replays of one block: per kernel its median device time, per replay the span
     (first kernel's start to the last one's end) and the idle time between kernels (us).
     None where the profiler records no kernels (off CUDA)."""
     if not CUDA:
