@@ -336,6 +336,23 @@ def test_gate_up_in_one_k_loop_is_the_same_block(fp8, gen):
             MoeBlock(w, k, tiles={"gate_up": {"ONE_LOOP": True}})(x, res=res)
 
 
+def test_which_tokens_take_the_routed_form():
+    """MoeBlock's policy: the routed form at one token on CUDA with bf16 weights only (FP8
+    and the simulator's default stay sorted; routed_tokens overrides), GROUPED only there."""
+    wb, wf = random_moe_weights(16, 256, 128), random_moe_weights(16, 256, 128, fp8=True)
+    cuda = MoeBlock(wb, 4, target="cuda")
+    assert cuda.routed(1) and not cuda.routed(2)
+    assert not MoeBlock(wf, 4, target="cuda").routed(1)
+    assert not MoeBlock(wb, 4).routed(1) and MoeBlock(wb, 4, routed_tokens=3).routed(3)
+    x1, x8 = (torch.zeros(t, 256, dtype=torch.bfloat16) for t in (1, 8))
+    assert [s[1] for s in cuda.steps(x1)] == [K.moe_router, K.moe_gate_up_routed,
+                                              K.moe_down_routed]
+    grouped = MoeBlock(wb, 4, target="cuda", tiles={"down": {"GROUPED": True}})
+    assert grouped.steps(x1)[-1][1] is K.moe_down
+    assert grouped.consts(8)["down"] == cuda.consts(8)["down"]  # sorted: GROUPED ignored
+    assert [s[0] for s in grouped.steps(x8)] == ["router", "sort", "gate_up", "down"]
+
+
 def test_quantize_helpers_round_trip(gen):
     w = torch.randn(3, 200, 300, generator=gen)
     q, s = quantize_blocks(w)
