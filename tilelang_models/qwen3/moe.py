@@ -219,7 +219,6 @@ class MoeBlock:
             if self.w.fp8:
                 gu.pop("TK", None)
                 dn.pop("TK", None)
-            sort = dict(sort, TM=16)
         c = {"router": router, "sort": sort, "gather": gather, "gate_up": gu,
              "quant": dict(TR=64), "quant_x": dict(TR=64), "down": dn}
         if self.w.fp8:

@@ -482,13 +482,43 @@ def _items(ntiles, gn, GRID):
             yield it // gn, it % gn
 
 
+def _step(acc, a, wt, sa, ws, e, n0, kb):
+    """One K step of acc += a @ wt^T: on the cube, accumulated in L0C (bf16: ws None), or
+    the e4m3 product scaled on the vector lanes by sa (per row) * ws[e, n0 // 128, kb]
+    (per 128x128 weight block)."""
+    if ws is None:
+        return mt.matmul(a, wt, acc=acc, b_trans=True)
+    part = mt.matmul(a, wt, b_trans=True)
+    return acc + part * (sa * ws[e, n0 // QGROUP, kb])
+
+
+def _mm(load_a, load_sa, w, ws, e, n0, K, TM, TN, TK, at_k=None):
+    """acc (TM, TN) f32 = A @ w[e, n0:n0+TN]^T over K, A's K step at k0 from
+    load_a(k0, width): bf16 in steps of TK (ws None), or e4m3 in 128-wide blocks kb with
+    A's per-row scales load_sa(kb) (_step). at_k: the one step at at_k only."""
+    acc = mt.zeros((TM, TN))
+    if ws is None:
+        for k0 in (mt.range(0, K, TK) if at_k is None else (at_k,)):
+            a = load_a(k0, TK)
+            acc = _step(acc, a, mt.load(w[e, n0:n0 + TN, k0:k0 + TK]), None, None, e, n0,
+                        None)
+        return acc
+    for kb in (mt.range(0, mt.cdiv(K, QGROUP)) if at_k is None else (at_k // QGROUP,)):
+        k0 = kb * QGROUP
+        a, sa = load_a(k0, QGROUP), load_sa(kb)
+        acc = _step(acc, a, mt.load(w[e, n0:n0 + TN, k0:k0 + QGROUP]), sa, ws, e, n0, kb)
+    return acc
+
+
+def _tile_rows(x, xqs, r0, n, TM):
+    """Loaders of the row tile x[r0:r0+TM] (n live rows) and of its scales xqs, for _mm."""
+    return (lambda k0, w: mt.load(x[r0:r0 + TM, k0:k0 + w], rows=n),
+            lambda kb: mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n))
+
+
 def _mm_bf16(xs, w, e, r0, n, n0, K, TM, TN, TK):
     """acc[TM, TN] = xs[r0:r0+n] @ w[e, n0:n0+TN]^T on the cube, accumulated in L0C."""
-    acc = mt.zeros((TM, TN))
-    for k0 in mt.range(0, K, TK):
-        a = mt.load(xs[r0:r0 + TM, k0:k0 + TK], rows=n)
-        acc = mt.matmul(a, mt.load(w[e, n0:n0 + TN, k0:k0 + TK]), acc=acc, b_trans=True)
-    return acc
+    return _mm(*_tile_rows(xs, None, r0, n, TM), w, None, e, n0, K, TM, TN, TK)
 
 
 def _mm_fp8(x, xqs, w, ws, e, r0, n, n0, K, TM, TN):
@@ -496,41 +526,28 @@ def _mm_fp8(x, xqs, w, ws, e, r0, n, n0, K, TM, TN):
     q[rows, kb] @ w[e, n0:, kb]^T (f32), then on the vector lanes
     acc += that * scale[rows, kb] * ws[e, n0 // 128, kb]; x is e4m3 with its per-row
     scales xqs."""
-    acc = mt.zeros((TM, TN))
-    for kb in mt.range(0, mt.cdiv(K, QGROUP)):
-        k0 = kb * QGROUP
-        a = mt.load(x[r0:r0 + TM, k0:k0 + QGROUP], rows=n)
-        sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
-        part = mt.matmul(a, mt.load(w[e, n0:n0 + TN, k0:k0 + QGROUP]), b_trans=True)
-        acc = acc + part * (sa * ws[e, n0 // QGROUP, kb])
-    return acc
+    return _mm(*_tile_rows(x, xqs, r0, n, TM), w, ws, e, n0, K, TM, TN, None)
 
 
 def _mm_gate_up(x, xqs, wg, wu, sg, su, e, r0, n, n0, K, TM, TN, TK, ONE_LOOP):
-    """(gate, up) accumulators of row tile r0.. of expert e: two K loops (_mm_bf16 /
-    _mm_fp8 each), or ONE_LOOP: one K loop loading each A tile (and its scales) once for
-    both products (half the A traffic; the same products in the same order)."""
+    """(gate, up) accumulators of row tile r0.. of expert e: a K loop each (_mm), or
+    ONE_LOOP: one K loop loading each A tile (and its scales) once for both products
+    (half the A traffic; the same products in the same order)."""
+    load_a, load_sa = _tile_rows(x, xqs, r0, n, TM)
     if not ONE_LOOP:
-        if sg is None:
-            return (_mm_bf16(x, wg, e, r0, n, n0, K, TM, TN, TK),
-                    _mm_bf16(x, wu, e, r0, n, n0, K, TM, TN, TK))
-        return (_mm_fp8(x, xqs, wg, sg, e, r0, n, n0, K, TM, TN),
-                _mm_fp8(x, xqs, wu, su, e, r0, n, n0, K, TM, TN))
+        return (_mm(load_a, load_sa, wg, sg, e, n0, K, TM, TN, TK),
+                _mm(load_a, load_sa, wu, su, e, n0, K, TM, TN, TK))
     g = mt.zeros((TM, TN))
     u = mt.zeros((TM, TN))
     step = TK if sg is None else QGROUP
     for k0 in mt.range(0, K, step):
-        a = mt.load(x[r0:r0 + TM, k0:k0 + step], rows=n)
+        a = load_a(k0, step)
         bg = mt.load(wg[e, n0:n0 + TN, k0:k0 + step])
         bu = mt.load(wu[e, n0:n0 + TN, k0:k0 + step])
-        if sg is None:
-            g = mt.matmul(a, bg, acc=g, b_trans=True)
-            u = mt.matmul(a, bu, acc=u, b_trans=True)
-        else:
-            kb = k0 // QGROUP
-            sa = mt.load(xqs[r0:r0 + TM, kb:kb + 1], rows=n)
-            g = g + mt.matmul(a, bg, b_trans=True) * (sa * sg[e, n0 // QGROUP, kb])
-            u = u + mt.matmul(a, bu, b_trans=True) * (sa * su[e, n0 // QGROUP, kb])
+        kb = None if sg is None else k0 // QGROUP
+        sa = None if sg is None else load_sa(kb)
+        g = _step(g, a, bg, sa, sg, e, n0, kb)
+        u = _step(u, a, bu, sa, su, e, n0, kb)
     return g, u
 
 
@@ -663,20 +680,10 @@ def moe_down(act: mt.Tensor["N", "I", mt.bf16], wd: mt.Tensor["E", "H", "I", mt.
 def _mm_rows(a, a_s, w, ws, e, t, j, n0, K, TM, TN, TK, at_k=None):
     """The product of row a[t, j] (a [T, KT, K], read as a TM-row tile with one live row)
     with w[e, n0:n0+TN]^T, f32 (TM, TN): bf16 (ws None), or e4m3 with its 1x128 scales
-    a_s [T, KT, K / 128] (_mm_fp8's arithmetic). at_k: only the K step at at_k."""
-    acc = mt.zeros((TM, TN))
-    step = TK if ws is None else QGROUP
-    for k0 in (mt.range(0, K, step) if at_k is None else (at_k,)):
-        a_t = mt.load(a[t:t + TM, j, k0:k0 + step], rows=1)
-        wt = mt.load(w[e, n0:n0 + TN, k0:k0 + step])
-        if ws is None:
-            acc = mt.matmul(a_t, wt, acc=acc, b_trans=True)
-        else:
-            kb = k0 // QGROUP
-            sa = mt.load(a_s[t:t + TM, j, kb:kb + 1], rows=1)
-            part = mt.matmul(a_t, wt, b_trans=True)
-            acc = acc + part * (sa * ws[e, n0 // QGROUP, kb])
-    return acc
+    a_s [T, KT, K / 128] (_mm). at_k: only the K step at at_k."""
+    return _mm(lambda k0, wd: mt.load(a[t:t + TM, j, k0:k0 + wd], rows=1),
+               lambda kb: mt.load(a_s[t:t + TM, j, kb:kb + 1], rows=1), w, ws, e, n0, K,
+               TM, TN, TK, at_k)
 
 
 def _gate_up_routed(x, x_s, ids, wg, wu, sg, su, act, TM, TN, TK, GRID):
