@@ -338,7 +338,8 @@ def test_gate_up_in_one_k_loop_is_the_same_block(fp8, gen):
 
 def test_which_tokens_take_the_routed_form():
     """MoeBlock's policy: the routed form at one token on CUDA with bf16 weights only (FP8
-    and the simulator's default stay sorted; routed_tokens overrides), GROUPED only there."""
+    and the simulator's default stay sorted; routed_tokens overrides); its down is moe_down
+    on the entry-order map there unless tiles say GROUPED False; GROUPED only there."""
     wb, wf = random_moe_weights(16, 256, 128), random_moe_weights(16, 256, 128, fp8=True)
     cuda = MoeBlock(wb, 4, target="cuda")
     assert cuda.routed(1) and not cuda.routed(2)
@@ -346,7 +347,11 @@ def test_which_tokens_take_the_routed_form():
     assert not MoeBlock(wb, 4).routed(1) and MoeBlock(wb, 4, routed_tokens=3).routed(3)
     x1, x8 = (torch.zeros(t, 256, dtype=torch.bfloat16) for t in (1, 8))
     assert [s[1] for s in cuda.steps(x1)] == [K.moe_router, K.moe_gate_up_routed,
-                                              K.moe_down_routed]
+                                              K.moe_down]
+    rows = MoeBlock(wb, 4, target="cuda", tiles={"down": {"GROUPED": False}})
+    assert rows.steps(x1)[-1][1] is K.moe_down_routed and not rows.grouped_down(1)
+    assert "TOPK" not in rows.consts(1)["down"]
+    assert MoeBlock(wb, 4, routed_tokens=1).steps(x1)[-1][1] is K.moe_down_routed  # sim
     grouped = MoeBlock(wb, 4, target="cuda", tiles={"down": {"GROUPED": True}})
     assert grouped.steps(x1)[-1][1] is K.moe_down
     assert grouped.consts(8)["down"] == cuda.consts(8)["down"]  # sorted: GROUPED ignored

@@ -124,7 +124,9 @@ def test_moe_kernels_agree_between_simulator_and_triton(T, tiles, fp8, gen):
     one-token form (no sort) at T tokens."""
     gather = tiles is GATHER
     routed = T if tiles in ("routed", "routed-grouped") else 0
-    cuda_tiles = {"down": {"GROUPED": True}} if tiles == "routed-grouped" else None
+    # routed: moe_down_routed (GROUPED False; CUDA's default is moe_down on the
+    # entry-order map, the routed-grouped case)
+    cuda_tiles = {"down": {"GROUPED": tiles == "routed-grouped"}} if routed else None
     tiles = "cuda" if routed else tiles
     if fp8 and isinstance(tiles, dict):  # the FP8 kernels' K step is the 128 group
         one = tiles["gate_up"].get("ONE_LOOP", False)
