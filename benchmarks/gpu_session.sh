@@ -45,5 +45,5 @@ timeout 120 python3 benchmarks/host_overhead.py 2>&1 | tee $OUT/host_overhead.lo
 # MoE: the block (with each launch's time inside its CUDA graph) takes ~6 min on an H100
 # with tuning; the MoE decode layer (attention over 4096 cached positions) is MOE_LAYER=1
 [ -z "${MOE:-}" ] || timeout 400 python3 benchmarks/moe_gpu.py --config 30b-a3b --tokens 1,8,32 --prefill 4096 --profile --seq 0 2>&1 | tee $OUT/moe.log | grep -v -i warn | tail -30
-[ -z "${MOE_LAYER:-}" ] || timeout 400 python3 benchmarks/moe_gpu.py --config 30b-a3b --tokens 1,8,32 --seq 4096 2>&1 | tee $OUT/moe_layer.log | grep -v -i warn | tail -12
+[ -z "${MOE_LAYER:-}" ] || timeout 400 python3 benchmarks/moe_gpu.py --config 30b-a3b --tokens 1,8,32 --seq 4096 --layer-only 2>&1 | tee $OUT/moe_layer.log | grep -v -i warn | tail -12
 [ -z "${MODEL:-}" ] || timeout 400 python3 benchmarks/model_gpu.py --configs 0.6b --batches 1,8,32 2>&1 | tee $OUT/model.log | grep -v -i warn | tail -8

@@ -24,7 +24,8 @@ rows per expert):
   (rowwise scales: its API has no 128x128 blocks), where this torch and GPU have it.
 - layer: the whole MoeDecodeLayer step (attention over a paged cache of --seq positions
   per sequence, then the block; bf16) in a CUDA graph, against its own floor (attention
-  weights + KV cache read + the block's floor bytes).
+  weights + KV cache read + the block's floor bytes under the layer's own routing);
+  --layer-only: this column alone (no block or torch columns).
 --prefill T adds a row at T tokens with TFLOPS (2 * 3 * T * top_k * H * I flops; the block
 alone, no layer column).
 --breakdown: each of the block's kernels timed alone (replayed from a CUDA graph after
@@ -436,9 +437,9 @@ def layer_weights(cfg, moe: MoeWeights) -> MoeLayerWeights:
     return MoeLayerWeights(LayerWeights(**t, gate_proj=e, up_proj=e, down_proj=e.T), moe)
 
 
-def bench_layer(T, cfg, lw, seq, tiles) -> tuple[float | None, int]:
+def bench_layer(T, cfg, lw, seq, tiles) -> tuple[float | None, int, int]:
     """(ms per MoeDecodeLayer step in a CUDA graph (eager off CUDA), attention bytes:
-    weights + the KV cache read)."""
+    weights + the KV cache read, the block's bytes under the layer's own routing)."""
     kc, vc, bt, sl = (t.to(DEV) for t in make_paged_cache(cfg.attn, [seq] * T, 128, 1))
     x = torch.randn(T, cfg.attn.hidden_size, device=DEV).bfloat16()
     layer = MoeDecodeLayer(cfg, lw, target="cuda", progress=False, tiles=tiles)
@@ -447,16 +448,17 @@ def bench_layer(T, cfg, lw, seq, tiles) -> tuple[float | None, int]:
     ms = _graph_ms(step) if CUDA else _ms(step)
     a = cfg.attn
     attn_bytes = sum(getattr(lw.attn, n).numel() * 2 for n in ATTN_FIELDS)
-    return ms, attn_bytes + 2 * T * seq * a.num_key_value_heads * a.head_dim * 2
+    return (ms, attn_bytes + 2 * T * seq * a.num_key_value_heads * a.head_dim * 2,
+            touched_bytes(lw.moe, layer.moe.routing(T)[0]))
 
 
 def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
-                 split=False, prof=False) -> dict:
+                 split=False, prof=False, layer_only=False) -> dict:
     E, H, I = wb.shape
     k = cfg.top_k
     x = torch.randn(T, H, device=DEV).bfloat16()
     row = {"tokens": T}
-    for tag, w in (("bf16", wb), ("fp8", wf)):
+    for tag, w in (() if layer_only else (("bf16", wb), ("fp8", wf))):
         blk = MoeBlock(w, k, cfg.norm_topk_prob, target="cuda", tiles=tiles.get(tag))
         out = blk(x).clone()
         ids, wts = (t.clone() for t in blk.routing(T))
@@ -498,9 +500,9 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
             if err:
                 row["scaled_grouped_mm_error"] = err
     if seq:
-        row["layer_ms"], attn_bytes = bench_layer(T, cfg, layer_weights(cfg, wb), seq,
-                                                  tiles.get("bf16"))
-        row["layer_bytes"] = attn_bytes + row["bf16_bytes"]
+        row["layer_ms"], attn_bytes, moe_bytes = bench_layer(
+            T, cfg, layer_weights(cfg, wb), seq, tiles.get("bf16"))
+        row["layer_bytes"] = attn_bytes + moe_bytes
     if prefill:
         flops = 2 * 3 * T * k * H * I
         for key in ("bf16_ms", "fp8_ms", "grouped_mm_gemm_ms", "scaled_grouped_mm_gemm_ms"):
@@ -519,6 +521,8 @@ def main() -> None:
                     help="cached positions per sequence for the layer column (0: no layer)")
     ap.add_argument("--tiles", default=None,
                     help='JSON {"bf16": {"gate_up": {"TN": 64}}, "fp8": {...}}')
+    ap.add_argument("--layer-only", action="store_true",
+                    help="only the MoE decode layer column (no block or torch columns)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also each kernel of the block alone (CUDA graph) per token count")
     ap.add_argument("--profile", action="store_true",
@@ -555,8 +559,10 @@ def main() -> None:
     tiles = json.loads(a.tiles) if a.tiles else {}
     bws = [copy_bandwidth()]
     seq = 40 if a.smoke else a.seq
+    if a.layer_only and not seq:
+        sys.exit("--layer-only needs --seq > 0 (the layer's cached positions)")
     rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq, split=a.breakdown,
-                         prof=a.profile) for T in tokens]
+                         prof=a.profile, layer_only=a.layer_only) for T in tokens]
     if a.prefill:
         rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True,
                                  split=a.breakdown, prof=a.profile))
@@ -574,7 +580,7 @@ def main() -> None:
     cols = ["bf16_ms", "bf16_graph_ms", "fp8_ms", "fp8_graph_ms", "torch_loop_ms",
             "grouped_mm_ms", "grouped_mm_gemm_ms", "scaled_grouped_mm_gemm_ms"]
     print(f"{'T':>5} {'floor16':>8} {'floor8':>8} " + " ".join(f"{c[:-3]:>18}" for c in cols))
-    for r in rows:
+    for r in ([] if a.layer_only else rows):
         cells = []
         for c in cols:
             v = r.get(c)
@@ -629,8 +635,9 @@ def main() -> None:
             print(f"{b['dtype']:>5} T {b['tokens']:>5} {b['kernel']:>8}: best "
                   f"{m or float('nan'):.4f} ms {b.get('best_tiles')}  default "
                   f"{d or float('nan'):.4f} ms {b.get('default_tiles')}  ({gain})")
-    print(f"max rel err vs moe_ref: bf16 {max(r['bf16_rel_err'] for r in rows):.3g}, "
-          f"fp8 {max(r['fp8_rel_err'] for r in rows):.3g}")
+    if not a.layer_only:
+        print(f"max rel err vs moe_ref: bf16 {max(r['bf16_rel_err'] for r in rows):.3g}, "
+              f"fp8 {max(r['fp8_rel_err'] for r in rows):.3g}")
     out = {"bench": "moe_gpu", "device": dev, "config": cfg.name, "copy_GBps": bw / 1e9,
            "rows": rows}
     if a.sweep:
