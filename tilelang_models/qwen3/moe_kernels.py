@@ -189,20 +189,25 @@ def _cdiv_tiles(cnt, TM):
     return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
 
 
-def _tile_map(cnt, cnt_r, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT):
-    """The row-tile map from the rows per expert, cnt (TE, 1) and the same as a row cnt_r
-    (1, TE), and the rows of all lower experts, less (TE, 1): expert e's rows start at
-    less[e] and make cdiv(cnt[e], TM) tiles (an exclusive prefix over experts as a masked
-    (TE, TE) row sum); tile t belongs to the expert whose tiles end first after t."""
-    MT = tile_e.shape[0]
+def _tile_map(cnt_r, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT, t_lo=0, t_hi=None,
+              store_n=True):
+    """The row-tile map (its tiles t_lo .. t_hi, TT at a time; store_n: also ntiles) from
+    the rows per expert as a row, cnt_r (1, TE): expert e's rows start at less[e] (the
+    rows of all lower experts) and make cdiv(cnt[e], TM) tiles (exclusive prefixes over
+    experts as masked (TE, TE) row sums); tile t belongs to the expert whose tiles end
+    first after t."""
+    t_hi = tile_e.shape[0] if t_hi is None else t_hi
     ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
     erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
+    cnt = mt.row_sum(mt.where(ecol == erow, cnt_r, 0.0))  # (TE, 1): cnt_r as a column
+    less = mt.row_sum(mt.where(erow < ecol, cnt_r, 0.0))  # exclusive
     tc = _cdiv_tiles(cnt, TM)
     toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
     tend = toff + tc
     ntot = mt.col_sum(tc)
-    mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
-    for t0 in mt.range(0, MT, TT):
+    if store_n:
+        mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
+    for t0 in mt.range(t_lo, t_hi, TT):
         tt = (mt.arange(TT).astype(mt.f32) + mt.to_float(t0)).reshape(1, TT)
         e_t = mt.col_sum(mt.where(tend <= tt, 1.0, 0.0))  # experts ending <= t
         oh = mt.where(ecol == e_t, 1.0, 0.0)  # (TE, TT)
@@ -230,11 +235,12 @@ def _sort_direct(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, T
                  TB, TJ, TE, TT):
     """One launch, no barrier (decode): each of cdiv(N, TB) blocks ranks its TB entries
     against all N (keys e * N + i, TJ at a time: O(N * TB) compares per block) and moves
-    their rows; one more block counts the rows per expert (O(N * TE)) and builds the map."""
+    their rows; cdiv(MT, TT) more blocks each count the rows per expert (O(N * TE)) and
+    build TT tiles of the map (the first also ntiles)."""
     N = ids.shape[0]
     NF = mt.to_float(N)
     nb = mt.cdiv(N, TB)
-    for blk in mt.spmd(nb + 1):
+    for blk in mt.spmd(nb + mt.cdiv(tile_e.shape[0], TT)):
         # blocks 0..nb-1: pos[i] = #{j : (e_j, j) < (e_i, i)}, then the rows
         for _ in _once_if(blk, nb):
             b0 = blk * TB
@@ -245,20 +251,20 @@ def _sort_direct(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, T
                 rank = rank + mt.row_sum(mt.where(kj < ki, 1.0, 0.0))
             mt.store(pos[b0:b0 + TB], rank.reshape(TB).astype(mt.i32))
             _move_rows(ids, wts, pos, sw, copy_row, b0, mt.smin(TB, N - b0), TOPK)
-        # block nb: rows per expert, their offsets, and the row-tile map
+        # blocks nb ..: the rows per expert, then TT tiles of the row-tile map each
         for _ in _once_if(nb - 1, blk):
-            ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
             erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-            cnt = mt.zeros((TE, 1))
-            cnt_r = mt.zeros((1, TE))  # the same counts as a row (no transpose needed)
-            less = mt.zeros((TE, 1))
+            cnt_r = mt.zeros((1, TE))
             for j0 in mt.range(0, N, TJ):
                 ej, jj = _keys(ids, j0, N, NF, TJ)[1:]
                 ej = mt.where(jj < NF, ej, 1e9)
-                cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
-                less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
                 cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
-            _tile_map(cnt, cnt_r, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT)
+            t0 = (blk - nb) * TT
+            _tile_map(cnt_r, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT, t0, t0 + TT,
+                      store_n=False)
+            for _ in _once_if(blk, nb + 1):
+                mt.store(ntiles[0:1],
+                         mt.row_sum(_cdiv_tiles(cnt_r, TM)).reshape(1).astype(mt.i32))
 
 
 def _chunk(ids, c0, NF, TB, TE):
@@ -317,12 +323,8 @@ def _sort_hist(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOP
                 _move_rows(ids, wts, pos, sw, copy_row, c0, mt.smin(TB, N - c0), TOPK)
         # ---- the last block: the row-tile map
         for _ in _once_if(P - 2, blk):
-            tot = _hist_sums(hist, blk, P, TJ, TE)[0]
-            ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
-            erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-            tot_c = mt.row_sum(mt.where(ecol == erow, tot, 0.0))
-            less = mt.row_sum(mt.where(erow < ecol, tot, 0.0))
-            _tile_map(tot_c, tot, less, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT)
+            _tile_map(_hist_sums(hist, blk, P, TJ, TE)[0], tile_e, tile_r0, tile_n,
+                      ntiles, TM, TE, TT)
 
 
 def _hist_sums(hist, blk, P, TJ, TE):
