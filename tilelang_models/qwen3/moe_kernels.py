@@ -189,14 +189,17 @@ def _cdiv_tiles(cnt, TM):
     return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
 
 
-def _tile_map(cnt_r, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT, t_lo=0, t_hi=None,
-              store_n=True):
-    """The row-tile map (its tiles t_lo .. t_hi, TT at a time; store_n: also ntiles) from
-    the rows per expert as a row, cnt_r (1, TE): expert e's rows start at less[e] (the
-    rows of all lower experts) and make cdiv(cnt[e], TM) tiles (exclusive prefixes over
-    experts as masked (TE, TE) row sums); tile t belongs to the expert whose tiles end
-    first after t."""
-    t_hi = tile_e.shape[0] if t_hi is None else t_hi
+def _ntiles(cnt_r, TM):
+    """(1,) tiles of the map, sum_e cdiv(cnt[e], TM), from the rows per expert (1, TE)."""
+    return mt.row_sum(_cdiv_tiles(cnt_r, TM)).reshape(1).astype(mt.i32)
+
+
+def _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, t_lo, t_step):
+    """TT tiles of the row-tile map from each of t_lo, t_lo + t_step, .. below its length,
+    from the rows per expert as a row, cnt_r (1, TE): expert e's rows start at less[e]
+    (the rows of all lower experts) and make cdiv(cnt[e], TM) tiles (exclusive prefixes
+    over experts as masked (TE, TE) row sums); tile t belongs to the expert whose tiles
+    end first after t; tiles past the last live one are zeros."""
     ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
     erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
     cnt = mt.row_sum(mt.where(ecol == erow, cnt_r, 0.0))  # (TE, 1): cnt_r as a column
@@ -205,9 +208,7 @@ def _tile_map(cnt_r, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT, t_lo=0, t_hi=N
     toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
     tend = toff + tc
     ntot = mt.col_sum(tc)
-    if store_n:
-        mt.store(ntiles[0:1], ntot.reshape(1).astype(mt.i32))
-    for t0 in mt.range(t_lo, t_hi, TT):
+    for t0 in mt.range(t_lo, tile_e.shape[0], t_step):
         tt = (mt.arange(TT).astype(mt.f32) + mt.to_float(t0)).reshape(1, TT)
         e_t = mt.col_sum(mt.where(tend <= tt, 1.0, 0.0))  # experts ending <= t
         oh = mt.where(ecol == e_t, 1.0, 0.0)  # (TE, TT)
@@ -259,12 +260,10 @@ def _sort_direct(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, T
                 ej, jj = _keys(ids, j0, N, NF, TJ)[1:]
                 ej = mt.where(jj < NF, ej, 1e9)
                 cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
-            t0 = (blk - nb) * TT
-            _tile_map(cnt_r, tile_e, tile_r0, tile_n, ntiles, TM, TE, TT, t0, t0 + TT,
-                      store_n=False)
+            _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, (blk - nb) * TT,
+                      tile_e.shape[0])  # one step
             for _ in _once_if(blk, nb + 1):
-                mt.store(ntiles[0:1],
-                         mt.row_sum(_cdiv_tiles(cnt_r, TM)).reshape(1).astype(mt.i32))
+                mt.store(ntiles[0:1], _ntiles(cnt_r, TM))
 
 
 def _chunk(ids, c0, NF, TB, TE):
@@ -290,8 +289,8 @@ def _sort_hist(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOP
     experts (from a (TE, TE) masked sum) plus the rows earlier blocks give it; then per
     chunk, in order, an entry's row is that plus its rank among the chunk's entries of
     the same expert ((TB, TB) compares: O(N * TB) in all), and the chunk's histogram is
-    added for the next. Blocks without chunks skip phase 2; the last block also builds
-    the row-tile map."""
+    added for the next. Blocks without chunks skip phase 2; the first cdiv(MT, TT) blocks
+    also build TT tiles each of the row-tile map."""
     N = ids.shape[0]
     NF = mt.to_float(N)
     P = mt.target().aiv_count
@@ -321,10 +320,14 @@ def _sort_hist(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOP
                 mt.store(pos[c0:c0 + TB], p.reshape(TB).astype(mt.i32))
                 base = base + mt.col_sum(oh)
                 _move_rows(ids, wts, pos, sw, copy_row, c0, mt.smin(TB, N - c0), TOPK)
-        # ---- the last block: the row-tile map
-        for _ in _once_if(P - 2, blk):
-            _tile_map(_hist_sums(hist, blk, P, TJ, TE)[0], tile_e, tile_r0, tile_n,
-                      ntiles, TM, TE, TT)
+        # ---- the row-tile map: TT tiles from each of blk * TT, (blk + P) * TT, .. (the
+        # first cdiv(MT, TT) blocks; block 0 also ntiles)
+        MT = tile_e.shape[0]
+        for _ in _once_if(blk * TT, MT):
+            tot = _hist_sums(hist, blk, P, TJ, TE)[0]
+            _tile_map(tot, tile_e, tile_r0, tile_n, TM, TE, TT, blk * TT, P * TT)
+            for _ in _once_if(blk, 1):
+                mt.store(ntiles[0:1], _ntiles(tot, TM))
 
 
 def _hist_sums(hist, blk, P, TJ, TE):
