@@ -194,16 +194,19 @@ def _ntiles(cnt_r, TM):
     return mt.row_sum(_cdiv_tiles(cnt_r, TM)).reshape(1).astype(mt.i32)
 
 
-def _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, t_lo, t_step):
+def _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, t_lo, t_step, cnt=None,
+              less=None):
     """TT tiles of the row-tile map from each of t_lo, t_lo + t_step, .. below its length,
-    from the rows per expert as a row, cnt_r (1, TE): expert e's rows start at less[e]
-    (the rows of all lower experts) and make cdiv(cnt[e], TM) tiles (exclusive prefixes
-    over experts as masked (TE, TE) row sums); tile t belongs to the expert whose tiles
-    end first after t; tiles past the last live one are zeros."""
+    from the rows per expert as a row, cnt_r (1, TE), and as a column, cnt (TE, 1), and
+    the rows of all lower experts, less (TE, 1) (None: from cnt_r, a masked (TE, TE) row
+    sum each): expert e's rows start at less[e] and make cdiv(cnt[e], TM) tiles (their
+    exclusive prefix over experts a masked (TE, TE) row sum); tile t belongs to the expert
+    whose tiles end first after t; tiles past the last live one are zeros."""
     ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
     erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-    cnt = mt.row_sum(mt.where(ecol == erow, cnt_r, 0.0))  # (TE, 1): cnt_r as a column
-    less = mt.row_sum(mt.where(erow < ecol, cnt_r, 0.0))  # exclusive
+    if cnt is None:
+        cnt = mt.row_sum(mt.where(ecol == erow, cnt_r, 0.0))  # cnt_r as a column
+        less = mt.row_sum(mt.where(erow < ecol, cnt_r, 0.0))  # exclusive
     tc = _cdiv_tiles(cnt, TM)
     toff = mt.row_sum(mt.where(erow < ecol, _cdiv_tiles(cnt_r, TM), 0.0))  # exclusive
     tend = toff + tc
@@ -253,15 +256,21 @@ def _sort_direct(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, T
             mt.store(pos[b0:b0 + TB], rank.reshape(TB).astype(mt.i32))
             _move_rows(ids, wts, pos, sw, copy_row, b0, mt.smin(TB, N - b0), TOPK)
         # blocks nb ..: the rows per expert, then TT tiles of the row-tile map each
+        # ((TE, TJ) compares: on an H100 a masked (TE, TE) sum per count cost more)
         for _ in _once_if(nb - 1, blk):
+            ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
             erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
-            cnt_r = mt.zeros((1, TE))
+            cnt = mt.zeros((TE, 1))
+            cnt_r = mt.zeros((1, TE))  # the same counts as a row (no transpose needed)
+            less = mt.zeros((TE, 1))
             for j0 in mt.range(0, N, TJ):
                 ej, jj = _keys(ids, j0, N, NF, TJ)[1:]
                 ej = mt.where(jj < NF, ej, 1e9)
+                cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
+                less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
                 cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
             _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, (blk - nb) * TT,
-                      tile_e.shape[0])  # one step
+                      tile_e.shape[0], cnt, less)  # one step
             for _ in _once_if(blk, nb + 1):
                 mt.store(ntiles[0:1], _ntiles(cnt_r, TM))
 
