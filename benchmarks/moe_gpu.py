@@ -512,6 +512,18 @@ def bench_tokens(T, wb, wf, cfg, tiles, bw_list, prefill=False, seq=0,
     return row
 
 
+def _progress(r: dict, bw: float) -> None:
+    """One row's graph times against its floors so far (stderr: a run cut short by a time
+    limit keeps what it measured)."""
+    cells = []
+    for tag in ("bf16", "fp8", "layer"):
+        v = r.get(f"{tag}_graph_ms") or r.get(f"{tag}_ms")  # eager off CUDA
+        b = r.get(f"{tag}_bytes")
+        if v and b:
+            cells.append(f"{tag} {v:.4f} ms ({v / (b / bw * 1e3):.2f}x)")
+    print(f"[row] T={r['tokens']}: " + ", ".join(cells or ["-"]), file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="30b-a3b", help="30b-a3b, 235b-a22b, tiny-moe")
@@ -561,11 +573,12 @@ def main() -> None:
     seq = 40 if a.smoke else a.seq
     if a.layer_only and not seq:
         sys.exit("--layer-only needs --seq > 0 (the layer's cached positions)")
-    rows = [bench_tokens(T, wb, wf, cfg, tiles, bws, seq=seq, split=a.breakdown,
-                         prof=a.profile, layer_only=a.layer_only) for T in tokens]
-    if a.prefill:
-        rows.append(bench_tokens(a.prefill, wb, wf, cfg, tiles, bws, prefill=True,
-                                 split=a.breakdown, prof=a.profile))
+    rows = []
+    for T, pre in [(T, False) for T in tokens] + ([(a.prefill, True)] if a.prefill else []):
+        rows.append(bench_tokens(T, wb, wf, cfg, tiles, bws, prefill=pre, seq=0 if pre else seq,
+                                 split=a.breakdown, prof=a.profile,
+                                 layer_only=a.layer_only and not pre))
+        _progress(rows[-1], max(bws))
     only = json.loads(a.sweep_cands) if a.sweep_cands else None
     sweep_res, skipped = (sweep(sweep_tokens, wb, wf, cfg, a.sweep_budget, a.smoke, only)
                           if a.sweep else ([], 0))
