@@ -110,16 +110,18 @@ def test_router_ties_take_the_lowest_expert_index(gen):
                 assert ids[t, j] < ids[t, j + 1]
 
 
-def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16, direct=False):
+def _sort(ids, wts, x, E, tm=16, tb=16, te=None, tj=16, direct=False, tt=64):
     T, k = ids.shape
     N = T * k
     MT = K.tile_slots(N, E, tm)
-    i32 = dict(dtype=torch.int32)
-    o = [torch.empty(N, **i32), torch.empty(N, 1), torch.empty(MT, **i32),
-         torch.empty(MT, **i32), torch.empty(MT, **i32), torch.empty(1, **i32),
-         torch.empty(N, x.shape[1], dtype=torch.bfloat16)]
+    # outputs filled with -7: a value the sort does not write stays visible (torch.empty
+    # may hand back an earlier call's buffer holding the right answer)
+    o = [torch.full(s, -7, dtype=d) for s, d in (
+        ((N,), torch.int32), ((N, 1), torch.float32), ((MT,), torch.int32),
+        ((MT,), torch.int32), ((MT,), torch.int32), ((1,), torch.int32),
+        ((N, x.shape[1]), torch.bfloat16))]
     mt.run_jit(K.moe_sort, ids.reshape(-1), wts.reshape(-1), x, *o, NE=E, TOPK=k, TM=tm,
-               TB=tb, TJ=tj, TE=te or -(-E // 16) * 16, DIRECT=direct)
+               TB=tb, TJ=tj, TE=te or -(-E // 16) * 16, DIRECT=direct, TT=tt)
     return o
 
 
@@ -130,17 +132,21 @@ def _tiles_ref(ids, E, tm):
             for e in range(E) for j in range(-(-int(cnt[e]) // tm))]
 
 
-@pytest.mark.parametrize("T,E,k,busy,tb,tj,direct", [
-    (1, 12, 4, None, 16, 16, False), (1, 12, 4, None, 1, 16, True),
-    (7, 10, 3, 2, 16, 32, False), (7, 10, 3, 2, 1, 16, True),
-    (64, 20, 4, 7, 16, 16, False), (64, 20, 4, 7, 16, 16, True),
-    (300, 36, 2, 0, 64, 16, True), (1000, 36, 2, 0, 64, 16, False),
-    (512, 128, 8, 5, 16, 16, False)])
-def test_counting_sort_and_tile_map(T, E, k, busy, tb, tj, direct, gen):
+@pytest.mark.parametrize("T,E,k,busy,tb,tj,direct,tt", [
+    (1, 12, 4, None, 16, 16, False, 64), (1, 12, 4, None, 1, 16, True, 64),
+    (7, 10, 3, 2, 16, 32, False, 64), (7, 10, 3, 2, 1, 16, True, 64),
+    (64, 20, 4, 7, 16, 16, False, 64), (64, 20, 4, 7, 16, 16, True, 64),
+    (300, 36, 2, 0, 64, 16, True, 64), (1000, 36, 2, 0, 64, 16, False, 64),
+    (512, 128, 8, 5, 16, 16, False, 64),
+    (300, 36, 2, 0, 64, 16, True, 5), (1000, 36, 2, 0, 64, 16, False, 1)])
+def test_counting_sort_and_tile_map(T, E, k, busy, tb, tj, direct, tt, gen):
     """Experts with no rows (E > T * k at T = 1), one row, and most rows (`busy` is every
     token's first choice: T tied entries, kept in entry order); the chunked counting sort
     (chunks of 16 or 64 entries; at 4096 entries several chunks per block, at 7 tokens a
-    chunk that ends past the entries) and DIRECT (blocks of 1, 16 or 64 entries)."""
+    chunk that ends past the entries) and DIRECT (blocks of 1, 16 or 64 entries). The
+    map's slices of TT tiles: at TT 5 the DIRECT sort's 15 map blocks (the last one short
+    of the map's 74 tiles); at TT 1 the chunked sort's 48 blocks take 3 or 4 of its 161
+    tiles each, strided."""
     ids = torch.stack([torch.randperm(E, generator=gen)[:k] for _ in range(T)])
     if busy is not None:  # put `busy` first in every row, keeping the row's ids distinct
         for t in range(T):
@@ -150,7 +156,7 @@ def test_counting_sort_and_tile_map(T, E, k, busy, tb, tj, direct, gen):
     ids = ids.int()
     wts = torch.rand(T, k, generator=gen)
     x = torch.randn(T, 160, generator=gen).bfloat16()
-    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E, tb=tb, tj=tj, direct=direct)
+    pos, sw, te, tr, tn, nt, xs = _sort(ids, wts, x, E, tb=tb, tj=tj, direct=direct, tt=tt)
     order = torch.sort(ids.reshape(-1).long(), stable=True).indices
     want_pos = torch.empty_like(order)
     want_pos[order] = torch.arange(len(order))
@@ -159,8 +165,9 @@ def test_counting_sort_and_tile_map(T, E, k, busy, tb, tj, direct, gen):
     assert torch.equal(sw.view(-1), wts.reshape(-1)[order])
     tiles = _tiles_ref(ids, E, 16)
     assert int(nt[0]) == len(tiles)
-    got = list(zip(te.tolist(), tr.tolist(), tn.tolist()))[:len(tiles)]
-    assert got == tiles
+    got = list(zip(te.tolist(), tr.tolist(), tn.tolist()))
+    assert got[:len(tiles)] == tiles
+    assert all(t == (0, 0, 0) for t in got[len(tiles):])  # past the live tiles: zeros
     counts = torch.bincount(ids.reshape(-1).long(), minlength=E)
     assert (counts == 0).any() or T > 1
     if busy is not None:
