@@ -37,7 +37,8 @@ time, the span of one block and the idle time between its kernels.
 `tiles=`) per token count (--sweep-tokens, default the decode counts and 4096), and for
 moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB),
 moe_down's bf16 workspace (YS16, prefill), moe_gate_up's ONE_LOOP and, at one token,
-moe_down_routed's FLAT loop or moe_down on the entry-order map (GROUPED), each timed
+moe_down_routed (GROUPED False, also with its FLAT loop) in place of MoeBlock's moe_down on
+the entry-order map, each timed
 alone in a CUDA graph; the best per kernel is printed against MoeBlock's default.
 --sweep-cands JSON times only the given candidates (and the defaults).
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
@@ -200,11 +201,11 @@ def sweep_candidates(T, E, k, fp8, smoke=False, H=2048) -> dict[str, list[dict]]
             cands.append(dict(YS16=True))
         if kern == "gate_up" and not (T == 1 and not fp8):  # sorted: one K loop for both
             cands.append(dict(ONE_LOOP=True))
-        if T == 1 and kern == "down" and not smoke:  # routed: one (slot, K step) loop
-            cands += [dict(FLAT=True)] + ([] if fp8 else [dict(FLAT=True, TK=tk)
-                                                           for tk in (128, 768)])
-            if not fp8:  # or moe_down (its workspace and combine) on the entry-order map
-                cands.append(dict(GROUPED=True))
+        if T == 1 and kern == "down" and not smoke and not fp8:  # the routed form's down
+            # is moe_down on the entry-order map (GROUPED); or moe_down_routed, also with
+            # one (slot, K step) loop
+            cands += [dict(GROUPED=False)] + [dict(GROUPED=False, FLAT=True, **tk)
+                                              for tk in ({}, {"TK": 128}, {"TK": 768})]
         out[kern] = cands
     if splits_router(T, mt.get_target("gpu").clusters):  # MoeBlock's split router
         out["router"] = [{}, {"KS": 0}] + ([] if smoke else [
