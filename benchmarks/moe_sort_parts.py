@@ -46,9 +46,11 @@ def count_map(ids: mt.Tensor["N", mt.i32], tile_e: mt.Out["MT", mt.i32],
             less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
             cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
         if MAP:
-            MK._tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, 0, TT, cnt, less)
-        mt.store(ntiles[0:1], (MK._ntiles(cnt_r, TM).astype(mt.f32)
-                               + mt.col_sum(cnt + less).reshape(1) * 0.0).astype(mt.i32))
+            mt.store(ntiles[0:1], MK._tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT,
+                                               0, TT, cnt, less))
+        else:  # the counts kept alive through a store
+            mt.store(ntiles[0:1], (mt.row_sum(cnt_r) + mt.col_sum(cnt + less) * 0.0)
+                     .reshape(1).astype(mt.i32))
 
 
 @mt.kernel

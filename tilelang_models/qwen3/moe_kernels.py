@@ -189,11 +189,6 @@ def _cdiv_tiles(cnt, TM):
     return ((cnt + (TM - 1) / 2) / float(TM)).astype(mt.i32).astype(mt.f32)
 
 
-def _ntiles(cnt_r, TM):
-    """(1,) tiles of the map, sum_e cdiv(cnt[e], TM), from the rows per expert (1, TE)."""
-    return mt.row_sum(_cdiv_tiles(cnt_r, TM)).reshape(1).astype(mt.i32)
-
-
 def _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, t_lo, t_step, cnt=None,
               less=None):
     """TT tiles of the row-tile map from each of t_lo, t_lo + t_step, .. below its length,
@@ -201,7 +196,8 @@ def _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, t_lo, t_step, cnt=None
     the rows of all lower experts, less (TE, 1) (None: from cnt_r, a masked (TE, TE) row
     sum each): expert e's rows start at less[e] and make cdiv(cnt[e], TM) tiles (their
     exclusive prefix over experts a masked (TE, TE) row sum); tile t belongs to the expert
-    whose tiles end first after t; tiles past the last live one are zeros."""
+    whose tiles end first after t; tiles past the last live one are zeros. Returns the
+    map's live tiles, (1,) i32 (the callers' ntiles[0])."""
     ecol = mt.arange(TE).astype(mt.f32).reshape(TE, 1)
     erow = mt.arange(TE).astype(mt.f32).reshape(1, TE)
     if cnt is None:
@@ -221,6 +217,7 @@ def _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, t_lo, t_step, cnt=None
         live = tt < ntot
         for out, v in ((tile_e, e_t), (tile_r0, r0), (tile_n, n)):
             mt.store(out[t0:t0 + TT], mt.where(live, v, 0.0).reshape(TT).astype(mt.i32))
+    return ntot.reshape(1).astype(mt.i32)
 
 
 def _move_rows(ids, wts, pos, sw, copy_row, b0, nrow, TOPK):
@@ -269,10 +266,10 @@ def _sort_direct(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, T
                 cnt = cnt + mt.row_sum(mt.where(ej == ecol, 1.0, 0.0))
                 less = less + mt.row_sum(mt.where(ej < ecol, 1.0, 0.0))
                 cnt_r = cnt_r + mt.col_sum(mt.where(ej.reshape(TJ, 1) == erow, 1.0, 0.0))
-            _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, (blk - nb) * TT,
-                      tile_e.shape[0], cnt, less)  # one step
+            nt = _tile_map(cnt_r, tile_e, tile_r0, tile_n, TM, TE, TT, (blk - nb) * TT,
+                           tile_e.shape[0], cnt, less)  # one step
             for _ in _once_if(blk, nb + 1):
-                mt.store(ntiles[0:1], _ntiles(cnt_r, TM))
+                mt.store(ntiles[0:1], nt)
 
 
 def _chunk(ids, c0, NF, TB, TE):
@@ -334,9 +331,9 @@ def _sort_hist(ids, wts, pos, sw, tile_e, tile_r0, tile_n, ntiles, copy_row, TOP
         MT = tile_e.shape[0]
         for _ in _once_if(blk * TT, MT):
             tot = _hist_sums(hist, blk, P, TJ, TE)[0]
-            _tile_map(tot, tile_e, tile_r0, tile_n, TM, TE, TT, blk * TT, P * TT)
+            nt = _tile_map(tot, tile_e, tile_r0, tile_n, TM, TE, TT, blk * TT, P * TT)
             for _ in _once_if(blk, 1):
-                mt.store(ntiles[0:1], _ntiles(tot, TM))
+                mt.store(ntiles[0:1], nt)
 
 
 def _hist_sums(hist, blk, P, TJ, TE):
