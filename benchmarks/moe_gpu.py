@@ -13,8 +13,8 @@ rows per expert):
   (the fastest copy of the run: the strictest floor).
 - mixtile: the block's launches (moe_router, moe_sort, [moe_gather], moe_gate_up,
   [moe_quant], moe_down; at one token in bf16 the routed form: moe_router,
-  moe_gate_up_routed, moe_down_routed) per call, eager and replayed from a CUDA graph
-  (graph: time per block in a graph of 4 blocks); at one token the other form (sorted or
+  moe_gate_up_routed, moe_down on the entry-order map) per call, eager and replayed from a
+  CUDA graph (graph: time per block in a graph of 4 blocks); at one token the other form (sorted or
   routed) too, in a CUDA graph.
 - torch_loop: the transformers-style loop over the experts the routing hits (nonzero,
   index_add_), bf16, eager (its host syncs keep it out of a graph).
@@ -38,8 +38,8 @@ time, the span of one block and the idle time between its kernels.
 moe_router (where MoeBlock splits it: KS, TK, TEB, or one block), moe_gather (RB),
 moe_down's bf16 workspace (YS16, prefill), moe_gate_up's ONE_LOOP and, at one token,
 moe_down_routed (GROUPED False, also with its FLAT loop) in place of MoeBlock's moe_down on
-the entry-order map, each timed
-alone in a CUDA graph; the best per kernel is printed against MoeBlock's default.
+the entry-order map, each timed alone in a CUDA graph; the best per kernel is printed
+against MoeBlock's default.
 --sweep-cands JSON times only the given candidates (and the defaults).
 Progress goes to stderr; candidates past --sweep-budget seconds are skipped (and counted;
 the candidates are taken round robin over the (tokens, dtype, kernel) groups, defaults first).
